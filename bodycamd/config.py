@@ -1,0 +1,239 @@
+"""Configuration: one TOML file parsed into frozen, typed dataclasses.
+
+Plain dataclasses rather than pydantic or msgspec: the schema is small, the daemon runs on a
+Pi where every dependency costs start-up time and RAM, and the error messages this product
+needs ("file: key: what was expected", with a did-you-mean for unknown keys) are easier to get
+exactly right by walking the fields ourselves than by rewording another library's errors.
+
+Each field carries its documentation and bounds in ``metadata``; `docs/configuration.md` and
+`config/bodycamd.example.toml` are checked against them by the tests so they cannot drift.
+Relative paths in a file are resolved against the directory holding that file, so a config
+means the same thing whatever the working directory of whoever starts the daemon.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/bodycamd/bodycamd.toml")
+
+Hardware = Literal["pi", "simulated"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def _doc(text: str, *, minimum: float | None = None, maximum: float | None = None) -> Any:
+    return {"doc": text, "min": minimum, "max": maximum}
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str = field(
+        default="",
+        metadata=_doc("Device name written into every segment header; empty means the hostname."),
+    )
+    state_dir: Path = field(
+        default=Path("/var/lib/bodycamd"),
+        metadata=_doc("Keys, segments being written, sealed segments and the journal."),
+    )
+    runtime_dir: Path = field(
+        default=Path("/run/bodycamd"),
+        metadata=_doc("Runtime files such as the control socket; cleared at boot."),
+    )
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    public_key: Path = field(
+        default=Path("/etc/bodycamd/evidence.pub"),
+        metadata=_doc(
+            "Evidence public key from the back end (`bodycamd keys init-evidence`); every "
+            "segment's data key is wrapped to it. The KEM (X25519 or ML-KEM-768+X25519) is "
+            "the one the key file names."
+        ),
+    )
+    development_keys: bool = field(
+        default=False,
+        metadata=_doc(
+            "If the public key file is missing, create a DEVELOPMENT evidence key pair under "
+            "state_dir/dev-evidence/ (private half included) instead of failing. Never on a "
+            "device in service."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    stop_timeout: float = field(
+        default=10.0,
+        metadata=_doc(
+            "Seconds that components get on SIGTERM to seal what they hold before the daemon "
+            "gives up and exits non-zero.",
+            minimum=0.1,
+            maximum=600.0,
+        ),
+    )
+    log_level: LogLevel = field(
+        default="info", metadata=_doc("Lowest level logged: debug, info, warning or error.")
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    hardware: Hardware = field(
+        default="pi",
+        metadata=_doc(
+            'Default backends: "pi" (picamera2, lgpio pins) or "simulated" (synthetic camera, '
+            "gpiozero MockFactory pins)."
+        ),
+    )
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    source: Path | None = field(default=None, compare=False, metadata={"internal": True})
+
+
+def public_fields(cls: type[Any]) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+
+
+def all_keys(cls: type[Any] = Config, prefix: str = "") -> list[str]:
+    """Every dotted key the schema accepts, for suggestions and documentation checks."""
+    keys: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for f in public_fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            keys.extend(all_keys(typing.cast(type[Any], hint), f"{prefix}{f.name}."))
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate `path`; any problem is one ConfigError line naming file and key."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
+    return parse_config(raw, path)
+
+
+def parse_config(raw: bytes, path: Path) -> Config:
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
+    config = _build(Config, data, path, "")
+    return dataclasses.replace(config, source=path)
+
+
+def _build(cls: type[Any], data: dict[str, Any], path: Path, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in public_fields(cls)}
+    for key in data:
+        if key not in known:
+            dotted = prefix + key
+            raise ConfigError(f"{path}: {dotted}: unknown key{_suggest(dotted)}")
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        if name not in data:
+            continue
+        dotted = prefix + name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(data[name], dict):
+                raise ConfigError(
+                    f"{path}: {dotted}: expected a [{dotted}] table, got {_show(data[name])}"
+                )
+            values[name] = _build(typing.cast(type[Any], hint), data[name], path, dotted + ".")
+        else:
+            values[name] = _convert(data[name], hint, f, path, dotted)
+    return cls(**values)
+
+
+def _convert(value: Any, hint: Any, f: dataclasses.Field[Any], path: Path, key: str) -> Any:
+    where = f"{path}: {key}"
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            wanted = " or ".join(f'"{c}"' for c in choices)
+            raise ConfigError(f"{where}: expected {wanted}, got {_show(value)}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {_show(value)}")
+        return value
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {_show(value)}")
+        if hint is int and not isinstance(value, int):
+            raise ConfigError(f"{where}: expected a whole number, got {_show(value)}")
+        low, high = f.metadata.get("min"), f.metadata.get("max")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ConfigError(f"{where}: {value} is out of range; expected {low} to {high}")
+        return hint(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {_show(value)}")
+        return value
+    if hint is Path or (isinstance(hint, types.UnionType) and Path in typing.get_args(hint)):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: expected a path string, got {_show(value)}")
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else (path.parent / candidate).resolve()
+    raise ConfigError(f"{where}: schema error: unsupported type {hint!r}")  # pragma: no cover
+
+
+def _suggest(dotted: str) -> str:
+    matches = difflib.get_close_matches(dotted, all_keys(), n=1, cutoff=0.6)
+    return f"; did you mean {matches[0]}?" if matches else f"; valid keys: {', '.join(all_keys())}"
+
+
+def _show(value: Any) -> str:
+    kind = {
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        dict: "table",
+        list: "array",
+    }.get(type(value), type(value).__name__)
+    text = repr(value) if not isinstance(value, dict | list) else ""
+    if isinstance(value, str):
+        text = '"' + value + '"'
+    return f"{kind} {text}".strip()
+
+
+def to_toml(config: Config) -> str:
+    """Render a config back to TOML (used by `check-config --show` and the round-trip test)."""
+    lines: list[str] = []
+    tables: list[str] = []
+    for f in public_fields(Config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            tables.append(f"\n[{f.name}]")
+            tables.extend(f"{s.name} = {_toml_value(getattr(value, s.name))}" for s in
+                          public_fields(type(value)))
+        else:
+            lines.append(f"{f.name} = {_toml_value(value)}")
+    return "\n".join(lines + tables) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

@@ -1,0 +1,86 @@
+"""The one exception tree of bodycamd.
+
+Every error the daemon or its tools raise on purpose is a leaf of this tree, and every leaf
+also inherits the builtin it is closest to, so callers that only know Python's own
+exceptions still catch it (the gpiozero style)::
+
+    BodycamError
+     ├── ConfigError (ValueError)            a config file that cannot be used
+     ├── KeyFileError (ValueError)           a key file missing, malformed or of the wrong kind
+     ├── StorageError (OSError)              flash could not take what we wrote
+     │    ├── SegmentAbandoned               write/fsync failed; the segment is given up
+     │    └── QuotaExceeded                  the quota or the filesystem is full
+     ├── EvidenceError (ValueError)          a segment is not what it claims to be
+     │    ├── FormatError                    not a segment, unknown version, malformed header
+     │    ├── IntegrityError                 a record, checkpoint, signature or footer is bad
+     │    ├── WrongKeyError                  the evidence key does not open this segment
+     │    └── ChainError                     segments of a recording do not link up
+     └── ComponentFailed (RuntimeError)      a daemon component stopped the daemon
+
+Messages name the object (file, key, record index) and say what was expected, because they
+end up in front of a field tester or in a court report.
+"""
+
+from __future__ import annotations
+
+
+class BodycamError(Exception):
+    """Root of every error bodycamd raises deliberately."""
+
+
+class ConfigError(BodycamError, ValueError):
+    """A configuration file that cannot be used; the message is one line naming file and key."""
+
+
+class KeyFileError(BodycamError, ValueError):
+    """A key file that is missing, malformed, or holds the wrong kind of key."""
+
+
+class StorageError(BodycamError, OSError):
+    """Flash storage failed us; what was durable before the failure is still intact."""
+
+
+class SegmentAbandoned(StorageError):
+    """A write or fsync on a segment failed; the segment is closed and never written again.
+
+    fsync is never retried on the same file: after a failed fsync Linux may have dropped the
+    dirty pages, so a second, successful fsync would lie about what is on flash.
+    """
+
+
+class QuotaExceeded(StorageError):
+    """The storage quota or the filesystem itself has no room for more footage."""
+
+
+class EvidenceError(BodycamError, ValueError):
+    """A segment file fails a check of the evidence format."""
+
+
+class FormatError(EvidenceError):
+    """The file is not a segment bodycamd can read (magic, version, algorithm ids, header)."""
+
+
+class IntegrityError(EvidenceError):
+    """Authenticated data failed to verify: bad tag, bad signature, altered or moved record."""
+
+    def __init__(self, message: str, *, record: int | None = None, offset: int | None = None):
+        super().__init__(message)
+        self.record = record
+        self.offset = offset
+
+
+class WrongKeyError(EvidenceError):
+    """The evidence private key given does not unwrap this segment's data key."""
+
+
+class ChainError(EvidenceError):
+    """The segments of one recording are missing, reordered, substituted or unterminated."""
+
+
+class ComponentFailed(BodycamError, RuntimeError):
+    """A daemon component failed; the daemon stops with a non-zero exit and this one line."""
+
+    def __init__(self, component: str, reason: str):
+        super().__init__(f"{component}: {reason}")
+        self.component = component
+        self.reason = reason

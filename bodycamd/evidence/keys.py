@@ -1,0 +1,237 @@
+"""Keys: the device's Ed25519 signing key and the back end's evidence (HPKE) key pair.
+
+The device holds only the evidence *public* key, so whoever holds the device (a thief, or the
+officer wearing it) cannot decrypt what it recorded. The device signing key is what makes a
+segment attributable: HPKE base mode is sender-anonymous, so without it anyone holding the
+public key could forge footage.
+
+Evidence key files are our own small text format because the ML-KEM-768+X25519 hybrid has no
+settled PEM/PKCS#8 encoding yet; the device key is standard PKCS#8 PEM. All key files are
+written atomically (temp file, fsync, rename, fsync directory) with mode 0600, so a power cut
+leaves either no key or a whole key, never half of one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives import hpke, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+
+from ..errors import KeyFileError
+
+KemName = Literal["x25519", "mlkem768-x25519"]
+
+# HPKE registry code points (RFC 9180 §7; the hybrid's id from the HPKE PQ drafts).
+KEM_IDS: dict[KemName, int] = {"x25519": 0x0020, "mlkem768-x25519": 0x647A}
+KDF_HKDF_SHA256 = 0x0001
+AEAD_AES_256_GCM = 0x0002
+
+_PUBLIC_TITLE = "bodycamd evidence public key v1"
+_PRIVATE_TITLE = "bodycamd evidence PRIVATE key v1 - back end only, never put this on a device"
+_MLKEM768_PUBLIC = 1184
+_MLKEM_SEED = 64
+_X25519 = 32
+
+PublicKey = x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey
+PrivateKey = x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey
+
+
+def hpke_suite(kem: KemName) -> hpke.Suite:
+    kem_obj = hpke.KEM.X25519 if kem == "x25519" else hpke.KEM.MLKEM768_X25519
+    return hpke.Suite(kem_obj, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+
+
+def kem_by_id(kem_id: int) -> KemName | None:
+    for name, value in KEM_IDS.items():
+        if value == kem_id:
+            return name
+    return None
+
+
+def fingerprint(raw_public: bytes) -> str:
+    """SHA-256 of the raw public key, in groups of four hex digits, for reading aloud."""
+    digest = hashlib.sha256(raw_public).hexdigest()
+    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
+
+
+@dataclass(frozen=True)
+class EvidencePublicKey:
+    kem: KemName
+    raw: bytes
+    key: PublicKey
+
+    @property
+    def kem_id(self) -> int:
+        return KEM_IDS[self.kem]
+
+
+@dataclass(frozen=True)
+class EvidencePrivateKey:
+    kem: KemName
+    raw: bytes
+    key: PrivateKey
+    public: EvidencePublicKey
+
+
+def generate_evidence_key(kem: KemName = "x25519") -> EvidencePrivateKey:
+    if kem == "x25519":
+        return _private_from_raw(kem, x25519.X25519PrivateKey.generate().private_bytes_raw())
+    seed = mlkem.MLKEM768PrivateKey.generate().private_bytes_raw()
+    classic = x25519.X25519PrivateKey.generate().private_bytes_raw()
+    return _private_from_raw(kem, seed + classic)
+
+
+def _public_from_raw(kem: KemName, raw: bytes) -> EvidencePublicKey:
+    if kem == "x25519":
+        if len(raw) != _X25519:
+            raise ValueError(f"expected {_X25519} bytes, got {len(raw)}")
+        return EvidencePublicKey(kem, raw, x25519.X25519PublicKey.from_public_bytes(raw))
+    if len(raw) != _MLKEM768_PUBLIC + _X25519:
+        raise ValueError(f"expected {_MLKEM768_PUBLIC + _X25519} bytes, got {len(raw)}")
+    key = hpke.MLKEM768X25519PublicKey(
+        mlkem.MLKEM768PublicKey.from_public_bytes(raw[:_MLKEM768_PUBLIC]),
+        x25519.X25519PublicKey.from_public_bytes(raw[_MLKEM768_PUBLIC:]),
+    )
+    return EvidencePublicKey(kem, raw, key)
+
+
+def _private_from_raw(kem: KemName, raw: bytes) -> EvidencePrivateKey:
+    if kem == "x25519":
+        if len(raw) != _X25519:
+            raise ValueError(f"expected {_X25519} bytes, got {len(raw)}")
+        classic = x25519.X25519PrivateKey.from_private_bytes(raw)
+        public_raw = classic.public_key().public_bytes_raw()
+        return EvidencePrivateKey(kem, raw, classic, _public_from_raw(kem, public_raw))
+    if len(raw) != _MLKEM_SEED + _X25519:
+        raise ValueError(f"expected {_MLKEM_SEED + _X25519} bytes, got {len(raw)}")
+    pq = mlkem.MLKEM768PrivateKey.from_seed_bytes(raw[:_MLKEM_SEED])
+    classic = x25519.X25519PrivateKey.from_private_bytes(raw[_MLKEM_SEED:])
+    public_raw = pq.public_key().public_bytes_raw() + classic.public_key().public_bytes_raw()
+    hybrid = hpke.MLKEM768X25519PrivateKey(pq, classic)
+    return EvidencePrivateKey(kem, raw, hybrid, _public_from_raw(kem, public_raw))
+
+
+def _encode(title: str, kem: KemName, raw: bytes) -> bytes:
+    return f"{title}\nkem: {kem}\nkey: {base64.b64encode(raw).decode()}\n".encode()
+
+
+def _decode(path: Path, title: str) -> tuple[KemName, bytes]:
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read key file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise KeyFileError(f"{path}: not a bodycamd evidence key file (not text)") from exc
+    lines = text.strip().splitlines()
+    if len(lines) != 3 or lines[0] != title:
+        raise KeyFileError(f"{path}: not a {title.split(' - ')[0]} file (first line {lines[:1]})")
+    fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    kem = fields.get("kem")
+    if kem not in KEM_IDS:
+        raise KeyFileError(f"{path}: kem: expected x25519 or mlkem768-x25519, got {kem!r}")
+    try:
+        raw = base64.b64decode(fields.get("key", ""), validate=True)
+    except binascii.Error as exc:
+        raise KeyFileError(f"{path}: key: not valid base64") from exc
+    return kem, raw  # type: ignore[return-value]
+
+
+def load_evidence_public_key(path: Path) -> EvidencePublicKey:
+    kem, raw = _decode(path, _PUBLIC_TITLE)
+    try:
+        return _public_from_raw(kem, raw)
+    except ValueError as exc:
+        raise KeyFileError(f"{path}: key: not a valid {kem} public key ({exc})") from exc
+
+
+def load_evidence_private_key(path: Path) -> EvidencePrivateKey:
+    kem, raw = _decode(path, _PRIVATE_TITLE)
+    try:
+        return _private_from_raw(kem, raw)
+    except ValueError as exc:
+        raise KeyFileError(f"{path}: key: not a valid {kem} private key ({exc})") from exc
+
+
+def write_evidence_key_pair(private: EvidencePrivateKey, private_path: Path) -> Path:
+    """Write `private_path` and `private_path` with suffix .pub; return the public path."""
+    public_path = private_path.with_suffix(".pub")
+    for path in (private_path, public_path):
+        if path.exists():
+            raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
+    atomic_write(private_path, _encode(_PRIVATE_TITLE, private.kem, private.raw))
+    atomic_write(public_path, _encode(_PUBLIC_TITLE, private.kem, private.public.raw))
+    return public_path
+
+
+def load_or_create_device_key(path: Path) -> ed25519.Ed25519PrivateKey:
+    """The device signing key: created on first start, then loaded; never regenerated
+    silently (a new key would orphan the audit trail), so a corrupt file is an error."""
+    if not path.exists():
+        key = ed25519.Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        atomic_write(path, pem)
+        return key
+    try:
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read device key: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise KeyFileError(f"{path}: not a PEM private key ({exc})") from exc
+    if not isinstance(loaded, ed25519.Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: expected an Ed25519 device key, got {type(loaded).__name__}")
+    return loaded
+
+
+def device_public_raw(key: ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey) -> bytes:
+    public = key.public_key() if isinstance(key, ed25519.Ed25519PrivateKey) else key
+    return public.public_bytes_raw()
+
+
+def load_device_public_key(text: str) -> ed25519.Ed25519PublicKey:
+    """A device public key as `bodycamd keys show` prints it (base64 of the raw 32 bytes),
+    or a path to a file holding that line."""
+    candidate = Path(text)
+    value = candidate.read_text().strip() if candidate.is_file() else text.strip()
+    try:
+        raw = base64.b64decode(value.split()[-1], validate=True)
+        return ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError, IndexError) as exc:
+        raise KeyFileError(
+            f"{text}: expected a device public key (base64 of 32 bytes) or a file holding one"
+        ) from exc
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write so a power cut leaves the old file or the whole new one: temp, fsync, rename,
+    fsync the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+    fsync_directory(path.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

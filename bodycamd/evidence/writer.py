@@ -1,0 +1,256 @@
+"""The segment writer: plaintext in, an append-only, signed, encrypted file out.
+
+What survives a power cut at any instant:
+- before the creation fsync returns: nothing we promise (the file may be absent or short; the
+  startup scan treats a file without a whole signed header as unrecoverable, not as footage);
+- after that: the header, and every record up to the end of the last checkpoint whose fsync
+  returned; the reader and the startup scan recover exactly that prefix, as `torn`;
+- after `seal` returns: the whole segment, renamed to `.seg`, with its directory entry durable.
+
+A failed write or fsync abandons the segment at once: the descriptor is closed, later calls
+raise, and fsync is never retried on the same file (Linux may already have dropped the dirty
+pages, so a second, successful fsync would vouch for bytes that are not on flash).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import SegmentAbandoned
+from . import format as fmt
+from .keys import EvidencePublicKey, device_public_raw, fsync_directory, hpke_suite
+
+PART_SUFFIX = ".part"
+SEALED_SUFFIX = ".seg"
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """Who, what and when a segment records; all of it goes into the signed header."""
+
+    recording_id: uuid.UUID
+    segment_index: int
+    prev_digest: bytes = b"\0" * 32
+    device_name: str = ""
+    wall_start_ns: int | None = None
+    mono_start_ns: int | None = None
+    clock_synced: bool = False
+
+
+@dataclass(frozen=True)
+class SealedSegment:
+    path: Path
+    digest: bytes  # SHA-256 of the whole file: the next segment's prev_digest, the receipt
+    size: int
+    plaintext_bytes: int
+    end_of_recording: bool
+
+
+class SegmentWriter:
+    """Write one segment. Not thread-safe; blocking I/O, so the daemon runs it off the loop."""
+
+    def __init__(
+        self,
+        part_path: Path,
+        info: SegmentInfo,
+        evidence_key: EvidencePublicKey,
+        device_key: ed25519.Ed25519PrivateKey,
+        *,
+        fsync: Callable[[int], None] = os.fsync,
+    ) -> None:
+        if part_path.suffix != PART_SUFFIX:
+            raise ValueError(f"{part_path}: a segment being written must end in {PART_SUFFIX}")
+        self.path = part_path
+        self._sign = device_key
+        self._fsync = fsync
+        self._hash = hashlib.sha256()
+        self._offset = 0
+        self._records = 0
+        self._plaintext = 0
+        self._checkpoints = 0
+        self._pending = bytearray()
+        self._fd: int | None = None
+
+        data_key = secrets.token_bytes(32)
+        header = fmt.Header(
+            kem_id=evidence_key.kem_id,
+            segment_index=info.segment_index,
+            recording_id=info.recording_id,
+            device_key=device_public_raw(device_key),
+            wall_start_ns=time.time_ns() if info.wall_start_ns is None else info.wall_start_ns,
+            mono_start_ns=(
+                time.monotonic_ns() if info.mono_start_ns is None else info.mono_start_ns
+            ),
+            clock_synced=info.clock_synced,
+            device_name=info.device_name,
+            prev_digest=info.prev_digest,
+            salt=secrets.token_bytes(32),
+            enc=b"",
+            wrapped_key=b"",
+        )
+        sealed_key = hpke_suite(evidence_key.kem).encrypt(
+            data_key, evidence_key.key, info=fmt.data_key_info(header.fixed_bytes())
+        )
+        enc_len = len(sealed_key) - 48
+        header = dataclasses.replace(
+            header, enc=sealed_key[:enc_len], wrapped_key=sealed_key[enc_len:]
+        )
+        self.header = fmt.signed_header(header, device_key)
+        self._aead: AESGCM | None = AESGCM(fmt.payload_key(data_key, self.header))
+        del data_key
+
+        self._fd = os.open(
+            part_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
+        )
+        self._append(self.header.raw)
+        self._sync(directory=True)
+
+    # -- public API -----------------------------------------------------------------------
+
+    @property
+    def plaintext_bytes(self) -> int:
+        return self._plaintext + len(self._pending)
+
+    @property
+    def file_size(self) -> int:
+        return self._offset
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer plaintext; emit full records. Nothing is durable until `checkpoint`."""
+        self._check_open()
+        self._pending += data
+        chunk = fmt.MAX_PLAINTEXT
+        if len(self._pending) <= chunk:
+            return
+        # keep at least one byte back so the last record can always be FINAL
+        whole = (len(self._pending) - 1) // chunk * chunk
+        view = memoryview(self._pending)
+        try:
+            for start in range(0, whole, chunk):
+                self._emit(fmt.RecordType.DATA, view[start : start + chunk])
+        finally:
+            view.release()
+        del self._pending[:whole]
+
+    def checkpoint(self, mono_ns: int | None = None) -> None:
+        """Make everything written so far durable and vouched for by a signed checkpoint."""
+        self._check_open()
+        if self._pending:
+            self._emit(fmt.RecordType.DATA, bytes(self._pending))
+            self._pending.clear()
+        point = fmt.Checkpoint(
+            seq=self._checkpoints,
+            records=self._records,
+            plaintext=self._plaintext,
+            offset=self._offset,
+            file_sha256=self._hash.copy().digest(),
+            mono_ns=time.monotonic_ns() if mono_ns is None else mono_ns,
+        )
+        self._frame(fmt.RecordType.CHECKPOINT, point.body(self.header.digest, self._sign))
+        self._checkpoints += 1
+        self._sync()
+
+    def seal(self, *, end_of_recording: bool) -> SealedSegment:
+        """Final record, signed footer, fsync, rename to .seg, fsync the directory."""
+        self._check_open()
+        self._emit(fmt.RecordType.FINAL, bytes(self._pending))
+        self._pending.clear()
+        self._aead = None  # the payload key goes with the AEAD object
+        footer = fmt.Footer(
+            records=self._records,
+            plaintext=self._plaintext,
+            offset=self._offset,
+            file_sha256=self._hash.copy().digest(),
+            checkpoints=self._checkpoints,
+            flags=fmt.FLAG_END_OF_RECORDING if end_of_recording else 0,
+            wall_end_ns=time.time_ns(),
+            mono_end_ns=time.monotonic_ns(),
+        )
+        self._frame(fmt.RecordType.FOOTER, footer.body(self.header.digest, self._sign))
+        self._sync()
+        sealed_path = self.path.with_suffix(SEALED_SUFFIX)
+        try:
+            self.path.rename(sealed_path)
+            fsync_directory(self.path.parent)
+        except OSError as exc:
+            self._abandon()
+            raise SegmentAbandoned(
+                f"{self.path}: sealing failed ({exc.strerror or exc}); segment abandoned"
+            ) from exc
+        self._close()
+        return SealedSegment(
+            sealed_path, self._hash.digest(), self._offset, self._plaintext, end_of_recording
+        )
+
+    def abandon(self) -> None:
+        """Give up on the segment without sealing (its durable prefix stays for recovery)."""
+        self._abandon()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _emit(self, kind: fmt.RecordType, plaintext: bytes | memoryview) -> None:
+        assert self._aead is not None
+        frame = fmt.FRAME.pack(len(plaintext) + fmt.TAG_SIZE, kind)
+        last = kind is fmt.RecordType.FINAL
+        sealed = self._aead.encrypt(fmt.nonce(self._records, last), plaintext, frame)
+        self._append(frame, sealed)
+        self._records += 1
+        self._plaintext += len(plaintext)
+
+    def _frame(self, kind: fmt.RecordType, body: bytes) -> None:
+        self._append(fmt.FRAME.pack(len(body), kind), body)
+
+    def _append(self, *parts: bytes) -> None:
+        assert self._fd is not None
+        try:
+            for part in parts:
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self._abandon()
+            raise SegmentAbandoned(
+                f"{self.path}: write failed at byte {self._offset} ({exc.strerror or exc}); "
+                "segment abandoned"
+            ) from exc
+        for part in parts:
+            self._hash.update(part)
+            self._offset += len(part)
+
+    def _sync(self, *, directory: bool = False) -> None:
+        assert self._fd is not None
+        try:
+            self._fsync(self._fd)
+            if directory:
+                fsync_directory(self.path.parent)
+        except OSError as exc:
+            self._abandon()
+            raise SegmentAbandoned(
+                f"{self.path}: fsync failed ({exc.strerror or exc}); segment abandoned, "
+                "never retried on the same file"
+            ) from exc
+
+    def _check_open(self) -> None:
+        if self._fd is None:
+            raise SegmentAbandoned(f"{self.path}: segment is closed or abandoned")
+
+    def _abandon(self) -> None:
+        self._aead = None
+        self._pending.clear()
+        self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)

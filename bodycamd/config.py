@@ -63,9 +63,8 @@ class EvidenceConfig:
     development_keys: bool = field(
         default=False,
         metadata=_doc(
-            "If the public key file is missing, create a DEVELOPMENT evidence key pair under "
-            "state_dir/dev-evidence/ (private half included) instead of failing. Never on a "
-            "device in service."
+            "If public_key is missing, create a DEVELOPMENT evidence key pair there (private "
+            "half beside it, ending in .key) instead of failing. Never on a device in service."
         ),
     )
 
@@ -134,7 +133,7 @@ def parse_config(raw: bytes, path: Path) -> Config:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
-    config = _build(Config, data, path, "")
+    config: Config = _build(Config, data, path, "")
     return dataclasses.replace(config, source=path)
 
 
@@ -144,6 +143,9 @@ def _build(cls: type[Any], data: dict[str, Any], path: Path, prefix: str) -> Any
     for key in data:
         if key not in known:
             dotted = prefix + key
+            value = data[key]
+            if isinstance(value, dict) and value:  # a misspelt section: name a key inside it
+                dotted += "." + next(iter(value))
             raise ConfigError(f"{path}: {dotted}: unknown key{_suggest(dotted)}")
     values: dict[str, Any] = {}
     for name, f in known.items():
@@ -196,7 +198,9 @@ def _convert(value: Any, hint: Any, f: dataclasses.Field[Any], path: Path, key: 
 
 
 def _suggest(dotted: str) -> str:
-    matches = difflib.get_close_matches(dotted, all_keys(), n=1, cutoff=0.6)
+    sections = sorted({key.split(".")[0] for key in all_keys() if "." in key})
+    candidates = all_keys() if "." in dotted else all_keys() + sections
+    matches = difflib.get_close_matches(dotted, candidates, n=1, cutoff=0.6)
     return f"; did you mean {matches[0]}?" if matches else f"; valid keys: {', '.join(all_keys())}"
 
 
@@ -223,8 +227,10 @@ def to_toml(config: Config) -> str:
         value = getattr(config, f.name)
         if dataclasses.is_dataclass(value):
             tables.append(f"\n[{f.name}]")
-            tables.extend(f"{s.name} = {_toml_value(getattr(value, s.name))}" for s in
-                          public_fields(type(value)))
+            tables.extend(
+                f"{s.name} = {_toml_value(getattr(value, s.name))}"
+                for s in public_fields(type(value))
+            )
         else:
             lines.append(f"{f.name} = {_toml_value(value)}")
     return "\n".join(lines + tables) + "\n"
@@ -237,3 +243,32 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
+
+
+def reference_rows() -> list[str]:
+    """The key table of docs/configuration.md, generated from the schema (a test keeps the
+    document equal to it)."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    defaults = iter_defaults(Config())
+    for key in all_keys():
+        field_ = _field_for(key)
+        rows.append(f"| `{key}` | `{_toml_value(defaults[key])}` | {field_.metadata['doc']} |")
+    return rows
+
+
+def iter_defaults(config: Config) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key in all_keys():
+        value: Any = config
+        for part in key.split("."):
+            value = getattr(value, part)
+        values[key] = value
+    return values
+
+
+def _field_for(dotted: str) -> dataclasses.Field[Any]:
+    cls: type[Any] = Config
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        cls = typing.get_type_hints(cls)[part]
+    return next(f for f in dataclasses.fields(cls) if f.name == parts[-1])

@@ -48,6 +48,26 @@ def describe(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+class NotBuiltYet:
+    """Stands in the status line for a part that does not exist yet, so nothing pretends."""
+
+    def __init__(self, name: str, what: str) -> None:
+        self.name = name
+        self._what = what
+
+    async def start(self) -> None:
+        return None
+
+    async def run(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def status(self) -> str:
+        return f"{self.name}: {self._what}"
+
+
 class Supervisor:
     def __init__(
         self,
@@ -56,7 +76,9 @@ class Supervisor:
         *,
         stop_timeout: float,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        debug: bool = False,
     ) -> None:
+        self._debug = debug
         self._components = list(components)
         self._notifier = notifier
         self._stop_timeout = stop_timeout
@@ -92,7 +114,8 @@ class Supervisor:
         log.info("received %s, stopping", sig.name)
         self._stop.set()
 
-    def _fail(self, failure: ComponentFailed) -> None:
+    def _fail(self, failure: ComponentFailed, cause: BaseException | None = None) -> None:
+        failure.__cause__ = cause
         if self._failure is None:
             self._failure = failure
         self._stop.set()
@@ -105,8 +128,7 @@ class Supervisor:
                 try:
                     await component.start()
                 except Exception as exc:
-                    log.debug("start of %s failed", component.name, exc_info=True)
-                    self._fail(ComponentFailed(component.name, describe(exc)))
+                    self._fail(ComponentFailed(component.name, describe(exc)), exc)
                     break
                 self._started.append(component)
                 self._tasks[component.name] = group.create_task(
@@ -129,7 +151,8 @@ class Supervisor:
             if watchdog is not None:
                 watchdog.cancel()
         if self._failure is not None:
-            log.error("%s", self._failure)
+            cause = self._failure.__cause__ if self._debug else None
+            log.error("%s", self._failure, exc_info=cause)
             return EXIT_FAILURE
         log.info("stopped cleanly")
         return EXIT_OK
@@ -138,8 +161,7 @@ class Supervisor:
         try:
             await component.run()
         except Exception as exc:
-            log.debug("%s failed", component.name, exc_info=True)
-            self._fail(ComponentFailed(component.name, describe(exc)))
+            self._fail(ComponentFailed(component.name, describe(exc)), exc)
 
     async def _stop_started(self) -> None:
         """Stop in reverse start order, then let every background task finish, all within
@@ -152,19 +174,16 @@ class Supervisor:
                     try:
                         await component.stop()
                     except Exception as exc:
-                        log.debug("stop of %s failed", component.name, exc_info=True)
-                        self._fail(ComponentFailed(component.name, f"stop: {describe(exc)}"))
+                        self._fail(ComponentFailed(component.name, f"stop: {describe(exc)}"), exc)
                     pending.pop(0)
                 await asyncio.gather(*self._tasks.values())
         except TimeoutError:
             stuck = [c.name for c in pending] or [
                 name for name, task in self._tasks.items() if not task.done()
             ]
-            self._fail(
-                ComponentFailed(
-                    ", ".join(stuck) or "shutdown",
-                    f"did not stop within {self._stop_timeout:g} s; cancelled",
-                )
-            )
+            reason = f"did not stop within {self._stop_timeout:g} s; cancelled"
+            if len(stuck) > 1:
+                reason += f" (never stopped: {', '.join(stuck[1:])})"
+            self._fail(ComponentFailed(stuck[0] if stuck else "shutdown", reason))
             for task in self._tasks.values():
                 task.cancel()

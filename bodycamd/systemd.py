@@ -47,7 +47,9 @@ class Notifier:
         message = "\n".join(fields).encode("utf-8", "replace")
         try:
             if self._socket is None:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._socket = socket.socket(
+                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                )
             self._socket.sendto(message, self._address)
         except OSError as exc:
             log.warning("sd_notify to %r failed: %s", self._address, exc)

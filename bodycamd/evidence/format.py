@@ -87,9 +87,21 @@ class Header:
         if len(name) > NAME_MAX:
             raise ValueError(f"device name is {len(name)} bytes of UTF-8; at most {NAME_MAX}")
         return _FIXED.pack(
-            MAGIC, VERSION, self.kem_id, KDF_HKDF_SHA256, AEAD_AES_256_GCM, MAX_PLAINTEXT,
-            self.segment_index, self.recording_id.bytes, self.device_key, self.wall_start_ns,
-            self.mono_start_ns, int(self.clock_synced), len(name), name, self.prev_digest,
+            MAGIC,
+            VERSION,
+            self.kem_id,
+            KDF_HKDF_SHA256,
+            AEAD_AES_256_GCM,
+            MAX_PLAINTEXT,
+            self.segment_index,
+            self.recording_id.bytes,
+            self.device_key,
+            self.wall_start_ns,
+            self.mono_start_ns,
+            int(self.clock_synced),
+            len(name),
+            name,
+            self.prev_digest,
             self.salt,
         )
 
@@ -117,8 +129,24 @@ def parse_header(raw: bytes) -> Header:
         raise FormatError("not a bodycamd segment (bad magic)")
     if len(raw) < HEADER_SIZE:
         raise FormatError(f"header cut short: {len(raw)} of {HEADER_SIZE} bytes")
-    (magic, version, kem_id, kdf_id, aead_id, max_plain, index, rec, device_key, wall, mono,
-     synced, name_len, name, prev, salt) = _FIXED.unpack_from(raw)
+    (
+        _magic,
+        version,
+        kem_id,
+        kdf_id,
+        aead_id,
+        max_plain,
+        index,
+        rec,
+        device_key,
+        wall,
+        mono,
+        synced,
+        name_len,
+        name,
+        prev,
+        salt,
+    ) = _FIXED.unpack_from(raw)
     if version != VERSION:
         raise FormatError(f"segment format version {version}; this reader knows {VERSION}")
     if kem_by_id(kem_id) is None:
@@ -145,10 +173,19 @@ def parse_header(raw: bytes) -> Header:
     except UnicodeDecodeError as exc:
         raise FormatError("malformed header: device name is not UTF-8") from exc
     return Header(
-        kem_id=kem_id, segment_index=index, recording_id=uuid.UUID(bytes=rec),
-        device_key=device_key, wall_start_ns=wall, mono_start_ns=mono,
-        clock_synced=bool(synced), device_name=device_name, prev_digest=prev, salt=salt,
-        enc=enc, wrapped_key=wrapped, signature=raw[SIGNED_HEADER_SIZE:HEADER_SIZE],
+        kem_id=kem_id,
+        segment_index=index,
+        recording_id=uuid.UUID(bytes=rec),
+        device_key=device_key,
+        wall_start_ns=wall,
+        mono_start_ns=mono,
+        clock_synced=bool(synced),
+        device_name=device_name,
+        prev_digest=prev,
+        salt=salt,
+        enc=enc,
+        wrapped_key=wrapped,
+        signature=raw[SIGNED_HEADER_SIZE:HEADER_SIZE],
         raw=raw[:HEADER_SIZE],
     )
 
@@ -169,7 +206,9 @@ def verify_header(header: Header, device_key: ed25519.Ed25519PublicKey | None) -
 
 def payload_key(data_key: bytes, header: Header) -> bytes:
     return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=header.salt,
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=header.salt,
         info=LABEL_PAYLOAD + header.digest,
     ).derive(data_key)
 
@@ -189,15 +228,15 @@ class Checkpoint:
     mono_ns: int
 
     def body(self, header_digest: bytes, sign: ed25519.Ed25519PrivateKey) -> bytes:
-        fields = _CHECKPOINT.pack(self.seq, self.records, self.plaintext, self.offset,
-                                  self.file_sha256, self.mono_ns)
+        fields = _CHECKPOINT.pack(
+            self.seq, self.records, self.plaintext, self.offset, self.file_sha256, self.mono_ns
+        )
         signed = fields + sign.sign(LABEL_CHECKPOINT + header_digest + fields)
         end = self.offset + FRAME.size + len(signed)
         return signed + b"\0" * ((-end) % ALIGN)
 
     @classmethod
-    def parse(cls, body: bytes, header_digest: bytes,
-              key: ed25519.Ed25519PublicKey) -> Checkpoint:
+    def parse(cls, body: bytes, header_digest: bytes, key: ed25519.Ed25519PublicKey) -> Checkpoint:
         if len(body) < CHECKPOINT_BODY_MIN:
             raise IntegrityError(f"checkpoint body is {len(body)} bytes; too short")
         fields = body[: _CHECKPOINT.size]
@@ -231,8 +270,16 @@ class Footer:
         return bool(self.flags & FLAG_TORN)
 
     def body(self, header_digest: bytes, sign: ed25519.Ed25519PrivateKey) -> bytes:
-        fields = _FOOTER.pack(self.records, self.plaintext, self.offset, self.file_sha256,
-                              self.checkpoints, self.flags, self.wall_end_ns, self.mono_end_ns)
+        fields = _FOOTER.pack(
+            self.records,
+            self.plaintext,
+            self.offset,
+            self.file_sha256,
+            self.checkpoints,
+            self.flags,
+            self.wall_end_ns,
+            self.mono_end_ns,
+        )
         return fields + sign.sign(LABEL_FOOTER + header_digest + fields)
 
     @classmethod

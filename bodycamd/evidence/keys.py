@@ -140,7 +140,7 @@ def _decode(path: Path, title: str) -> tuple[KemName, bytes]:
         raw = base64.b64decode(fields.get("key", ""), validate=True)
     except binascii.Error as exc:
         raise KeyFileError(f"{path}: key: not valid base64") from exc
-    return kem, raw  # type: ignore[return-value]
+    return kem, raw
 
 
 def load_evidence_public_key(path: Path) -> EvidencePublicKey:

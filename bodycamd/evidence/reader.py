@@ -58,8 +58,13 @@ def read_header(stream: BinaryIO, device_key: ed25519.Ed25519PublicKey | None) -
 class _Walk:
     """One pass over the records after the header."""
 
-    def __init__(self, stream: BinaryIO, header: fmt.Header,
-                 device_key: ed25519.Ed25519PublicKey, aead: AESGCM | None) -> None:
+    def __init__(
+        self,
+        stream: BinaryIO,
+        header: fmt.Header,
+        device_key: ed25519.Ed25519PublicKey,
+        aead: AESGCM | None,
+    ) -> None:
         self.stream = stream
         self.header = header
         self.key = device_key
@@ -92,7 +97,8 @@ class _Walk:
                 return
             if not frame:
                 self.tail = (
-                    "ends after the final record; footer missing" if self.final_seen
+                    "ends after the final record; footer missing"
+                    if self.final_seen
                     else "ends at a record boundary; final record and footer missing"
                 )
                 return
@@ -109,8 +115,10 @@ class _Walk:
             self._check_length(kind, length)
             body = self.stream.read(length)
             if len(body) < length:
-                self.tail = (f"ends inside {self._where()}, a {kind.name} record cut after "
-                             f"{len(body)} of {length} bytes")
+                self.tail = (
+                    f"ends inside {self._where()}, a {kind.name} record cut after "
+                    f"{len(body)} of {length} bytes"
+                )
                 return
             if kind in (fmt.RecordType.DATA, fmt.RecordType.FINAL):
                 plain = self._data(kind, frame, body)
@@ -131,8 +139,10 @@ class _Walk:
         low, high = {
             fmt.RecordType.DATA: (fmt.TAG_SIZE + 1, fmt.MAX_PLAINTEXT + fmt.TAG_SIZE),
             fmt.RecordType.FINAL: (fmt.TAG_SIZE, fmt.MAX_PLAINTEXT + fmt.TAG_SIZE),
-            fmt.RecordType.CHECKPOINT: (fmt.CHECKPOINT_BODY_MIN,
-                                        fmt.CHECKPOINT_BODY_MIN + fmt.ALIGN),
+            fmt.RecordType.CHECKPOINT: (
+                fmt.CHECKPOINT_BODY_MIN,
+                fmt.CHECKPOINT_BODY_MIN + fmt.ALIGN,
+            ),
             fmt.RecordType.FOOTER: (fmt.FOOTER_BODY, fmt.FOOTER_BODY),
         }[kind]
         if not low <= length <= high:
@@ -168,16 +178,19 @@ class _Walk:
                 if index == self.records:
                     return f"{kind.name} record was relabelled (it was written as {other.name})"
                 if index < self.records:
-                    return (f"bad tag: this is data record {index} again (duplicated or "
-                            f"replayed); expected data record {self.records}")
-                return (f"bad tag: this is data record {index}; expected data record "
-                        f"{self.records} (records dropped or reordered)")
+                    return (
+                        f"bad tag: this is data record {index} again (duplicated or "
+                        f"replayed); expected data record {self.records}"
+                    )
+                return (
+                    f"bad tag: this is data record {index}; expected data record "
+                    f"{self.records} (records dropped or reordered)"
+                )
         return "bad tag: the record was altered (or the segment has the wrong key)"
 
     def _checkpoint(self, body: bytes) -> None:
         point = fmt.Checkpoint.parse(body, self.header.digest, self.key)
-        expected = (self.checkpoints, self.records, self.plaintext, self.offset,
-                    self.hash.digest())
+        expected = (self.checkpoints, self.records, self.plaintext, self.offset, self.hash.digest())
         found = (point.seq, point.records, point.plaintext, point.offset, point.file_sha256)
         if found != expected:
             names = ("sequence", "record count", "plaintext bytes", "offset", "file hash")
@@ -189,10 +202,14 @@ class _Walk:
 
     def _footer(self, body: bytes) -> None:
         footer = fmt.Footer.parse(body, self.header.digest, self.key)
-        expected = (self.records, self.plaintext, self.offset, self.hash.digest(),
-                    self.checkpoints)
-        found = (footer.records, footer.plaintext, footer.offset, footer.file_sha256,
-                 footer.checkpoints)
+        expected = (self.records, self.plaintext, self.offset, self.hash.digest(), self.checkpoints)
+        found = (
+            footer.records,
+            footer.plaintext,
+            footer.offset,
+            footer.file_sha256,
+            footer.checkpoints,
+        )
         if found != expected:
             raise self._fail("footer does not match the file before it (replayed or altered)")
         if footer.torn == self.final_seen:
@@ -222,8 +239,9 @@ class _Walk:
         )
 
 
-def _device_key(header: fmt.Header,
-                enrolled: ed25519.Ed25519PublicKey | None) -> ed25519.Ed25519PublicKey:
+def _device_key(
+    header: fmt.Header, enrolled: ed25519.Ed25519PublicKey | None
+) -> ed25519.Ed25519PublicKey:
     return enrolled or ed25519.Ed25519PublicKey.from_public_bytes(header.device_key)
 
 
@@ -245,8 +263,12 @@ class SegmentReader:
     authenticated plaintext before it.
     """
 
-    def __init__(self, path: Path, evidence_key: EvidencePrivateKey,
-                 device_key: ed25519.Ed25519PublicKey | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        evidence_key: EvidencePrivateKey,
+        device_key: ed25519.Ed25519PublicKey | None = None,
+    ) -> None:
         self.path = path
         self._evidence_key = evidence_key
         self._device_key = device_key
@@ -273,7 +295,8 @@ def unwrap_data_key(header: fmt.Header, key: EvidencePrivateKey) -> bytes:
         raise WrongKeyError(f"segment's data key is wrapped with {kem}; the key given is {key.kem}")
     try:
         return hpke_suite(key.kem).decrypt(
-            header.enc + header.wrapped_key, key.key,
+            header.enc + header.wrapped_key,
+            key.key,
             info=fmt.data_key_info(header.raw[: fmt.FIXED_SIZE]),
         )
     except Exception as exc:
@@ -282,8 +305,9 @@ def unwrap_data_key(header: fmt.Header, key: EvidencePrivateKey) -> bytes:
         ) from exc
 
 
-def read_segment(path: Path, evidence_key: EvidencePrivateKey,
-                 device_key: ed25519.Ed25519PublicKey | None = None) -> tuple[bytes, Verdict]:
+def read_segment(
+    path: Path, evidence_key: EvidencePrivateKey, device_key: ed25519.Ed25519PublicKey | None = None
+) -> tuple[bytes, Verdict]:
     """Convenience for small segments and tests: all plaintext at once."""
     reader = SegmentReader(path, evidence_key, device_key)
     data = b"".join(reader.plaintext())

@@ -69,8 +69,11 @@ def seal_torn(
             fd = os.open(part_path, os.O_WRONLY | os.O_CLOEXEC)
             try:
                 os.ftruncate(fd, before.vouched_offset)
-                os.pwrite(fd, fmt.FRAME.pack(len(body), fmt.RecordType.FOOTER) + body,
-                          before.vouched_offset)
+                os.pwrite(
+                    fd,
+                    fmt.FRAME.pack(len(body), fmt.RecordType.FOOTER) + body,
+                    before.vouched_offset,
+                )
                 fsync(fd)
             finally:
                 os.close(fd)

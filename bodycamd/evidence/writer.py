@@ -110,9 +110,7 @@ class SegmentWriter:
         self._aead: AESGCM | None = AESGCM(fmt.payload_key(data_key, self.header))
         del data_key
 
-        self._fd = os.open(
-            part_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
-        )
+        self._fd = os.open(part_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._append(self.header.raw)
         self._sync(directory=True)
 

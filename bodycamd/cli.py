@@ -1,0 +1,123 @@
+"""`bodycamd`: run the daemon, check a config, manage keys, and the evidence operator tool.
+
+Exit codes: 0 success, 1 failure (bad config, a component failed, a check failed), 2 bad
+command-line usage (argparse).
+Errors are one line on stderr; `--debug` adds tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import DEFAULT_CONFIG_PATH, load_config, to_toml
+from .errors import BodycamError
+from .evidence import cli as evidence_cli
+from .evidence.keys import (
+    KEM_IDS,
+    device_public_raw,
+    fingerprint,
+    generate_evidence_key,
+    load_or_create_device_key,
+    write_evidence_key_pair,
+)
+from .logs import setup_logging
+from .storage import StateLayout
+
+log = logging.getLogger("bodycamd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bodycamd", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"bodycamd {__version__}")
+    parser.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--config",
+            type=Path,
+            default=DEFAULT_CONFIG_PATH,
+            help=f"config file (default {DEFAULT_CONFIG_PATH})",
+        )
+
+    run = commands.add_parser("run", help="run the daemon in the foreground")
+    with_config(run)
+    check = commands.add_parser("check-config", help="validate a config file; exit 0 or 1")
+    check.add_argument("file", nargs="?", type=Path, default=DEFAULT_CONFIG_PATH)
+    check.add_argument("--show", action="store_true", help="print the effective config")
+
+    keys = commands.add_parser("keys", help="device and evidence keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    init = key_commands.add_parser(
+        "init-evidence", help="make an evidence key pair for a back end (never on a device)"
+    )
+    init.add_argument("out", type=Path, help="private key file; the public key gets .pub")
+    init.add_argument("--kem", choices=sorted(KEM_IDS), default="x25519")
+    show = key_commands.add_parser("show", help="print the device public key for enrolment")
+    with_config(show)
+
+    evidence_cli.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug: bool = args.debug
+    try:
+        return _dispatch(args)
+    except BodycamError as exc:
+        if debug:
+            log.exception("failed")
+        print(f"bodycamd: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        config = load_config(args.config)
+        setup_logging("debug" if args.debug else config.daemon.log_level)
+        from .app import run_daemon
+
+        return run_daemon(config, debug=args.debug)
+    if args.command == "check-config":
+        config = load_config(args.file)
+        if args.show:
+            print(to_toml(config), end="")
+        else:
+            print(f"{args.file}: OK")
+        return 0
+    if args.command == "keys":
+        return _keys(args)
+    return evidence_cli.dispatch(args)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    if args.keys_command == "init-evidence":
+        private = generate_evidence_key(args.kem)
+        public_path = write_evidence_key_pair(private, args.out)
+        print(f"evidence private key: {args.out}  (back end only: never copy it to a device)")
+        print(f"evidence public key:  {public_path}  (install on devices as evidence.public_key)")
+        print(f"fingerprint: {fingerprint(private.public.raw)}")
+        return 0
+    config = load_config(args.config)
+    layout = StateLayout(config.device.state_dir)
+    existed = layout.device_key.exists()
+    key = load_or_create_device_key(layout.device_key)
+    raw = device_public_raw(key)
+    if not existed:
+        print(f"created device key {layout.device_key}", file=sys.stderr)
+    print(f"device public key: {base64.b64encode(raw).decode()}")
+    print(f"fingerprint: {fingerprint(raw)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def write_config(tmp_path: Path, extra: str = "", *, state_dir: str = "state") -> Path:
+    path = tmp_path / "bodycamd.toml"
+    path.write_text(
+        'hardware = "simulated"\n'
+        f"{extra}\n"
+        "[device]\n"
+        'name = "test-cam"\n'
+        f'state_dir = "{state_dir}"\n'
+        'runtime_dir = "run"\n'
+        "[evidence]\n"
+        'public_key = "keys/evidence.pub"\n'
+        "development_keys = true\n"
+        "[daemon]\n"
+        "stop_timeout = 5.0\n"
+        'log_level = "debug"\n'
+    )
+    return path
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's notify socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(30)
+        self.messages: list[dict[str, str]] = []
+
+    def receive(self) -> dict[str, str]:
+        data = self.sock.recv(65536).decode()
+        fields = dict(line.split("=", 1) for line in data.splitlines() if "=" in line)
+        self.messages.append(fields)
+        return fields
+
+    def wait_for(self, key: str) -> dict[str, str]:
+        while True:
+            fields = self.receive()
+            if key in fields:
+                return fields
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.sock.close()

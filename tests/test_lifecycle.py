@@ -1,0 +1,63 @@
+"""The whole daemon as systemd runs it: a subprocess, a notify socket, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import NotifySocket, write_config
+
+
+def start(config: Path, notify: NotifySocket, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bodycamd.cli", *extra, "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_start_ready_sigterm_exit_zero(tmp_path: Path, notify_socket: NotifySocket) -> None:
+    proc = start(write_config(tmp_path), notify_socket)
+    try:
+        ready = notify_socket.wait_for("READY")
+        assert ready["READY"] == "1"
+        assert "storage: 0 segment(s) awaiting upload" in ready["STATUS"]
+        assert "camera: not built yet" in ready["STATUS"]  # says what is missing, no pretence
+        assert notify_socket.wait_for("WATCHDOG") == {"WATCHDOG": "1"}
+        proc.send_signal(signal.SIGTERM)
+        stopping = notify_socket.wait_for("STOPPING")
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert stopping["STOPPING"] == "1"
+    assert proc.returncode == 0, err
+    assert "stopped cleanly" in err
+    assert (tmp_path / "state" / "keys" / "device.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_component_failure_exits_non_zero_with_one_line(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
+    (tmp_path / "state").write_text("a file where the state directory should be")
+    proc = start(write_config(tmp_path), notify_socket)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    last = err.strip().splitlines()[-1]
+    assert last.endswith(
+        f"bodycamd.daemon: storage: {tmp_path / 'state'}: exists but is not a directory"
+    )
+    assert "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(tmp_path: Path, notify_socket: NotifySocket) -> None:
+    (tmp_path / "state").write_text("not a directory")
+    proc = start(write_config(tmp_path), notify_socket, "--debug")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "Traceback" in err

@@ -46,12 +46,15 @@ def check_chain(links: Sequence[ChainLink]) -> ChainReport:
                 f"{link.name}: belongs to recording {header.recording_id}, not {recording} "
                 "(substituted or mixed up)"
             )
-        if header.segment_index > position:
-            raise ChainError(
-                f"segment {position} of recording {recording} is missing "
-                f"({link.name} is segment {header.segment_index})"
+        if header.segment_index != position:
+            comes_later = any(
+                other.verdict.header.segment_index == position for other in links[position + 1 :]
             )
-        if header.segment_index < position:
+            if header.segment_index > position and not comes_later:
+                raise ChainError(
+                    f"segment {position} of recording {recording} is missing "
+                    f"({link.name} is segment {header.segment_index})"
+                )
             raise ChainError(
                 f"{link.name}: segment {header.segment_index} found at position {position} "
                 "(reordered or duplicated)"

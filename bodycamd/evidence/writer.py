@@ -245,7 +245,7 @@ class SegmentWriter:
 
     def _abandon(self) -> None:
         self._aead = None
-        self._pending.clear()
+        self._pending = bytearray()  # rebind, not clear: write() may hold a view of it
         self._close()
 
     def _close(self) -> None:

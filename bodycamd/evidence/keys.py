@@ -82,10 +82,10 @@ class EvidencePrivateKey:
 
 def generate_evidence_key(kem: KemName = "x25519") -> EvidencePrivateKey:
     if kem == "x25519":
-        return _private_from_raw(kem, x25519.X25519PrivateKey.generate().private_bytes_raw())
+        return evidence_private_key_from_raw(kem, x25519.X25519PrivateKey.generate().private_bytes_raw())
     seed = mlkem.MLKEM768PrivateKey.generate().private_bytes_raw()
     classic = x25519.X25519PrivateKey.generate().private_bytes_raw()
-    return _private_from_raw(kem, seed + classic)
+    return evidence_private_key_from_raw(kem, seed + classic)
 
 
 def _public_from_raw(kem: KemName, raw: bytes) -> EvidencePublicKey:
@@ -102,7 +102,7 @@ def _public_from_raw(kem: KemName, raw: bytes) -> EvidencePublicKey:
     return EvidencePublicKey(kem, raw, key)
 
 
-def _private_from_raw(kem: KemName, raw: bytes) -> EvidencePrivateKey:
+def evidence_private_key_from_raw(kem: KemName, raw: bytes) -> EvidencePrivateKey:
     if kem == "x25519":
         if len(raw) != _X25519:
             raise ValueError(f"expected {_X25519} bytes, got {len(raw)}")
@@ -154,7 +154,7 @@ def load_evidence_public_key(path: Path) -> EvidencePublicKey:
 def load_evidence_private_key(path: Path) -> EvidencePrivateKey:
     kem, raw = _decode(path, _PRIVATE_TITLE)
     try:
-        return _private_from_raw(kem, raw)
+        return evidence_private_key_from_raw(kem, raw)
     except ValueError as exc:
         raise KeyFileError(f"{path}: key: not a valid {kem} private key ({exc})") from exc
 

@@ -82,7 +82,9 @@ class EvidencePrivateKey:
 
 def generate_evidence_key(kem: KemName = "x25519") -> EvidencePrivateKey:
     if kem == "x25519":
-        return evidence_private_key_from_raw(kem, x25519.X25519PrivateKey.generate().private_bytes_raw())
+        return evidence_private_key_from_raw(
+            kem, x25519.X25519PrivateKey.generate().private_bytes_raw()
+        )
     seed = mlkem.MLKEM768PrivateKey.generate().private_bytes_raw()
     classic = x25519.X25519PrivateKey.generate().private_bytes_raw()
     return evidence_private_key_from_raw(kem, seed + classic)

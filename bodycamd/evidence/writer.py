@@ -80,6 +80,7 @@ class SegmentWriter:
         self._plaintext = 0
         self._checkpoints = 0
         self._pending = bytearray()
+        self._record = bytearray(fmt.MAX_RECORD)
         self._fd: int | None = None
 
         data_key = secrets.token_bytes(32)
@@ -125,21 +126,25 @@ class SegmentWriter:
         return self._offset
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Buffer plaintext; emit full records. Nothing is durable until `checkpoint`."""
+        """Take plaintext of any size; emit full records. Nothing is durable until
+        `checkpoint`. A record is emitted only when more data follows it, so the last one
+        can always be FINAL."""
         self._check_open()
-        self._pending += data
         chunk = fmt.MAX_PLAINTEXT
-        if len(self._pending) <= chunk:
+        view = memoryview(data)
+        if len(self._pending) + len(view) <= chunk:
+            self._pending += view
             return
-        # keep at least one byte back so the last record can always be FINAL
-        whole = (len(self._pending) - 1) // chunk * chunk
-        view = memoryview(self._pending)
-        try:
-            for start in range(0, whole, chunk):
-                self._emit(fmt.RecordType.DATA, view[start : start + chunk])
-        finally:
-            view.release()
-        del self._pending[:whole]
+        if self._pending:
+            take = chunk - len(self._pending)
+            self._pending += view[:take]
+            view = view[take:]
+            self._emit(fmt.RecordType.DATA, self._pending)
+            self._pending.clear()
+        while len(view) > chunk:  # straight from the caller's buffer, no copy
+            self._emit(fmt.RecordType.DATA, view[:chunk])
+            view = view[chunk:]
+        self._pending += view
 
     def checkpoint(self, mono_ns: int | None = None) -> None:
         """Make everything written so far durable and vouched for by a signed checkpoint."""
@@ -197,19 +202,27 @@ class SegmentWriter:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _emit(self, kind: fmt.RecordType, plaintext: bytes | memoryview) -> None:
+    def _emit(self, kind: fmt.RecordType, plaintext: bytes | bytearray | memoryview) -> None:
+        """Encrypt into the reusable record buffer: no allocation, one write per record."""
         assert self._aead is not None
-        frame = fmt.FRAME.pack(len(plaintext) + fmt.TAG_SIZE, kind)
+        end = fmt.FRAME.size + len(plaintext) + fmt.TAG_SIZE
+        fmt.FRAME.pack_into(self._record, 0, end - fmt.FRAME.size, kind)
         last = kind is fmt.RecordType.FINAL
-        sealed = self._aead.encrypt(fmt.nonce(self._records, last), plaintext, frame)
-        self._append(frame, sealed)
+        with memoryview(self._record) as record:
+            self._aead.encrypt_into(
+                fmt.nonce(self._records, last),
+                plaintext,
+                record[: fmt.FRAME.size],
+                record[fmt.FRAME.size : end],
+            )
+            self._append(record[:end])
         self._records += 1
         self._plaintext += len(plaintext)
 
     def _frame(self, kind: fmt.RecordType, body: bytes) -> None:
         self._append(fmt.FRAME.pack(len(body), kind), body)
 
-    def _append(self, *parts: bytes) -> None:
+    def _append(self, *parts: bytes | memoryview) -> None:
         assert self._fd is not None
         try:
             for part in parts:

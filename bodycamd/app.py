@@ -21,9 +21,10 @@ def device_name(config: Config) -> str:
 
 def build_components(config: Config) -> list[Component]:
     layout = StateLayout(config.device.state_dir)
+    identity = IdentityComponent(config.evidence, layout)
     return [
-        StorageComponent(layout),
-        IdentityComponent(config.evidence, layout),
+        identity,
+        StorageComponent(layout, config.storage, identity, device_name(config)),
         NotBuiltYet("camera", "not built yet (capture issue), recording unavailable"),
     ]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import tomllib
 import types
 import typing
@@ -30,8 +31,43 @@ Hardware = Literal["pi", "simulated"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
-def _doc(text: str, *, minimum: float | None = None, maximum: float | None = None) -> Any:
-    return {"doc": text, "min": minimum, "max": maximum}
+def _doc(
+    text: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    size: bool = False,
+) -> Any:
+    return {"doc": text, "min": minimum, "max": maximum, "size": size}
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$")
+_UNITS = {
+    None: 1,
+    "B": 1,
+    "kB": 10**3,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+}
+
+
+def parse_size(text: str, total: int) -> int:
+    """Bytes from "64GB", "500 MiB", "123456" or "90%" (of `total`)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise ValueError(f'expected a size like "90%", "32GB" or "512MiB", got "{text}"')
+    number, unit = float(match.group(1)), match.group(2)
+    if unit == "%":
+        if not 0 < number <= 100:
+            raise ValueError(f"expected a percentage above 0 and at most 100, got {text}")
+        return int(total * number / 100)
+    return int(number * _UNITS[unit])
 
 
 @dataclass(frozen=True)
@@ -70,6 +106,50 @@ class EvidenceConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    quota: str = field(
+        default="90%",
+        metadata=_doc(
+            'Most flash that footage may use: bytes ("32GB", "500MiB") or a percentage of the '
+            "filesystem holding state_dir.",
+            size=True,
+        ),
+    )
+    reserve: str = field(
+        default="256MiB",
+        metadata=_doc(
+            "Kept free on the filesystem for the journal and the filesystem itself; footage "
+            "never uses it.",
+            size=True,
+        ),
+    )
+    low_minutes: float = field(
+        default=60.0,
+        metadata=_doc(
+            "Raise storage_low when less than this many minutes of footage fit.",
+            minimum=0.0,
+            maximum=6000.0,
+        ),
+    )
+    min_free_minutes: float = field(
+        default=5.0,
+        metadata=_doc(
+            "Refuse to start a recording when less than this many minutes of footage fit.",
+            minimum=0.0,
+            maximum=600.0,
+        ),
+    )
+    assumed_bitrate: int = field(
+        default=10_000_000,
+        metadata=_doc(
+            "Bits per second used to estimate minutes left until a recording measures its own.",
+            minimum=100_000,
+            maximum=200_000_000,
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     stop_timeout: float = field(
         default=10.0,
@@ -96,6 +176,7 @@ class Config:
     )
     device: DeviceConfig = field(default_factory=DeviceConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})
 
@@ -188,6 +269,11 @@ def _convert(value: Any, hint: Any, f: dataclasses.Field[Any], path: Path, key: 
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {_show(value)}")
+        if f.metadata.get("size"):
+            try:
+                parse_size(value, 1)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {exc}") from exc
         return value
     if hint is Path or (isinstance(hint, types.UnionType) and Path in typing.get_args(hint)):
         if not isinstance(value, str) or not value:

@@ -26,7 +26,7 @@ from .evidence.keys import (
     load_or_create_device_key,
     write_evidence_key_pair,
 )
-from .storage import StateLayout
+from .storage.layout import StateLayout
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,13 @@ class IdentityComponent:
         self.device_key: ed25519.Ed25519PrivateKey | None = None
         self.evidence_key: EvidencePublicKey | None = None
 
+    def signing_key(self) -> ed25519.Ed25519PrivateKey:
+        if self.device_key is None:
+            raise KeyFileError("the device key is not loaded yet")
+        return self.device_key
+
     async def start(self) -> None:
+        await asyncio.to_thread(self._layout.prepare)
         self.device_key = await asyncio.to_thread(
             load_or_create_device_key, self._layout.device_key
         )

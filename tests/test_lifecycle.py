@@ -27,7 +27,8 @@ def test_start_ready_sigterm_exit_zero(tmp_path: Path, notify_socket: NotifySock
     try:
         ready = notify_socket.wait_for("READY")
         assert ready["READY"] == "1"
-        assert "storage: 0 segment(s) awaiting upload" in ready["STATUS"]
+        assert ", 0 segment(s) awaiting upload" in ready["STATUS"]
+        assert "min left" in ready["STATUS"]
         assert "camera: not built yet" in ready["STATUS"]  # says what is missing, no pretence
         assert notify_socket.wait_for("WATCHDOG") == {"WATCHDOG": "1"}
         proc.send_signal(signal.SIGTERM)
@@ -50,7 +51,7 @@ def test_component_failure_exits_non_zero_with_one_line(
     assert proc.returncode == 1
     last = err.strip().splitlines()[-1]
     assert last.endswith(
-        f"bodycamd.daemon: storage: {tmp_path / 'state'}: exists but is not a directory"
+        f"bodycamd.daemon: keys: {tmp_path / 'state'}: exists but is not a directory"
     )
     assert "Traceback" not in err
 

@@ -125,6 +125,11 @@ class SegmentWriter:
     def file_size(self) -> int:
         return self._offset
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Plaintext accepted but not yet in a record (at most one record's worth)."""
+        return len(self._pending)
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Take plaintext of any size; emit full records. Nothing is durable until
         `checkpoint`. A record is emitted only when more data follows it, so the last one

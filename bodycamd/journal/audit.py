@@ -1,0 +1,143 @@
+"""The audit trail: append-only events, each hash-chained to the one before and signed by the
+device key, so an edited, deleted or reordered event is detected by `bodycamd audit verify`.
+
+    hash_n      = SHA-256(hash_{n-1} ‖ canonical JSON of {seq, time_ns, mono_ns, kind, fields})
+    signature_n = Ed25519(device key, "bodycamd/v1 audit\\0" ‖ hash_n)
+    hash_0      = 32 zero bytes
+
+What the chain cannot show on its own: the newest events being cut off the end. The trail is
+exported with every upload, and the back end compares the new export with the last one it
+holds, which anchors the head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+LABEL_AUDIT = b"bodycamd/v1 audit\0"
+GENESIS = b"\0" * 32
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    seq: int
+    time_ns: int
+    mono_ns: int
+    kind: str
+    fields: dict[str, Any]
+    prev_hash: bytes
+    hash: bytes
+    signature: bytes
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "seq": self.seq,
+                "time_ns": self.time_ns,
+                "mono_ns": self.mono_ns,
+                "kind": self.kind,
+                "fields": self.fields,
+                "prev_hash": self.prev_hash.hex(),
+                "hash": self.hash.hex(),
+                "signature": self.signature.hex(),
+            },
+            sort_keys=True,
+        )
+
+
+def canonical(seq: int, time_ns: int, mono_ns: int, kind: str, fields: str) -> bytes:
+    body = {
+        "seq": seq,
+        "time_ns": time_ns,
+        "mono_ns": mono_ns,
+        "kind": kind,
+        "fields": json.loads(fields),
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def append_event(
+    db: sqlite3.Connection, key: ed25519.Ed25519PrivateKey, kind: str, fields: dict[str, Any]
+) -> AuditEvent:
+    """Append within the caller's transaction (so the event commits with what it records)."""
+    last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    now, mono = time.time_ns(), time.monotonic_ns()
+    digest = hashlib.sha256(prev + canonical(seq, now, mono, kind, text)).digest()
+    signature = key.sign(LABEL_AUDIT + digest)
+    db.execute(
+        "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq, now, mono, kind, text, prev, digest, signature),
+    )
+    return AuditEvent(seq, now, mono, kind, json.loads(text), prev, digest, signature)
+
+
+def read_events(db: sqlite3.Connection) -> Iterator[AuditEvent]:
+    for row in db.execute(
+        "SELECT seq, time_ns, mono_ns, kind, fields, prev_hash, hash, "
+        "signature FROM audit ORDER BY rowid"
+    ):
+        yield AuditEvent(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            json.loads(row[4]),
+            bytes(row[5]),
+            bytes(row[6]),
+            bytes(row[7]),
+        )
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    events: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_audit(db: sqlite3.Connection, device_key: ed25519.Ed25519PublicKey) -> AuditReport:
+    """Walk the trail in storage order and name every event that breaks the chain."""
+    problems: list[str] = []
+    prev, expected_seq, count = GENESIS, 1, 0
+    for row in db.execute(
+        "SELECT seq, time_ns, mono_ns, kind, fields, prev_hash, hash, "
+        "signature FROM audit ORDER BY rowid"
+    ):
+        count += 1
+        seq, time_ns, mono_ns, kind, fields = row[0], row[1], row[2], row[3], row[4]
+        prev_hash, digest, signature = bytes(row[5]), bytes(row[6]), bytes(row[7])
+        where = f"event {seq} ({kind})"
+        if seq != expected_seq:
+            problems.append(
+                f"{where}: expected event {expected_seq} here (events deleted or reordered)"
+            )
+        if prev_hash != prev:
+            problems.append(f"{where}: does not follow the event before it")
+        try:
+            recomputed = hashlib.sha256(
+                prev_hash + canonical(seq, time_ns, mono_ns, kind, fields)
+            ).digest()
+        except json.JSONDecodeError:
+            recomputed = b""
+        if recomputed != digest:
+            problems.append(f"{where}: contents do not match its hash (edited)")
+        try:
+            device_key.verify(signature, LABEL_AUDIT + digest)
+        except InvalidSignature:
+            problems.append(f"{where}: bad device signature")
+        prev, expected_seq = digest, seq + 1
+    return AuditReport(count, problems)

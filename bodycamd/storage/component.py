@@ -1,0 +1,112 @@
+"""The storage component of the daemon: layout, journal, reconciliation, quota and status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from ..config import StorageConfig, parse_size
+from ..errors import StorageError
+from ..journal import Journal
+from ..journal.db import AWAITING_UPLOAD
+from .layout import StateLayout
+from .quota import QuotaLedger
+from .reconcile import reconcile
+from .spool import Spool
+
+if TYPE_CHECKING:
+    from ..identity import IdentityComponent
+
+log = logging.getLogger(__name__)
+
+
+class StorageComponent:
+    name = "storage"
+
+    def __init__(
+        self,
+        layout: StateLayout,
+        config: StorageConfig,
+        identity: IdentityComponent,
+        device_name: str,
+    ) -> None:
+        self.layout = layout
+        self._config = config
+        self._identity = identity
+        self._device_name = device_name
+        self.spool: Spool | None = None
+        self._awaiting = 0
+        self._low: bool | None = None
+        self._full: bool | None = None
+
+    async def start(self) -> None:
+        self.spool = await asyncio.to_thread(self._open)
+        report = await asyncio.to_thread(reconcile, self.spool, self._identity.signing_key())
+        log.info("storage reconciled: %s", report.summary())
+        await asyncio.to_thread(self._recount)
+
+    def _open(self) -> Spool:
+        self.layout.prepare()
+        key = self._identity.signing_key()
+        journal = Journal(self.layout.journal, key)
+        journal.audit("daemon_start", device=self._device_name)
+        config = self._config
+        ledger = QuotaLedger(
+            self.layout.root,
+            lambda total: parse_size(config.quota, total),
+            parse_size(config.reserve, 0),
+            low_minutes=config.low_minutes,
+            min_free_minutes=config.min_free_minutes,
+            bitrate=config.assumed_bitrate,
+        )
+        if self._identity.evidence_key is None:
+            raise StorageError("keys are not loaded")
+        return Spool(
+            self.layout, journal, ledger, key, self._identity.evidence_key, self._device_name
+        )
+
+    def _recount(self) -> None:
+        assert self.spool is not None
+        self.spool.ledger.reconcile(self.layout.segment_files())
+        self._awaiting = len(self.spool.journal.segments(*AWAITING_UPLOAD))
+        self.check_thresholds()
+
+    def check_thresholds(self) -> None:
+        """Audit each change of the storage_low / storage_full flags."""
+        assert self.spool is not None
+        figures = self.spool.ledger.figures()
+        if (figures.low, figures.full) != (self._low, self._full):
+            self._low, self._full = figures.low, figures.full
+            self.spool.journal.audit(
+                "storage_thresholds",
+                low=figures.low,
+                full=figures.full,
+                minutes_left=round(figures.minutes_left, 1),
+            )
+            if figures.full or figures.low:
+                log.warning(
+                    "storage %s: %.0f min of footage left",
+                    "full" if figures.full else "low",
+                    figures.minutes_left,
+                )
+
+    async def run(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        if self.spool is not None:
+            journal = self.spool.journal
+            await asyncio.to_thread(journal.audit, "daemon_stop")
+            await asyncio.to_thread(journal.close)
+
+    def status(self) -> str:
+        if self.spool is None:
+            return "storage: not started"
+        f = self.spool.ledger.figures()
+        flags = " [FULL]" if f.full else " [LOW]" if f.low else ""
+        return (
+            f"storage: {f.used / 2**20:.0f} of {f.limit / 2**20:.0f} MiB used, "
+            f"{f.minutes_left:.0f} min left, {self._awaiting} segment(s) awaiting "
+            f"upload{flags}"
+        )

@@ -1,0 +1,148 @@
+"""Quota accounting: how much flash footage uses, how much more fits, and for how long.
+
+Usage is counted as *allocated* bytes (st_blocks x 512), which is what the card actually
+loses, not file sizes. It is kept live without rescanning: an open segment's allocation is
+estimated as its size rounded up to the filesystem block, then settled with one stat when the
+segment is sealed; a full scan happens only at start-up (reconcile).
+
+Footage may use at most `min(quota - used, free space - reserve)`. The reserve keeps room for
+the journal and the filesystem, and is what lets a recording that hits the limit still seal
+its last segment: a writer asks `check(extra)` before each write and is refused *before* the
+limit, with `SEAL_MARGIN` left for the final record and footer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import QuotaExceeded
+from ..evidence import format as fmt
+
+# what sealing may still need after the last refused write: a FINAL record and a footer,
+# plus one checkpoint padded to a block
+SEAL_MARGIN = fmt.MAX_RECORD + 2 * fmt.ALIGN
+
+
+@dataclass(frozen=True)
+class FsSpace:
+    total: int
+    free: int  # available to unprivileged users
+    block: int
+
+
+def statvfs_space(path: Path) -> FsSpace:
+    st = os.statvfs(path)
+    return FsSpace(st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize, st.f_frsize)
+
+
+def allocated(path: Path) -> int:
+    return path.stat().st_blocks * 512
+
+
+@dataclass(frozen=True)
+class StorageFigures:
+    used: int
+    limit: int  # the quota in bytes
+    available: int  # more footage that fits now
+    minutes_left: float
+    low: bool
+    full: bool
+
+
+class QuotaLedger:
+    """Live usage of the spool and ready directories. Not thread-safe; one owner."""
+
+    def __init__(
+        self,
+        root: Path,
+        quota: Callable[[int], int],
+        reserve: int,
+        *,
+        low_minutes: float,
+        min_free_minutes: float,
+        bitrate: int,
+        space: Callable[[Path], FsSpace] = statvfs_space,
+    ) -> None:
+        self._root = root
+        self._space_fn = space
+        self._space = space(root)
+        self._limit = quota(self._space.total)
+        self._reserve = reserve
+        self._low_minutes = low_minutes
+        self._min_free_minutes = min_free_minutes
+        self.bitrate = bitrate
+        self._settled = 0  # allocation of files not being written
+        self._open: dict[Path, int] = {}  # estimated allocation of files being written
+
+    @property
+    def used(self) -> int:
+        return self._settled + sum(self._open.values())
+
+    def reconcile(self, files: Iterable[Path]) -> None:
+        """Start-up: count every file from scratch."""
+        self._open.clear()
+        self._settled = sum(allocated(p) for p in files)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read free space (about once a second, from checkpoints; not per write)."""
+        self._space = self._space_fn(self._root)
+
+    def available(self) -> int:
+        by_quota = self._limit - self.used
+        by_disk = self._space.free - self._reserve
+        return max(0, min(by_quota, by_disk))
+
+    def figures(self) -> StorageFigures:
+        available = self.available()
+        minutes = available * 8 / self.bitrate / 60
+        return StorageFigures(
+            used=self.used,
+            limit=self._limit,
+            available=available,
+            minutes_left=minutes,
+            low=minutes < self._low_minutes,
+            full=available <= SEAL_MARGIN,
+        )
+
+    def check_start(self) -> None:
+        """Refuse a new recording unless `min_free_minutes` of footage fit."""
+        figures = self.figures()
+        if figures.minutes_left < self._min_free_minutes:
+            raise QuotaExceeded(
+                f"storage: only {figures.minutes_left:.1f} min of footage fit "
+                f"({figures.available // 2**20} MiB); a recording needs at least "
+                f"{self._min_free_minutes:g} min"
+            )
+
+    def check(self, path: Path, new_size: int) -> None:
+        """Refuse growth of an open file to `new_size` bytes if it would eat the seal margin."""
+        growth = self._estimate(new_size) - self._open.get(path, 0)
+        if growth > 0 and self.available() - growth < SEAL_MARGIN:
+            raise QuotaExceeded(
+                f"{path.name}: storage full: {self.used // 2**20} MiB used of "
+                f"{self._limit // 2**20} MiB quota, {self._space.free // 2**20} MiB free on "
+                "the filesystem"
+            )
+
+    def grow(self, path: Path, new_size: int) -> None:
+        self._open[path] = self._estimate(new_size)
+
+    def settle(self, old: Path, new: Path | None) -> None:
+        """An open file was sealed (renamed to `new`) or removed (`new` is None)."""
+        self._open.pop(old, None)
+        if new is not None:
+            self._settled += allocated(new)
+
+    def release(self, nbytes: int) -> None:
+        self._settled = max(0, self._settled - nbytes)
+
+    def add(self, path: Path) -> None:
+        self._settled += allocated(path)
+
+    def _estimate(self, size: int) -> int:
+        block = self._space.block or 4096
+        return -(-size // block) * block

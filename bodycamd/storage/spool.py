@@ -1,0 +1,250 @@
+"""Segments from first byte to deletion: open in spool/, seal into ready/ with a journal row,
+delete only after the upload receipt matches.
+
+What survives a power cut, step by step:
+- while writing: the header and everything up to the last checkpoint (the writer's promise);
+  the `.part` is recovered at the next start.
+- seal: footer, fsync, rename `.part` → `.seg` in spool/ (writer); then ONE journal
+  transaction inserts the segment row and its "segment_sealed" audit event; then the file is
+  renamed into ready/ and both directories are fsynced. A crash before the commit leaves a
+  `.seg` in spool/ without a row; a crash after it leaves a row pointing into ready/ with the
+  file still in spool/. Start-up reconciliation repairs both (see reconcile.py).
+- deletion: the receipt is committed ("uploaded") before the unlink, and "deleted" after it,
+  so a crash in between is finished at the next start, never repeated or lost.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from ..errors import IntegrityError, QuotaExceeded, SegmentAbandoned
+from ..evidence import format as fmt
+from ..evidence.keys import EvidencePublicKey, fsync_directory
+from ..evidence.recovery import seal_torn
+from ..evidence.writer import SealedSegment, SegmentInfo, SegmentWriter
+from ..journal import Journal, SegmentRow
+from .layout import StateLayout
+from .quota import QuotaLedger
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# framing and tag bytes per full record, for the quota estimate of a write
+_RECORD_OVERHEAD = fmt.FRAME.size + fmt.TAG_SIZE
+
+
+@dataclass(frozen=True)
+class SegmentStart:
+    recording_id: uuid.UUID
+    segment_index: int
+    prev_digest: bytes
+    clock_synced: bool
+
+
+class Spool:
+    def __init__(
+        self,
+        layout: StateLayout,
+        journal: Journal,
+        ledger: QuotaLedger,
+        device_key: ed25519.Ed25519PrivateKey,
+        evidence_key: EvidencePublicKey,
+        device_name: str,
+        *,
+        fsync: Callable[[int], None] = os.fsync,
+    ) -> None:
+        self.layout = layout
+        self.journal = journal
+        self.ledger = ledger
+        self._device_key = device_key
+        self._evidence_key = evidence_key
+        self._device_name = device_name
+        self._fsync = fsync
+
+    def open_segment(self, start: SegmentStart) -> SpoolSegment:
+        part = self.layout.part_path(start.recording_id, start.segment_index)
+        self.ledger.check(part, fmt.HEADER_SIZE + fmt.ALIGN)
+        if not part.parent.exists():
+            part.parent.mkdir(mode=0o700)
+            fsync_directory(part.parent.parent)
+        info = SegmentInfo(
+            start.recording_id,
+            start.segment_index,
+            start.prev_digest,
+            self._device_name,
+            clock_synced=start.clock_synced,
+        )
+        writer = SegmentWriter(part, info, self._evidence_key, self._device_key, fsync=self._fsync)
+        self.ledger.grow(part, writer.file_size)
+        return SpoolSegment(self, writer)
+
+    def commit(self, sealed: SealedSegment, *, torn: bool, recovered: bool = False) -> Path:
+        """Journal a segment sealed in spool/ and move it into ready/ (see module doc)."""
+        recording_id, index = _header_fields(sealed.path)
+        target = self.layout.ready_path(recording_id, index)
+        relative = self.layout.relative(target)
+        with self.journal.transaction() as db:
+            self.journal.insert_segment(
+                db,
+                recording_id=recording_id.hex,
+                segment_index=index,
+                path=relative,
+                torn=torn,
+                end_of_recording=sealed.end_of_recording,
+                digest=sealed.digest.hex(),
+                size=sealed.size,
+            )
+            self.journal.audit_in(
+                db,
+                "segment_sealed",
+                recording=recording_id.hex,
+                index=index,
+                digest=sealed.digest.hex(),
+                size=sealed.size,
+                torn=torn,
+                end_of_recording=sealed.end_of_recording,
+                recovered=recovered,
+            )
+        self.move_to_ready(sealed.path, target)
+        return target
+
+    def move_to_ready(self, source: Path, target: Path) -> None:
+        if not target.parent.exists():
+            target.parent.mkdir(mode=0o700)
+            fsync_directory(target.parent.parent)
+        source.rename(target)
+        fsync_directory(target.parent)
+        fsync_directory(source.parent)
+        try:
+            source.parent.rmdir()  # the recording's spool directory, once empty
+            fsync_directory(source.parent.parent)
+        except OSError:
+            pass
+
+    def salvage(self, part: Path, cause: BaseException) -> Path | None:
+        """A write or fsync failed: keep what the last checkpoint vouches for, sealed as torn."""
+        self.ledger.settle(part, None)
+        try:
+            recovered = seal_torn(part, self._device_key, fsync=self._fsync)
+        except (OSError, ValueError) as exc:
+            log.error("%s: could not seal after failure (%s); left for the next start", part, exc)
+            self.journal.audit(
+                "segment_abandoned",
+                path=self.layout.relative(part),
+                reason=str(cause),
+                salvaged=False,
+            )
+            return None
+        sealed = SealedSegment(
+            recovered.path,
+            recovered.verdict.digest,
+            recovered.verdict.file_size,
+            recovered.plaintext_kept,
+            False,
+        )
+        self.journal.audit(
+            "segment_abandoned",
+            path=self.layout.relative(part),
+            reason=str(cause),
+            salvaged=True,
+            bytes_dropped=recovered.bytes_dropped,
+        )
+        target = self.commit(sealed, torn=True, recovered=True)
+        self.ledger.add(target)
+        return target
+
+    def confirm_and_delete(self, row: SegmentRow, receipt: str) -> None:
+        """Delete a local copy once the endpoint's receipt (SHA-256 of the bytes it holds
+        durably) equals the digest we sealed; otherwise keep it and say why."""
+        if receipt != row.digest:
+            self.journal.audit(
+                "receipt_mismatch", path=row.path, digest=row.digest, receipt=receipt
+            )
+            raise IntegrityError(
+                f"{row.path}: upload receipt {receipt[:16]}… does not match the segment "
+                f"digest {row.digest[:16]}…; the local copy is kept"
+            )
+        with self.journal.transaction() as db:
+            self.journal.set_state(db, row.id, "uploaded", receipt=receipt, uploaded_ns=_now())
+            self.journal.audit_in(db, "upload_complete", path=row.path, receipt=receipt)
+        self.delete_local(row)
+
+    def delete_local(self, row: SegmentRow) -> None:
+        path = self.layout.root / row.path
+        size = 0
+        if path.exists():
+            size = path.stat().st_blocks * 512
+            path.unlink()
+            fsync_directory(path.parent)
+        with self.journal.transaction() as db:
+            self.journal.set_state(db, row.id, "deleted", deleted_ns=_now())
+            self.journal.audit_in(db, "segment_deleted", path=row.path, digest=row.digest)
+        self.ledger.release(size)
+
+
+class SpoolSegment:
+    """One segment being written, with quota accounting on every write."""
+
+    def __init__(self, spool: Spool, writer: SegmentWriter) -> None:
+        self._spool = spool
+        self._writer = writer
+        self.path = writer.path
+        self.header = writer.header
+
+    @property
+    def plaintext_bytes(self) -> int:
+        return self._writer.plaintext_bytes
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Raises QuotaExceeded *before* writing when the data would not leave room to seal:
+        the caller then seals, which always fits."""
+        size = len(data)
+        estimate = self._writer.file_size + self._writer.buffered_bytes + size
+        estimate += (size // fmt.MAX_PLAINTEXT + 1) * _RECORD_OVERHEAD
+        self._spool.ledger.check(self.path, estimate)
+        self._guard(lambda: self._writer.write(data))
+
+    def checkpoint(self) -> None:
+        self._guard(self._writer.checkpoint)
+        self._spool.ledger.refresh()
+
+    def seal(self, *, end_of_recording: bool) -> SealedSegment:
+        sealed = self._guard(lambda: self._writer.seal(end_of_recording=end_of_recording))
+        self._spool.ledger.settle(self.path, sealed.path)
+        target = self._spool.commit(sealed, torn=False)
+        return replace(sealed, path=target)
+
+    def _guard(self, action: Callable[[], _T]) -> _T:
+        try:
+            result = action()
+        except SegmentAbandoned as exc:
+            self._spool.salvage(self.path, exc)
+            cause = exc.__cause__
+            if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise QuotaExceeded(
+                    f"{self.path.name}: the filesystem is full ({cause.strerror}); the segment "
+                    "was sealed up to its last checkpoint"
+                ) from exc
+            raise
+        self._spool.ledger.grow(self.path, self._writer.file_size)
+        return result
+
+
+def _header_fields(path: Path) -> tuple[uuid.UUID, int]:
+    with path.open("rb") as stream:
+        header = fmt.parse_header(stream.read(fmt.HEADER_SIZE))
+    return header.recording_id, header.segment_index
+
+
+def _now() -> int:
+    return time.time_ns()

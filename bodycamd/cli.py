@@ -18,6 +18,7 @@ from . import __version__
 from .config import DEFAULT_CONFIG_PATH, load_config, to_toml
 from .errors import BodycamError
 from .evidence import cli as evidence_cli
+from .journal import cli as audit_cli
 from .evidence.keys import (
     KEM_IDS,
     device_public_raw,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(show)
 
     evidence_cli.add_commands(commands)
+    audit_cli.add_commands(commands)
     return parser
 
 
@@ -96,6 +98,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "keys":
         return _keys(args)
+    if args.command == "audit":
+        return audit_cli.dispatch(args)
     return evidence_cli.dispatch(args)
 
 

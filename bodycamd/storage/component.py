@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..identity import IdentityComponent
 
 log = logging.getLogger(__name__)
+BALLAST = 4 * 2**20  # enough for a footer and many journal pages
 
 
 class StorageComponent:

@@ -5,6 +5,8 @@
     <state_dir>/ready/<rec>/<n>.seg    sealed segments awaiting upload
     <state_dir>/quarantine/            files found at start-up that hold no readable segment
     <state_dir>/journal.db             the journal (segment queue and audit trail)
+    <state_dir>/ballast                space held back for sealing and journalling when the
+                                       filesystem fills up behind our back (released on ENOSPC)
 
 <rec> is the recording id (32 hex digits) and <n> the segment index, zero-padded to six
 digits so that names sort in recording order. Directories are created 0700: footage is
@@ -43,6 +45,10 @@ class StateLayout:
     @property
     def journal(self) -> Path:
         return self.root / "journal.db"
+
+    @property
+    def ballast(self) -> Path:
+        return self.root / "ballast"
 
     @property
     def quarantine(self) -> Path:

@@ -76,6 +76,7 @@ class QuotaLedger:
         self.bitrate = bitrate
         self._settled = 0  # allocation of files not being written
         self._open: dict[Path, int] = {}  # estimated allocation of files being written
+        self._since_refresh = 0  # growth that the last free-space reading does not show yet
 
     @property
     def used(self) -> int:
@@ -90,10 +91,11 @@ class QuotaLedger:
     def refresh(self) -> None:
         """Re-read free space (about once a second, from checkpoints; not per write)."""
         self._space = self._space_fn(self._root)
+        self._since_refresh = 0
 
     def available(self) -> int:
         by_quota = self._limit - self.used
-        by_disk = self._space.free - self._reserve
+        by_disk = self._space.free - self._since_refresh - self._reserve
         return max(0, min(by_quota, by_disk))
 
     def figures(self) -> StorageFigures:
@@ -129,7 +131,9 @@ class QuotaLedger:
             )
 
     def grow(self, path: Path, new_size: int) -> None:
-        self._open[path] = self._estimate(new_size)
+        estimate = self._estimate(new_size)
+        self._since_refresh += max(0, estimate - self._open.get(path, 0))
+        self._open[path] = estimate
 
     def settle(self, old: Path, new: Path | None) -> None:
         """An open file was sealed (renamed to `new`) or removed (`new` is None)."""

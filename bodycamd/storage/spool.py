@@ -38,6 +38,7 @@ from .quota import QuotaLedger
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 # framing and tag bytes per full record, for the quota estimate of a write
 _RECORD_OVERHEAD = fmt.FRAME.size + fmt.TAG_SIZE
@@ -131,9 +132,38 @@ class Spool:
         except OSError:
             pass
 
+    def ensure_ballast(self, size: int) -> None:
+        """Hold `size` bytes in a file so that when the filesystem fills up anyway (something
+        else wrote to it), releasing them lets us seal the segment and commit the journal."""
+        path = self.layout.ballast
+        if size <= 0 or (path.exists() and path.stat().st_size >= size):
+            return
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fsync_directory(path.parent)
+        except OSError as exc:
+            log.warning("cannot hold %d bytes of ballast in %s: %s", size, path, exc)
+
+    def release_ballast(self) -> bool:
+        try:
+            self.layout.ballast.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def salvage(self, part: Path, cause: BaseException) -> Path | None:
-        """A write or fsync failed: keep what the last checkpoint vouches for, sealed as torn."""
+        """A write or fsync failed: keep what the last checkpoint vouches for, sealed as torn.
+        On a full filesystem the ballast is released first, so the footer and the journal
+        rows have somewhere to go."""
         self.ledger.settle(part, None)
+        full = isinstance(cause.__cause__, OSError) and cause.__cause__.errno in _FULL
+        if full and self.release_ballast():
+            log.warning("filesystem full: released the ballast to seal %s", part.name)
         try:
             recovered = seal_torn(part, self._device_key, fsync=self._fsync)
         except (OSError, ValueError) as exc:
@@ -230,7 +260,7 @@ class SpoolSegment:
         except SegmentAbandoned as exc:
             self._spool.salvage(self.path, exc)
             cause = exc.__cause__
-            if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            if isinstance(cause, OSError) and cause.errno in _FULL:
                 raise QuotaExceeded(
                     f"{self.path.name}: the filesystem is full ({cause.strerror}); the segment "
                     "was sealed up to its last checkpoint"

@@ -1,0 +1,74 @@
+"""`bodycamd audit verify | export`: check and export the device's audit trail."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import DEFAULT_CONFIG_PATH, load_config
+from ..errors import StorageError
+from ..evidence.keys import load_device_public_key, load_or_create_device_key
+from ..storage.layout import StateLayout
+from .audit import read_events, verify_audit
+
+
+def add_commands(commands: Any) -> None:
+    audit = commands.add_parser("audit", help="verify or export the audit trail")
+    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    for name, text in (("verify", "check the hash chain and signatures"),
+                       ("export", "write the trail as JSON lines")):
+        sub = actions.add_parser(name, help=text)
+        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+        sub.add_argument("--journal", type=Path, help="journal.db (default: from the config)")
+        if name == "verify":
+            sub.add_argument("--device-key", help="device public key (default: this device's)")
+        else:
+            sub.add_argument("-o", "--output", type=Path, help="file (default: stdout)")
+
+
+def _open(args: argparse.Namespace) -> tuple[sqlite3.Connection, StateLayout | None]:
+    layout = None
+    path = args.journal
+    if path is None:
+        layout = StateLayout(load_config(args.config).device.state_dir)
+        path = layout.journal
+    if not path.exists():
+        raise StorageError(f"{path}: no journal here")
+    try:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True), layout
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: cannot open the journal: {exc}") from exc
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    db, layout = _open(args)
+    try:
+        if args.audit_command == "export":
+            out = args.output.open("w") if args.output else sys.stdout
+            try:
+                count = 0
+                for event in read_events(db):
+                    out.write(event.to_json() + "\n")
+                    count += 1
+            finally:
+                if args.output:
+                    out.close()
+            print(f"exported {count} audit event(s)", file=sys.stderr)
+            return 0
+        if args.device_key:
+            key = load_device_public_key(args.device_key)
+        elif layout is not None and layout.device_key.exists():
+            key = load_or_create_device_key(layout.device_key).public_key()
+        else:
+            raise StorageError("no device key: give --device-key or --config")
+        report = verify_audit(db, key)
+    finally:
+        db.close()
+    for problem in report.problems:
+        print(problem)
+    verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problem(s))"
+    print(f"audit trail: {report.events} event(s), {verdict}")
+    return 0 if report.ok else 1

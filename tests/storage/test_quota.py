@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bodycamd.errors import QuotaExceeded
+from bodycamd.evidence.reader import read_segment, scan_segment
+from bodycamd.storage import SegmentStart
+from bodycamd.storage.quota import FsSpace
+from tests.media import count_frames, make_ts
+from tests.storage.helpers import make_spool, record
+
+FOOTAGE = make_ts(60, size=(320, 240)) * 4  # ~2 MB; concatenated MPEG-TS stays decodable
+
+
+def test_recording_into_a_small_quota_stops_sealed_and_full(tmp_path: Path) -> None:
+    spool, keys = make_spool(tmp_path / "state", quota="600KiB")
+    recording = record(spool, FOOTAGE)
+    assert "storage full" in recording.stopped_by
+    assert recording.fed < len(FOOTAGE)
+    figures = spool.ledger.figures()
+    assert figures.full and figures.used <= 600 * 1024
+    rows = spool.journal.segments()
+    assert [r.state for r in rows] == ["sealed"] * len(recording.sealed)
+    assert rows[-1].end_of_recording and not rows[-1].torn
+    plaintext = b""
+    for sealed in recording.sealed:
+        data, verdict = read_segment(sealed.path, keys.evidence, keys.device_public)
+        assert verdict.status == "complete"
+        plaintext += data
+    assert plaintext == FOOTAGE[: recording.fed]
+    last, _ = read_segment(recording.sealed[-1].path, keys.evidence, keys.device_public)
+    assert count_frames(last) > 0  # the last segment decodes on its own
+    assert count_frames(plaintext) > 0
+    with pytest.raises(QuotaExceeded, match="a recording needs at least"):
+        spool.ledger.check_start()
+
+
+def test_earlier_segments_are_never_touched(tmp_path: Path) -> None:
+    spool, _ = make_spool(tmp_path / "state", quota="1MiB")
+    first = record(spool, FOOTAGE[:300_000])
+    before = {s.path: (s.path.read_bytes(), s.path.stat().st_mtime_ns) for s in first.sealed}
+    second = record(spool, FOOTAGE)
+    assert second.stopped_by
+    for path, (content, mtime) in before.items():
+        assert path.read_bytes() == content and path.stat().st_mtime_ns == mtime
+
+
+def test_start_below_min_free_is_refused(tmp_path: Path) -> None:
+    spool, _ = make_spool(tmp_path / "state", quota="20KiB")
+    with pytest.raises(QuotaExceeded, match=r"only 0\.\d min of footage fit"):
+        spool.ledger.check_start()
+
+
+def test_reserve_on_the_filesystem_counts_too(tmp_path: Path) -> None:
+    """Free space minus the reserve limits footage even under a generous quota."""
+    fake_free = 400_000 + 256 * 2**20
+
+    def space(root: Path) -> FsSpace:
+        """A filesystem with `fake_free` bytes left before the state directory was used."""
+        used = sum(p.stat().st_blocks * 512 for p in root.rglob("*.*") if p.is_file()
+                   and p.suffix in {".seg", ".part"})
+        return FsSpace(total=2**40, free=fake_free - used, block=4096)
+
+    spool, _ = make_spool(tmp_path / "state", quota="100%", reserve="256MiB", space=space)
+    assert spool.ledger.available() == 400_000
+    recording = record(spool, FOOTAGE)
+    assert "storage full" in recording.stopped_by
+
+
+def du(path: Path) -> int:
+    out = subprocess.run(["du", "-s", "--block-size=1", str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    return int(out.split()[0])
+
+
+def test_accounting_matches_du(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    spool, keys = make_spool(root)
+    recording = record(spool, FOOTAGE[:400_000])
+    open_segment = spool.open_segment(SegmentStart(recording.recording_id, 99, b"\0" * 32, True))
+    open_segment.write(FOOTAGE[:150_000])
+    open_segment.checkpoint()
+    spool.confirm_and_delete(spool.journal.segments()[0], recording.sealed[0].digest.hex())
+    files = [p for d in (root / "spool", root / "ready") for p in d.rglob("*") if p.is_file()]
+    directories = {p for d in ("spool", "ready", "quarantine") for p in (root / d).rglob("*")
+                   if p.is_dir()} | {root / "spool", root / "ready", root / "quarantine"}
+    measured = sum(du(d) for d in (root / "spool", root / "ready", root / "quarantine"))
+    measured -= sum(du_dir_only(d) for d in directories)
+    block = 4096
+    assert abs(spool.ledger.used - measured) <= block * len(files), (spool.ledger.used, measured)
+    # and after a start-up recount the figure is exact
+    spool.ledger.reconcile(spool.layout.segment_files())
+    assert spool.ledger.used == measured
+    assert scan_segment(open_segment.path).status == "torn"
+
+
+def du_dir_only(directory: Path) -> int:
+    return directory.stat().st_blocks * 512

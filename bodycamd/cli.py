@@ -18,7 +18,6 @@ from . import __version__
 from .config import DEFAULT_CONFIG_PATH, load_config, to_toml
 from .errors import BodycamError
 from .evidence import cli as evidence_cli
-from .journal import cli as audit_cli
 from .evidence.keys import (
     KEM_IDS,
     device_public_raw,
@@ -27,6 +26,7 @@ from .evidence.keys import (
     load_or_create_device_key,
     write_evidence_key_pair,
 )
+from .journal import cli as audit_cli
 from .logs import setup_logging
 from .storage import StateLayout
 

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+STATUS_INTERVAL = 5.0  # seconds between checks of the status line
 
 
 class Component(Protocol):
@@ -144,7 +145,12 @@ class Supervisor:
                     watchdog = group.create_task(
                         watchdog_loop(self._notifier, interval, self._sleep), name="watchdog"
                     )
+            status_task = None
+            if not self._stop.is_set():
+                status_task = group.create_task(self._status_loop(), name="status")
             await self._stop.wait()
+            if status_task is not None:
+                status_task.cancel()
             reason = "stopping" if self._failure is None else f"stopping: {self._failure}"
             self._notifier.stopping(reason)
             await self._stop_started()
@@ -156,6 +162,16 @@ class Supervisor:
             return EXIT_FAILURE
         log.info("stopped cleanly")
         return EXIT_OK
+
+    async def _status_loop(self) -> None:
+        """Keep systemd's STATUS= current: send the one-line summary whenever it changes."""
+        last = self.status_line()
+        while True:
+            await self._sleep(STATUS_INTERVAL)
+            line = self.status_line()
+            if line != last:
+                self._notifier.status(line)
+                last = line
 
     async def _watch(self, component: Component) -> None:
         try:

@@ -18,8 +18,10 @@ from .audit import read_events, verify_audit
 def add_commands(commands: Any) -> None:
     audit = commands.add_parser("audit", help="verify or export the audit trail")
     actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    for name, text in (("verify", "check the hash chain and signatures"),
-                       ("export", "write the trail as JSON lines")):
+    for name, text in (
+        ("verify", "check the hash chain and signatures"),
+        ("export", "write the trail as JSON lines"),
+    ):
         sub = actions.add_parser(name, help=text)
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
         sub.add_argument("--journal", type=Path, help="journal.db (default: from the config)")

@@ -31,12 +31,20 @@ def make_spool(
     keys = keys or make_keys()
     layout = StateLayout(root)
     layout.prepare()
-    ledger = QuotaLedger(root, lambda total: parse_size(quota, total), parse_size(reserve, 0),
-                         low_minutes=1, min_free_minutes=0.05, bitrate=400_000, space=space)
+    ledger = QuotaLedger(
+        root,
+        lambda total: parse_size(quota, total),
+        parse_size(reserve, 0),
+        low_minutes=1,
+        min_free_minutes=0.05,
+        bitrate=400_000,
+        space=space,
+    )
     ledger.reconcile(layout.segment_files())
     journal = Journal(layout.journal, keys.device)
-    spool = Spool(layout, journal, ledger, keys.device, keys.evidence.public, "test-cam",
-                  fsync=fsync)
+    spool = Spool(
+        layout, journal, ledger, keys.device, keys.evidence.public, "test-cam", fsync=fsync
+    )
     spool.ensure_ballast(ballast)
     return spool, keys
 
@@ -49,8 +57,14 @@ class Recording:
     fed: int = 0  # plaintext bytes accepted
 
 
-def record(spool: Spool, footage: bytes, *, piece: int = 1316, checkpoint_every: int = 20_000,
-           segment_bytes: int = 100_000) -> Recording:
+def record(
+    spool: Spool,
+    footage: bytes,
+    *,
+    piece: int = 1316,
+    checkpoint_every: int = 20_000,
+    segment_bytes: int = 100_000,
+) -> Recording:
     """Feed `footage` like the recorder: stop on QuotaExceeded, sealing what was written."""
     recording = Recording(uuid.uuid4())
     prev, index = b"\0" * 32, 0
@@ -65,7 +79,8 @@ def record(spool: Spool, footage: bytes, *, piece: int = 1316, checkpoint_every:
                 recording.sealed.append(sealed)
                 index += 1
                 segment = spool.open_segment(
-                    SegmentStart(recording.recording_id, index, sealed.digest, True))
+                    SegmentStart(recording.recording_id, index, sealed.digest, True)
+                )
             segment.write(chunk)
             position += len(chunk)
             recording.fed = position

@@ -25,8 +25,12 @@ FOOTAGE = make_ts(60, size=(320, 240)) * 4
 @contextlib.contextmanager
 def small_filesystem(where: Path, size: str) -> Iterator[Path]:
     where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
-                              str(where)], capture_output=True, text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a size-limited tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -51,8 +55,9 @@ def test_real_enospc_seals_what_fits(tmp_path: Path) -> None:
         assert all(r.state == "sealed" for r in rows)
         plaintext = b""
         for row in rows:
-            data, verdict = read_segment(card / "state" / row.path, keys.evidence,
-                                         keys.device_public)
+            data, _verdict = read_segment(
+                card / "state" / row.path, keys.evidence, keys.device_public
+            )
             plaintext += data
         assert FOOTAGE.startswith(plaintext) and count_frames(plaintext) > 0
         events = [e[0] for e in spool.journal._db.execute("SELECT kind FROM audit")]

@@ -60,8 +60,11 @@ def test_reserve_on_the_filesystem_counts_too(tmp_path: Path) -> None:
 
     def space(root: Path) -> FsSpace:
         """A filesystem with `fake_free` bytes left before the state directory was used."""
-        used = sum(p.stat().st_blocks * 512 for p in root.rglob("*.*") if p.is_file()
-                   and p.suffix in {".seg", ".part"})
+        used = sum(
+            p.stat().st_blocks * 512
+            for p in root.rglob("*.*")
+            if p.is_file() and p.suffix in {".seg", ".part"}
+        )
         return FsSpace(total=2**40, free=fake_free - used, block=4096)
 
     spool, _ = make_spool(tmp_path / "state", quota="100%", reserve="256MiB", space=space)
@@ -71,22 +74,24 @@ def test_reserve_on_the_filesystem_counts_too(tmp_path: Path) -> None:
 
 
 def du(path: Path) -> int:
-    out = subprocess.run(["du", "-s", "--block-size=1", str(path)], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["du", "-s", "--block-size=1", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     return int(out.split()[0])
 
 
 def test_accounting_matches_du(tmp_path: Path) -> None:
     root = tmp_path / "state"
-    spool, keys = make_spool(root)
+    spool, _keys = make_spool(root)
     recording = record(spool, FOOTAGE[:400_000])
     open_segment = spool.open_segment(SegmentStart(recording.recording_id, 99, b"\0" * 32, True))
     open_segment.write(FOOTAGE[:150_000])
     open_segment.checkpoint()
     spool.confirm_and_delete(spool.journal.segments()[0], recording.sealed[0].digest.hex())
     files = [p for d in (root / "spool", root / "ready") for p in d.rglob("*") if p.is_file()]
-    directories = {p for d in ("spool", "ready", "quarantine") for p in (root / d).rglob("*")
-                   if p.is_dir()} | {root / "spool", root / "ready", root / "quarantine"}
+    directories = {
+        p for d in ("spool", "ready", "quarantine") for p in (root / d).rglob("*") if p.is_dir()
+    } | {root / "spool", root / "ready", root / "quarantine"}
     measured = sum(du(d) for d in (root / "spool", root / "ready", root / "quarantine"))
     measured -= sum(du_dir_only(d) for d in directories)
     block = 4096

@@ -1,0 +1,140 @@
+"""Start-up repairs: every crash window of sealing, deletion and writing is put right, and
+every repair is audited."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bodycamd.errors import IntegrityError
+from bodycamd.evidence.reader import scan_segment
+from bodycamd.journal.audit import verify_audit
+from bodycamd.storage import SegmentStart, reconcile
+from bodycamd.storage.spool import Spool
+from tests.storage.helpers import make_spool
+
+DATA = bytes(range(256)) * 2000
+
+
+def audit_kinds(spool: Spool) -> list[str]:
+    return [row[0] for row in spool.journal._db.execute("SELECT kind FROM audit ORDER BY seq")]
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Spool:
+    return make_spool(tmp_path / "state")[0]
+
+
+def start(spool: Spool, index: int = 0) -> SegmentStart:
+    return SegmentStart(uuid.uuid4(), index, b"\0" * 32, False)
+
+
+def test_torn_part_is_sealed_and_queued(spool: Spool) -> None:
+    segment = spool.open_segment(start(spool))
+    segment.write(DATA[:100_000])
+    segment.checkpoint()
+    segment.write(DATA[100_000:])  # the power goes before the next checkpoint
+    key = spool._device_key
+    report = reconcile(spool, key)
+    assert len(report.torn_recovered) == 1 and len(report.adopted) == 1
+    (row,) = spool.journal.segments()
+    assert row.torn and row.state == "sealed" and row.path.startswith("ready/")
+    verdict = scan_segment(spool.layout.root / row.path)
+    assert verdict.sealed_torn and verdict.vouched_plaintext == 100_000
+    assert audit_kinds(spool)[-2:] == ["torn_segment_recovered", "segment_sealed"]
+    assert verify_audit(spool.journal._db, key.public_key()).ok
+
+
+def test_crash_between_seal_and_journal(spool: Spool) -> None:
+    segment = spool.open_segment(start(spool))
+    segment.write(DATA)
+    sealed = segment._writer.seal(end_of_recording=True)  # the .seg exists, no journal row
+    report = reconcile(spool, spool._device_key)
+    assert report.adopted and not report.torn_recovered
+    (row,) = spool.journal.segments()
+    assert row.digest == sealed.digest.hex() and not row.torn
+    assert (spool.layout.root / row.path).exists() and not sealed.path.exists()
+
+
+def test_crash_between_journal_and_move(spool: Spool) -> None:
+    segment = spool.open_segment(start(spool))
+    segment.write(DATA)
+    sealed = segment._writer.seal(end_of_recording=True)
+    target = spool.layout.ready_path(segment.header.recording_id, 0)
+    moves: list[Path] = []
+    spool.move_to_ready = lambda source, dest: moves.append(dest)  # type: ignore[method-assign]
+    spool.commit(sealed, torn=False)  # journalled, then the power went
+    del spool.move_to_ready
+    assert moves == [target] and sealed.path.exists()
+    report = reconcile(spool, spool._device_key)
+    assert report.moved == [spool.layout.relative(target)]
+    assert target.exists() and not sealed.path.exists()
+    assert len(spool.journal.segments()) == 1
+
+
+def test_row_without_file_is_reported_missing(spool: Spool) -> None:
+    segment = spool.open_segment(start(spool))
+    segment.write(DATA)
+    sealed = segment.seal(end_of_recording=True)
+    sealed.path.unlink()  # someone pulled the file
+    report = reconcile(spool, spool._device_key)
+    assert report.missing == [spool.layout.relative(sealed.path)]
+    assert spool.journal.segments()[0].state == "missing"
+    assert audit_kinds(spool)[-1] == "segment_missing"
+
+
+def test_orphan_in_ready_is_adopted(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    spool, keys = make_spool(root)
+    segment = spool.open_segment(start(spool))
+    segment.write(DATA)
+    sealed = segment.seal(end_of_recording=True)
+    spool.journal.close()
+    (root / "journal.db").unlink()  # journal lost
+    for leftover in root.glob("journal.db-*"):
+        leftover.unlink()
+    again, _ = make_spool(root, keys)
+    report = reconcile(again, keys.device)
+    assert report.adopted == [again.layout.relative(sealed.path)]
+    assert audit_kinds(again)[-1] == "orphan_adopted"
+
+
+def test_unreadable_part_is_quarantined_not_deleted(spool: Spool) -> None:
+    junk = spool.layout.spool / uuid.uuid4().hex / "000000.part"
+    junk.parent.mkdir()
+    junk.write_bytes(b"\x89BCAM\r\n\x1a" + b"\0" * 100)  # the header never made it to flash
+    report = reconcile(spool, spool._device_key)
+    assert len(report.quarantined) == 1
+    assert (spool.layout.root / report.quarantined[0]).read_bytes().startswith(b"\x89BCAM")
+    assert audit_kinds(spool)[-1] == "file_quarantined"
+
+
+def test_deletion_needs_a_matching_receipt(spool: Spool) -> None:
+    segment = spool.open_segment(start(spool))
+    segment.write(DATA)
+    sealed = segment.seal(end_of_recording=True)
+    (row,) = spool.journal.segments()
+    with pytest.raises(IntegrityError, match="does not match the segment digest"):
+        spool.confirm_and_delete(row, "00" * 32)
+    assert sealed.path.exists() and audit_kinds(spool)[-1] == "receipt_mismatch"
+    used = spool.ledger.used
+    spool.confirm_and_delete(row, sealed.digest.hex())
+    assert not sealed.path.exists()
+    assert spool.journal.segments()[0].state == "deleted"
+    assert audit_kinds(spool)[-2:] == ["upload_complete", "segment_deleted"]
+    assert spool.ledger.used < used
+
+
+def test_crash_between_receipt_and_unlink_finishes_the_deletion(spool: Spool) -> None:
+    segment = spool.open_segment(start(spool))
+    segment.write(DATA)
+    sealed = segment.seal(end_of_recording=True)
+    (row,) = spool.journal.segments()
+    spool.delete_local = lambda row: None  # type: ignore[method-assign]  # power cut here
+    spool.confirm_and_delete(row, sealed.digest.hex())
+    del spool.delete_local
+    assert sealed.path.exists()
+    report = reconcile(spool, spool._device_key)
+    assert report.deletions_finished == [row.path] and not sealed.path.exists()

@@ -58,6 +58,7 @@ class RecordType(IntEnum):
     FINAL = 2
     CHECKPOINT = 3
     FOOTER = 4
+    METADATA = 5
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,10 @@ def payload_key(data_key: bytes, header: Header) -> bytes:
 def nonce(index: int, last: bool) -> bytes:
     """STREAM nonce: 3 zero bytes, the record counter, and the last-record flag."""
     return b"\0\0\0" + index.to_bytes(8, "big") + (b"\x01" if last else b"\x00")
+
+
+# The metadata record's nonce lives in its own space (first byte 1), apart from STREAM's.
+METADATA_NONCE = b"\x01" + b"\0" * 11
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ class _Walk:
         self.vouched = (fmt.HEADER_SIZE, 0, 0, self.hash.digest())
         self.final_seen = False
         self.footer: fmt.Footer | None = None
+        self.metadata = b""
         self.tail = ""
 
     def _where(self) -> str:
@@ -126,6 +127,8 @@ class _Walk:
                     yield plain
             elif kind is fmt.RecordType.CHECKPOINT:
                 self._checkpoint(body)
+            elif kind is fmt.RecordType.METADATA:
+                self._metadata(frame, body)
             else:
                 self._footer(body)
             self.hash.update(frame)
@@ -144,7 +147,10 @@ class _Walk:
                 fmt.CHECKPOINT_BODY_MIN + fmt.ALIGN,
             ),
             fmt.RecordType.FOOTER: (fmt.FOOTER_BODY, fmt.FOOTER_BODY),
+            fmt.RecordType.METADATA: (fmt.TAG_SIZE, fmt.MAX_PLAINTEXT + fmt.TAG_SIZE),
         }[kind]
+        if kind is fmt.RecordType.METADATA and self.frames != 0:
+            raise self._fail("METADATA record anywhere but first")
         if not low <= length <= high:
             raise self._fail(f"{kind.name} record of {length} bytes; expected {low} to {high}")
         if self.final_seen and kind is not fmt.RecordType.FOOTER:
@@ -163,6 +169,14 @@ class _Walk:
         self.plaintext += size
         self.final_seen = last
         return plain
+
+    def _metadata(self, frame: bytes, body: bytes) -> None:
+        if self.aead is None:
+            return
+        try:
+            self.metadata = self.aead.decrypt(fmt.METADATA_NONCE, body, frame)
+        except InvalidTag:
+            raise self._fail("bad tag on the METADATA record (altered)") from None
 
     def _diagnose(self, kind: fmt.RecordType, body: bytes) -> str:
         """Name what happened to a record that fails its tag: try the other positions."""
@@ -273,6 +287,7 @@ class SegmentReader:
         self._evidence_key = evidence_key
         self._device_key = device_key
         self._verdict: Verdict | None = None
+        self.metadata = b""  # the decrypted METADATA record, once plaintext() has started
 
     @property
     def verdict(self) -> Verdict:
@@ -285,7 +300,10 @@ class SegmentReader:
             header = read_header(stream, self._device_key)
             aead = AESGCM(fmt.payload_key(unwrap_data_key(header, self._evidence_key), header))
             walk = _Walk(stream, header, _device_key(header, self._device_key), aead)
-            yield from walk.run()
+            for chunk in walk.run():
+                self.metadata = walk.metadata
+                yield chunk
+            self.metadata = walk.metadata
             self._verdict = walk.verdict()
 
 

@@ -46,6 +46,7 @@ class SegmentInfo:
     wall_start_ns: int | None = None
     mono_start_ns: int | None = None
     clock_synced: bool = False
+    metadata: bytes = b""  # encrypted METADATA record (JSON): officer, stream parameters…
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ class SegmentWriter:
 
         self._fd = os.open(part_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._append(self.header.raw)
+        if info.metadata:
+            self._metadata(info.metadata)
         self._sync(directory=True)
 
     # -- public API -----------------------------------------------------------------------
@@ -223,6 +226,14 @@ class SegmentWriter:
             self._append(record[:end])
         self._records += 1
         self._plaintext += len(plaintext)
+
+    def _metadata(self, metadata: bytes) -> None:
+        if len(metadata) > fmt.MAX_PLAINTEXT:
+            raise ValueError(f"segment metadata is {len(metadata)} bytes; at most "
+                             f"{fmt.MAX_PLAINTEXT}")
+        assert self._aead is not None
+        frame = fmt.FRAME.pack(len(metadata) + fmt.TAG_SIZE, fmt.RecordType.METADATA)
+        self._append(frame, self._aead.encrypt(fmt.METADATA_NONCE, metadata, frame))
 
     def _frame(self, kind: fmt.RecordType, body: bytes) -> None:
         self._append(fmt.FRAME.pack(len(body), kind), body)

@@ -23,6 +23,7 @@ from tests.evidence.helpers import (
 )
 
 KEYS = make_keys()
+METADATA = b'{"officer": "123456"}'
 PIECES = [b"first record " * 3, b"second " * 5, b"third" * 4, b"tail of the segment"]
 
 
@@ -30,7 +31,8 @@ PIECES = [b"first record " * 3, b"second " * 5, b"third" * 4, b"tail of the segm
 def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
     """A small segment: 3 checkpointed DATA records, a FINAL, the footer (~12.5 KiB)."""
     directory = tmp_path_factory.mktemp("small")
-    sealed = write_segment(directory, KEYS, PIECES, checkpoint_after={0, 1, 2})
+    info = SegmentInfo(uuid.uuid4(), 0, device_name="test-cam", metadata=METADATA)
+    sealed = write_segment(directory, KEYS, PIECES, checkpoint_after={0, 1, 2}, info=info)
     return sealed.path.read_bytes(), b"".join(PIECES)
 
 
@@ -91,7 +93,7 @@ def test_records_swapped(tmp_path: Path, small: tuple[bytes, bytes]) -> None:
     out, status, why = read_bytes(tmp_path, join_frames(header, frames))
     assert status == "error" and out == b""
     assert why == (
-        "record 0 (byte 4096): bad tag: this is data record 1; expected data "
+        "record 1 (byte 4141): bad tag: this is data record 1; expected data "
         "record 0 (records dropped or reordered)"
     )
 
@@ -177,6 +179,31 @@ def test_wrong_evidence_key(tmp_path: Path, small: tuple[bytes, bytes]) -> None:
     hybrid = Keys(generate_evidence_key("mlkem768-x25519"), KEYS.device)
     with pytest.raises(WrongKeyError, match="wrapped with x25519; the key given is mlkem"):
         read_segment(path, hybrid.evidence, KEYS.device_public)
+
+
+def test_metadata_is_encrypted_and_authenticated(
+    tmp_path: Path, small: tuple[bytes, bytes]
+) -> None:
+    data = small[0]
+    assert METADATA not in data
+    path = tmp_path / "m.seg"
+    path.write_bytes(data)
+    reader = SegmentReader(path, KEYS.evidence, KEYS.device_public)
+    assert b"".join(reader.plaintext()) == small[1] and reader.metadata == METADATA
+    header, frames = split_frames(data)
+    meta = frames[0]
+    assert meta.type is fmt.RecordType.METADATA
+    altered = bytearray(meta.raw)
+    altered[20] ^= 1
+    meta.raw = bytes(altered)
+    _, status, why = read_bytes(tmp_path, join_frames(header, frames))
+    assert status == "error" and why == (
+        "record 0 (byte 4096): bad tag on the METADATA record (altered)"
+    )
+    header, frames = split_frames(data)
+    frames.insert(2, frames.pop(0))  # moved after the first DATA record
+    _, status, why = read_bytes(tmp_path, join_frames(header, frames))
+    assert status == "error"
 
 
 def test_not_a_segment(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/bodycamd/bodycamd.toml")
 
 Hardware = Literal["pi", "simulated"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+CameraBackendName = Literal["auto", "picamera2", "synthetic", "file"]
 
 
 def _doc(
@@ -37,8 +38,9 @@ def _doc(
     minimum: float | None = None,
     maximum: float | None = None,
     size: bool = False,
+    path: bool = False,
 ) -> Any:
-    return {"doc": text, "min": minimum, "max": maximum, "size": size}
+    return {"doc": text, "min": minimum, "max": maximum, "size": size, "path": path}
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$")
@@ -101,6 +103,104 @@ class EvidenceConfig:
         metadata=_doc(
             "If public_key is missing, create a DEVELOPMENT evidence key pair there (private "
             "half beside it, ending in .key) instead of failing. Never on a device in service."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    backend: CameraBackendName = field(
+        default="auto",
+        metadata=_doc(
+            'Where frames come from: "picamera2" (the camera module), "synthetic" (a test '
+            'pattern encoded with libx264), "file" (replay `file`), or "auto": picamera2 when '
+            'hardware = "pi", synthetic when "simulated".'
+        ),
+    )
+    width: int = field(default=1920, metadata=_doc("Frame width.", minimum=64, maximum=4096))
+    height: int = field(default=1080, metadata=_doc("Frame height.", minimum=64, maximum=4096))
+    framerate: int = field(default=30, metadata=_doc("Frames per second.", minimum=1, maximum=120))
+    bitrate: int = field(
+        default=10_000_000,
+        metadata=_doc("H.264 bitrate in bits per second.", minimum=100_000, maximum=50_000_000),
+    )
+    keyframe_seconds: float = field(
+        default=1.0,
+        metadata=_doc(
+            "Seconds between keyframes (IDR, with SPS/PPS before each): segments and the "
+            "pre-event buffer are accurate to this.",
+            minimum=0.1,
+            maximum=10.0,
+        ),
+    )
+    audio: bool = field(default=True, metadata=_doc("Record an AAC audio track."))
+    audio_device: str = field(
+        default="default", metadata=_doc("Audio input device (picamera2 backend).")
+    )
+    audio_format: str = field(
+        default="pulse", metadata=_doc('Audio input format for PyAV: "pulse" or "alsa".')
+    )
+    file: str = field(
+        default="",
+        metadata=_doc('Video file replayed (packets, no re-encode) by backend "file".', path=True),
+    )
+    realtime: bool = field(
+        default=True,
+        metadata=_doc("Pace the synthetic and file backends in real time (off only for tests)."),
+    )
+    stall_seconds: float = field(
+        default=2.0,
+        metadata=_doc(
+            "No frame for this long marks the camera faulty; it is restarted with backoff.",
+            minimum=0.1,
+            maximum=60.0,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    segment_seconds: float = field(
+        default=60.0,
+        metadata=_doc(
+            "A new segment starts at the first keyframe after this many seconds.",
+            minimum=1.0,
+            maximum=3600.0,
+        ),
+    )
+    segment_max_bytes: str = field(
+        default="512MiB",
+        metadata=_doc("...or at the first keyframe after this much footage.", size=True),
+    )
+    durability_interval: float = field(
+        default=1.0,
+        metadata=_doc(
+            "Seconds of footage between signed checkpoints (fsync): the most a power cut loses.",
+            minimum=0.1,
+            maximum=60.0,
+        ),
+    )
+    pre_event_seconds: float = field(
+        default=30.0,
+        metadata=_doc(
+            "Seconds of video kept in RAM before the record button (0 to 120); never on flash.",
+            minimum=0.0,
+            maximum=120.0,
+        ),
+    )
+    pre_event_audio: bool = field(
+        default=False, metadata=_doc("Keep audio in the pre-event buffer as well as video.")
+    )
+    pre_event_max_bytes: str = field(
+        default="96MiB",
+        metadata=_doc("RAM cap of the pre-event buffer; oldest GOPs go first.", size=True),
+    )
+    queue_bytes: str = field(
+        default="16MiB",
+        metadata=_doc(
+            "RAM between camera and writer; when full, whole GOPs are dropped and the gap is "
+            "audited.",
+            size=True,
         ),
     )
 
@@ -176,6 +276,8 @@ class Config:
     )
     device: DeviceConfig = field(default_factory=DeviceConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    recorder: RecorderConfig = field(default_factory=RecorderConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})
@@ -274,6 +376,8 @@ def _convert(value: Any, hint: Any, f: dataclasses.Field[Any], path: Path, key: 
                 parse_size(value, 1)
             except ValueError as exc:
                 raise ConfigError(f"{where}: {exc}") from exc
+        if f.metadata.get("path") and value and not Path(value).is_absolute():
+            return str((path.parent / value).resolve())
         return value
     if hint is Path or (isinstance(hint, types.UnionType) and Path in typing.get_args(hint)):
         if not isinstance(value, str) or not value:

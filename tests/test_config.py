@@ -151,5 +151,8 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "good.toml: OK" in capsys.readouterr().out
     assert main(["check-config", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"bodycamd: {bad}: recordr.segment_seconds: unknown key; valid keys: ")
+    assert err == (
+        f"bodycamd: {bad}: recordr.segment_seconds: unknown key; "
+        "did you mean recorder.segment_seconds?\n"
+    )
     assert err.count("\n") == 1

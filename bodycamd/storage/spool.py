@@ -50,6 +50,7 @@ class SegmentStart:
     segment_index: int
     prev_digest: bytes
     clock_synced: bool
+    metadata: bytes = b""
 
 
 class Spool:
@@ -84,6 +85,7 @@ class Spool:
             start.prev_digest,
             self._device_name,
             clock_synced=start.clock_synced,
+            metadata=start.metadata,
         )
         writer = SegmentWriter(part, info, self._evidence_key, self._device_key, fsync=self._fsync)
         self.ledger.grow(part, writer.file_size)
@@ -156,7 +158,7 @@ class Spool:
             return False
         return True
 
-    def salvage(self, part: Path, cause: BaseException) -> Path | None:
+    def salvage(self, part: Path, cause: BaseException) -> SealedSegment | None:
         """A write or fsync failed: keep what the last checkpoint vouches for, sealed as torn.
         On a full filesystem the ballast is released first, so the footer and the journal
         rows have somewhere to go."""
@@ -191,7 +193,7 @@ class Spool:
         )
         target = self.commit(sealed, torn=True, recovered=True)
         self.ledger.add(target)
-        return target
+        return replace(sealed, path=target)
 
     def confirm_and_delete(self, row: SegmentRow, receipt: str) -> None:
         """Delete a local copy once the endpoint's receipt (SHA-256 of the bytes it holds
@@ -230,18 +232,22 @@ class SpoolSegment:
         self._writer = writer
         self.path = writer.path
         self.header = writer.header
+        self.closed = False  # sealed, or salvaged after a failure
+        self.salvaged: SealedSegment | None = None  # what a failure left, sealed as torn
 
     @property
     def plaintext_bytes(self) -> int:
         return self._writer.plaintext_bytes
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview, *, final: bool = False) -> None:
         """Raises QuotaExceeded *before* writing when the data would not leave room to seal:
-        the caller then seals, which always fits."""
-        size = len(data)
-        estimate = self._writer.file_size + self._writer.buffered_bytes + size
-        estimate += (size // fmt.MAX_PLAINTEXT + 1) * _RECORD_OVERHEAD
-        self._spool.ledger.check(self.path, estimate)
+        the caller then seals, which always fits. `final` skips the check for the few bytes
+        that close a segment (they come out of the seal margin)."""
+        if not final:
+            size = len(data)
+            estimate = self._writer.file_size + self._writer.buffered_bytes + size
+            estimate += (size // fmt.MAX_PLAINTEXT + 1) * _RECORD_OVERHEAD
+            self._spool.ledger.check(self.path, estimate)
         self._guard(lambda: self._writer.write(data))
 
     def checkpoint(self) -> None:
@@ -250,6 +256,7 @@ class SpoolSegment:
 
     def seal(self, *, end_of_recording: bool) -> SealedSegment:
         sealed = self._guard(lambda: self._writer.seal(end_of_recording=end_of_recording))
+        self.closed = True
         self._spool.ledger.settle(self.path, sealed.path)
         target = self._spool.commit(sealed, torn=False)
         return replace(sealed, path=target)
@@ -258,7 +265,8 @@ class SpoolSegment:
         try:
             result = action()
         except SegmentAbandoned as exc:
-            self._spool.salvage(self.path, exc)
+            self.closed = True
+            self.salvaged = self._spool.salvage(self.path, exc)
             cause = exc.__cause__
             if isinstance(cause, OSError) and cause.errno in _FULL:
                 raise QuotaExceeded(

@@ -1,0 +1,140 @@
+"""The bounded hop from the camera thread to the recorder, and the pre-event buffer.
+
+Both live on the event loop. The camera thread never touches them directly: it schedules
+`PacketChannel.put` with `loop.call_soon_threadsafe`, which is the only safe way to wake an
+asyncio consumer from another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+
+from ..camera import EncodedPacket, StreamKind
+
+
+@dataclass
+class Gap:
+    """Footage the recorder could not keep: written to the audit trail."""
+
+    start_us: int
+    end_us: int
+    frames: int
+    bytes: int
+
+
+class PacketChannel:
+    """A queue bounded by bytes. When a packet does not fit, it and everything after it up
+    to the next video keyframe is dropped (whole GOPs, so what is kept still decodes), and
+    the gap is recorded."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._queue: deque[EncodedPacket] = deque()
+        self._bytes = 0
+        self._wakeup = asyncio.Event()
+        self._gap: Gap | None = None
+        self._gaps: list[Gap] = []
+        self.peak_bytes = 0
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._bytes
+
+    def put(self, packet: EncodedPacket) -> None:
+        fits = self._bytes + packet.size <= self.max_bytes
+        if self._gap is not None:
+            if packet.stream is StreamKind.VIDEO and packet.keyframe and fits:
+                self._gap.end_us = packet.pts_us
+                self._gaps.append(self._gap)
+                self._gap = None
+            else:
+                self._count_drop(packet)
+                return
+        elif not fits:
+            self._gap = Gap(packet.pts_us, packet.pts_us, 0, 0)
+            self._count_drop(packet)
+            return
+        self._queue.append(packet)
+        self._bytes += packet.size
+        self.peak_bytes = max(self.peak_bytes, self._bytes)
+        self._wakeup.set()
+
+    def _count_drop(self, packet: EncodedPacket) -> None:
+        assert self._gap is not None
+        self._gap.end_us = packet.pts_us
+        self._gap.bytes += packet.size
+        if packet.stream is StreamKind.VIDEO:
+            self._gap.frames += 1
+
+    async def get(self) -> EncodedPacket:
+        while not self._queue:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        packet = self._queue.popleft()
+        self._bytes -= packet.size
+        return packet
+
+    def take_gaps(self) -> list[Gap]:
+        gaps, self._gaps = self._gaps, []
+        return gaps
+
+    def clear(self) -> None:
+        self._queue.clear()
+        self._bytes = 0
+
+
+class PreEventBuffer:
+    """The last `seconds` of whole GOPs, in RAM only, bounded by bytes as well as time.
+
+    Kept: every GOP whose keyframe is no older than `seconds` before the newest packet, plus
+    the one in progress. So a recording can begin at the oldest keyframe inside the window.
+    Audio is kept only when `keep_audio` is set (the leading cameras buffer video only).
+    """
+
+    def __init__(self, seconds: float, max_bytes: int, keep_audio: bool) -> None:
+        self._window_us = int(seconds * 1_000_000)
+        self._max_bytes = max_bytes
+        self._keep_audio = keep_audio
+        self._gops: deque[list[EncodedPacket]] = deque()
+        self._bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def enabled(self) -> bool:
+        return self._window_us > 0
+
+    def add(self, packet: EncodedPacket) -> None:
+        if not self.enabled:
+            return
+        if packet.stream is StreamKind.AUDIO:
+            if not self._keep_audio or not self._gops:
+                return
+        elif packet.keyframe:
+            self._gops.append([])
+        elif not self._gops:
+            return  # no keyframe yet to start a GOP
+        self._gops[-1].append(packet)
+        self._bytes += packet.size
+        self._trim(packet.pts_us)
+
+    def _trim(self, now_us: int) -> None:
+        while len(self._gops) > 1 and (
+            self._gops[0][0].pts_us < now_us - self._window_us or self._bytes > self._max_bytes
+        ):
+            self._bytes -= sum(p.size for p in self._gops.popleft())
+
+    def drain(self, now_us: int) -> list[EncodedPacket]:
+        """Everything from the oldest keyframe inside the window, then empty the buffer."""
+        self._trim(now_us)
+        packets = [p for gop in self._gops for p in gop]
+        self.clear()
+        return packets
+
+    def clear(self) -> None:
+        self._gops.clear()
+        self._bytes = 0

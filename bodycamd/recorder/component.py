@@ -1,0 +1,220 @@
+"""The capture component: camera backend → bounded channel → recorder, with fault recovery.
+
+The camera thread's packets reach the loop through `call_soon_threadsafe`; everything after
+that runs on the loop (file I/O in worker threads). A backend that raises, or delivers no
+frame for `camera.stall_seconds`, marks the camera faulty: the open segment is sealed, the
+backend is stopped and started again with exponential backoff, and a recording that was
+running resumes as a new recording once frames flow again. The daemon stays up throughout.
+
+Shutdown order: stop the camera (no new packets), let the channel drain, seal the recording,
+then end the tasks, so nothing is cancelled half-way through a write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from ..camera import Camera, EncodedPacket, FaultSink, PacketSink
+from ..config import CameraConfig, RecorderConfig, parse_size
+from ..storage.spool import Spool
+from .channel import PacketChannel
+from .recorder import Recorder, RecorderState
+
+log = logging.getLogger(__name__)
+
+CameraFactory = Callable[[PacketSink, FaultSink], Camera]
+BACKOFF_MAX = 30.0
+DRAIN_SECONDS = 2.0
+
+
+class CaptureComponent:
+    name = "camera"
+
+    def __init__(
+        self,
+        factory: CameraFactory,
+        spool: Callable[[], Spool],
+        camera_config: CameraConfig,
+        recorder_config: RecorderConfig,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self._factory = factory
+        self._spool = spool
+        self._camera_config = camera_config
+        self._recorder_config = recorder_config
+        self._sleep = sleep
+        self._clock = clock
+        self._on_change = on_change or (lambda: None)
+        self._channel = PacketChannel(parse_size(recorder_config.queue_bytes, 0))
+        self._camera: Camera | None = None
+        self._fault_reason: str | None = None
+        self._backend_error: BaseException | None = None
+        self._last_packet = 0.0
+        self._first_packet = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.recorder: Recorder | None = None
+        self.frames_dropped = 0
+        self.restarts = 0
+
+    @property
+    def fault(self) -> str | None:
+        return self._fault_reason
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        camera = await self._start_camera()
+        self.recorder = Recorder(self._spool(), self._recorder_config, camera.params,
+                                 on_change=self._on_change)
+        if not await self._wait_first_packet():
+            self._set_fault(f"no frames within {self._camera_config.stall_seconds:g} s")
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            consumer = group.create_task(self._consume(), name="camera-consumer")
+            watchdog = group.create_task(self._watch(), name="camera-watchdog")
+            await self._stopping.wait()
+            consumer.cancel()
+            watchdog.cancel()
+
+    async def stop(self) -> None:
+        await self._stop_camera()
+        deadline = self._clock() + DRAIN_SECONDS
+        while self._channel.queued_bytes and self._clock() < deadline:
+            await asyncio.sleep(0.01)  # the consumer is writing out what is queued
+        if self.recorder is not None:
+            await self.recorder.stop("shutdown")
+        self._stopping.set()
+
+    def status(self) -> str:
+        if self._fault_reason is not None:
+            return f"camera: FAULT ({self._fault_reason})"
+        if self._camera is None or self.recorder is None:
+            return "camera: not started"
+        params = self.recorder.params
+        text = f"camera: {self._camera.name} {params.width}x{params.height}@{params.framerate}"
+        recording = self.recorder.recording
+        if recording is not None:
+            text += f", RECORDING {recording.duration_s:.0f} s"
+        else:
+            text += f", {self.recorder.state.value}"
+        return text
+
+    # -- the thread hop ---------------------------------------------------------------------
+
+    def _post(self, packet: EncodedPacket) -> None:
+        """Called on the camera's thread: schedule, never block, never raise."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._arrive, packet)
+            except RuntimeError:  # the loop closed between the check and the call
+                pass
+
+    def _post_fault(self, exc: BaseException) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._backend_failed, exc)
+            except RuntimeError:
+                pass
+
+    def _arrive(self, packet: EncodedPacket) -> None:
+        self._last_packet = self._clock()
+        self._first_packet.set()
+        self._channel.put(packet)
+
+    def _backend_failed(self, exc: BaseException) -> None:
+        self._backend_error = exc
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        assert self.recorder is not None
+        while True:
+            packet = await self._channel.get()
+            await self.recorder.handle(packet)
+            for gap in self._channel.take_gaps():
+                self.frames_dropped += gap.frames
+                log.warning("writer fell behind: dropped %d frames (%d bytes) over %.2f s",
+                            gap.frames, gap.bytes, (gap.end_us - gap.start_us) / 1e6)
+                await asyncio.to_thread(
+                    self._spool().journal.audit, "frames_dropped", start_us=gap.start_us,
+                    end_us=gap.end_us, frames=gap.frames, bytes=gap.bytes)
+
+    async def _watch(self) -> None:
+        stall = self._camera_config.stall_seconds
+        while True:
+            await self._sleep(min(0.5, stall / 4))
+            if self._backend_error is not None:
+                await self._recover(f"backend error: {self._backend_error}")
+            elif self._fault_reason is not None or self._clock() - self._last_packet > stall:
+                await self._recover(self._fault_reason or f"no frames for {stall:g} s")
+
+    async def _recover(self, reason: str) -> None:
+        assert self.recorder is not None
+        self._set_fault(reason)
+        resume = self.recorder.recording
+        await asyncio.to_thread(self._spool().journal.audit, "camera_fault", reason=reason,
+                                recording=resume.recording_id.hex if resume else None)
+        await self.recorder.stop("camera_fault")
+        delay = 1.0
+        while not self._stopping.is_set():
+            self.restarts += 1
+            await self._stop_camera()
+            self._backend_error = None
+            self._first_packet.clear()
+            try:
+                await self._start_camera()
+                if await self._wait_first_packet():
+                    break
+                log.warning("camera restarted but delivers no frames; retrying")
+            except Exception as exc:
+                log.warning("camera restart failed: %s", exc)
+            await self._sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+        self._fault_reason = None
+        await asyncio.to_thread(self._spool().journal.audit, "camera_recovered")
+        log.info("camera recovered")
+        self._on_change()
+        if resume is not None:
+            await self.recorder.start(resume.officer, "resumed_after_camera_fault")
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _set_fault(self, reason: str) -> None:
+        if self._fault_reason != reason:
+            log.error("camera fault: %s", reason)
+        self._fault_reason = reason
+        self._on_change()
+
+    async def _start_camera(self) -> Camera:
+        camera = await asyncio.to_thread(self._factory, self._post, self._post_fault)
+        await asyncio.to_thread(camera.start)
+        self._camera = camera
+        self._last_packet = self._clock()
+        return camera
+
+    async def _stop_camera(self) -> None:
+        camera, self._camera = self._camera, None
+        if camera is not None:
+            await asyncio.to_thread(camera.stop)
+
+    async def _wait_first_packet(self) -> bool:
+        try:
+            async with asyncio.timeout(self._camera_config.stall_seconds):
+                await self._first_packet.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def recording_state(self) -> RecorderState:
+        return self.recorder.state if self.recorder else RecorderState.IDLE

@@ -1,0 +1,259 @@
+"""The recorder: pre-event buffering, recordings, keyframe-aligned segments, checkpoints.
+
+States: idle (nothing kept), buffering (the last N seconds of GOPs in RAM, while an officer
+is logged in) and recording. A recording starts at the oldest buffered keyframe inside the
+pre-event window (or at the next keyframe when there is none), rolls to a new segment at the
+first keyframe after `segment_seconds` or `segment_max_bytes`, checkpoints every
+`durability_interval` of footage, and on stop seals after the last frame it has.
+
+Every file operation runs in a worker thread (`asyncio.to_thread`): a slow card slows the
+recorder, whose input channel then drops whole GOPs (see channel.py), never the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..camera import EncodedPacket, StreamKind, StreamParams
+from ..clock import clock_synchronised
+from ..config import RecorderConfig, parse_size
+from ..errors import QuotaExceeded, SegmentAbandoned
+from ..storage.spool import SegmentStart, Spool, SpoolSegment
+from .channel import PreEventBuffer
+from .muxer import TsMuxer
+
+log = logging.getLogger(__name__)
+
+
+class RecorderState(enum.Enum):
+    IDLE = "idle"
+    BUFFERING = "buffering"
+    RECORDING = "recording"
+
+
+@dataclass
+class Recording:
+    recording_id: uuid.UUID
+    officer: str | None
+    reason: str
+    requested_us: int  # when the start was asked for (monotonic µs)
+    first_us: int | None = None  # pts of the first packet recorded (pre-event included)
+    last_us: int | None = None
+    segments: int = 0
+    prev_digest: bytes = b"\0" * 32
+    segment: SpoolSegment | None = None
+    muxer: TsMuxer | None = None
+    segment_start_us: int = 0
+    checkpoint_us: int = 0
+    sealed: list[str] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        if self.first_us is None or self.last_us is None:
+            return 0.0
+        return (self.last_us - self.first_us) / 1e6
+
+
+class Recorder:
+    def __init__(
+        self,
+        spool: Spool,
+        config: RecorderConfig,
+        params: StreamParams,
+        *,
+        clock_synced: Callable[[], bool] = clock_synchronised,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self._spool = spool
+        self._config = config
+        self.params = params
+        self._clock_synced = clock_synced
+        self._on_change = on_change or (lambda: None)
+        self._buffer = PreEventBuffer(
+            config.pre_event_seconds, parse_size(config.pre_event_max_bytes, 0),
+            config.pre_event_audio,
+        )
+        self._segment_us = int(config.segment_seconds * 1_000_000)
+        self._segment_bytes = parse_size(config.segment_max_bytes, 0)
+        self._checkpoint_us = int(config.durability_interval * 1_000_000)
+        self._lock = asyncio.Lock()
+        self._buffering = False
+        self._last_us = 0
+        self.recording: Recording | None = None
+        self.last_stop_reason = ""
+
+    @property
+    def state(self) -> RecorderState:
+        if self.recording is not None:
+            return RecorderState.RECORDING
+        return RecorderState.BUFFERING if self._buffering else RecorderState.IDLE
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._buffer.bytes
+
+    def set_buffering(self, enabled: bool) -> None:
+        """Buffer only while allowed (an officer is logged in); the RAM is freed otherwise."""
+        self._buffering = enabled
+        if not enabled:
+            self._buffer.clear()
+        self._on_change()
+
+    async def handle(self, packet: EncodedPacket) -> None:
+        self._last_us = packet.pts_us
+        async with self._lock:
+            if self.recording is not None:
+                await self._record(packet)
+            elif self._buffering:
+                self._buffer.add(packet)
+
+    async def start(self, officer: str | None, reason: str) -> Recording:
+        """Begin a recording; QuotaExceeded when less than `min_free_minutes` fit."""
+        async with self._lock:
+            if self.recording is not None:
+                return self.recording
+            await asyncio.to_thread(self._spool.ledger.check_start)
+            recording = Recording(uuid.uuid4(), officer, reason, self._last_us)
+            self.recording = recording
+            pre_event = self._buffer.drain(self._last_us)
+            await self._audit("recording_start", recording=recording.recording_id.hex,
+                              officer=officer, reason=reason,
+                              pre_event_packets=len(pre_event))
+            log.info("recording %s started (%s), %d pre-event packets",
+                     recording.recording_id.hex[:8], reason, len(pre_event))
+            self._on_change()
+            for packet in pre_event:
+                if self.recording is None:
+                    break
+                await self._record(packet)
+            return recording
+
+    async def stop(self, reason: str) -> None:
+        async with self._lock:
+            await self._finish(reason)
+
+    async def marker(self, note: str) -> None:
+        recording = self.recording
+        await self._audit("marker", note=note, at_us=self._last_us,
+                          recording=recording.recording_id.hex if recording else None)
+
+    # -- inside the lock --------------------------------------------------------------------
+
+    async def _record(self, packet: EncodedPacket) -> None:
+        recording = self.recording
+        assert recording is not None
+        is_key = packet.stream is StreamKind.VIDEO and packet.keyframe
+        if recording.segment is None:
+            if not is_key:
+                return  # a segment starts on a keyframe, with SPS/PPS in front of it
+            await self._open(recording, packet)
+        elif is_key and (
+            packet.pts_us - recording.segment_start_us >= self._segment_us
+            or recording.segment.plaintext_bytes >= self._segment_bytes
+        ):
+            await self._roll(recording, packet)
+        segment, muxer = recording.segment, recording.muxer
+        assert segment is not None and muxer is not None
+        if recording.first_us is None:
+            recording.first_us = packet.pts_us
+        recording.last_us = packet.pts_us
+        data = muxer.mux(packet)
+        if data and not await self._write(recording, data):
+            return
+        if packet.pts_us - recording.checkpoint_us >= self._checkpoint_us:
+            recording.checkpoint_us = packet.pts_us
+            await self._guarded(recording, segment.checkpoint)
+
+    async def _write(self, recording: Recording, data: bytes, *, final: bool = False) -> bool:
+        segment = recording.segment
+        assert segment is not None
+        return await self._guarded(recording, lambda: segment.write(data, final=final))
+
+    async def _guarded(self, recording: Recording, action: Callable[[], None]) -> bool:
+        """Run a blocking segment operation; on a full card seal and stop, on an I/O error
+        carry on in a new segment (the failed one is already sealed as torn)."""
+        try:
+            await asyncio.to_thread(action)
+        except QuotaExceeded as exc:
+            log.warning("%s", exc)
+            await self._finish("storage_full")
+            return False
+        except SegmentAbandoned as exc:
+            log.error("%s", exc)
+            segment = recording.segment
+            if segment is not None and segment.salvaged is not None:
+                recording.prev_digest = segment.salvaged.digest
+                recording.sealed.append(str(segment.salvaged.path))
+            recording.segment, recording.muxer = None, None
+            recording.segments += 1
+            return False
+        return True
+
+    async def _open(self, recording: Recording, packet: EncodedPacket) -> None:
+        base = recording.first_us if recording.first_us is not None else packet.pts_us
+        metadata = json.dumps({
+            "recording_id": recording.recording_id.hex,
+            "segment_index": recording.segments,
+            "officer": recording.officer,
+            "reason": recording.reason,
+            "monotonic_start_us": packet.pts_us,
+            "recording_base_us": base,
+            "wall_start_ns": time.time_ns(),
+            "stream": self.params.describe(),
+        }, sort_keys=True).encode()
+        start = SegmentStart(recording.recording_id, recording.segments, recording.prev_digest,
+                             self._clock_synced(), metadata)
+        recording.segment = await asyncio.to_thread(self._spool.open_segment, start)
+        recording.muxer = TsMuxer(self.params, base)
+        recording.segment_start_us = packet.pts_us
+        recording.checkpoint_us = packet.pts_us
+
+    async def _seal(self, recording: Recording, *, end_of_recording: bool) -> None:
+        segment, muxer = recording.segment, recording.muxer
+        recording.segment, recording.muxer = None, None
+        if segment is None or segment.closed:
+            return
+        if muxer is not None:
+            tail = muxer.close()
+            if tail:
+                recording.segment = segment
+                ok = await self._write(recording, tail, final=True)
+                recording.segment = None
+                if not ok or segment.closed:
+                    return
+        sealed = await asyncio.to_thread(lambda: segment.seal(end_of_recording=end_of_recording))
+        recording.prev_digest = sealed.digest
+        recording.segments += 1
+        recording.sealed.append(str(sealed.path))
+        self._on_change()
+
+    async def _roll(self, recording: Recording, packet: EncodedPacket) -> None:
+        await self._seal(recording, end_of_recording=False)
+        await self._open(recording, packet)
+
+    async def _finish(self, reason: str) -> None:
+        recording = self.recording
+        if recording is None:
+            return
+        self.recording = None
+        try:
+            await self._seal(recording, end_of_recording=True)
+        finally:
+            self.last_stop_reason = reason
+            await self._audit("recording_stop", recording=recording.recording_id.hex,
+                              reason=reason, segments=recording.segments,
+                              seconds=round(recording.duration_s, 3))
+            log.info("recording %s stopped (%s): %d segment(s), %.1f s",
+                     recording.recording_id.hex[:8], reason, recording.segments,
+                     recording.duration_s)
+            self._on_change()
+
+    async def _audit(self, kind: str, **fields: object) -> None:
+        await asyncio.to_thread(self._spool.journal.audit, kind, **fields)

@@ -1,0 +1,126 @@
+"""Recording real H.264 + AAC through the recorder into encrypted segments, then decrypting
+with the operator tool's reader and decoding with PyAV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bodycamd.evidence.chain import ChainLink, check_chain
+from bodycamd.evidence.reader import scan_segment
+from bodycamd.recorder.recorder import Recorder
+from tests.recorder.helpers import (
+    FPS,
+    decode,
+    decrypt,
+    recorder_config,
+    synthetic_packets,
+    video_only,
+)
+from tests.storage.helpers import make_spool
+
+TEN_SECONDS, PARAMS = synthetic_packets(10)
+
+
+async def test_ten_seconds_decode_frame_exact(tmp_path: Path) -> None:
+    spool, keys = make_spool(tmp_path / "state")
+    recorder = Recorder(spool, recorder_config(segment_seconds=4.0), PARAMS)
+    await recorder.start("123456", "test")
+    for packet in TEN_SECONDS:
+        await recorder.handle(packet)
+    await recorder.stop("test")
+    rows = spool.journal.segments()
+    assert len(rows) == 3  # 0-4 s, 4-8 s, 8-10 s
+    all_pts: list[float] = []
+    audio = 0.0
+    for row in rows:
+        ts, metadata = decrypt(spool.layout.root / row.path, keys)
+        meta = json.loads(metadata)
+        assert meta["officer"] == "123456" and meta["stream"]["video"]["width"] == 320
+        decoded = decode(ts)  # each segment decodes on its own...
+        assert decoded.keyframes[0], "...and starts on a keyframe"
+        all_pts += decoded.video_pts
+        audio += decoded.audio_seconds
+    assert len(all_pts) == 10 * FPS
+    assert all(b > a for a, b in zip(all_pts, all_pts[1:], strict=False)), "strictly increasing"
+    assert abs(audio - 10.0) < 0.1
+
+
+async def test_rollover_at_keyframes_chain_verifies(tmp_path: Path) -> None:
+    spool, keys = make_spool(tmp_path / "state")
+    recorder = Recorder(spool, recorder_config(segment_seconds=2.0), PARAMS)
+    await recorder.start(None, "test")
+    for packet in TEN_SECONDS:
+        await recorder.handle(packet)
+    await recorder.stop("test")
+    paths = [spool.layout.root / row.path for row in spool.journal.segments()]
+    assert len(paths) == 5
+    verdicts = [scan_segment(p, keys.device_public) for p in paths]
+    assert [v.end_of_recording for v in verdicts] == [False] * 4 + [True]
+    report = check_chain([ChainLink(p.name, v) for p, v in zip(paths, verdicts, strict=True)])
+    assert report.segments == 5 and report.ending == "end-of-recording"
+    for path in paths:
+        decoded = decode(decrypt(path, keys)[0])
+        assert decoded.keyframes[0] and len(decoded.video_pts) == 2 * FPS
+
+
+async def test_pre_event_window(tmp_path: Path) -> None:
+    packets, params = synthetic_packets(25, audio=False)
+    spool, keys = make_spool(tmp_path / "state")
+    recorder = Recorder(spool, recorder_config(pre_event_seconds=5.0), params)
+    recorder.set_buffering(True)
+    start_us = packets[0].pts_us + 20_000_000
+    before = [p for p in packets if p.pts_us <= start_us]
+    after = [p for p in packets if p.pts_us > start_us]
+    for packet in before:
+        await recorder.handle(packet)
+    assert recorder.buffered_bytes > 0
+    await recorder.start(None, "button")
+    for packet in after:
+        await recorder.handle(packet)
+    await recorder.stop("test")
+    (row,) = spool.journal.segments()
+    decoded = decode(decrypt(spool.layout.root / row.path, keys)[0])
+    assert decoded.keyframes[0]
+    # frames run without gaps to the last packet, so the count says where the recording began
+    video = video_only(packets)
+    first = video[len(video) - len(decoded.video_pts)]
+    window_start = start_us - 5_000_000
+    assert first.keyframe
+    assert window_start - 1_000_000 <= first.pts_us <= window_start + 1_000_000  # ± one GOP
+    assert first.pts_us >= window_start, "nothing older than the window"
+
+
+async def test_zero_window_starts_at_next_keyframe(tmp_path: Path) -> None:
+    packets, params = synthetic_packets(5, audio=False)
+    spool, keys = make_spool(tmp_path / "state")
+    recorder = Recorder(spool, recorder_config(pre_event_seconds=0.0), params)
+    recorder.set_buffering(True)
+    video = video_only(packets)
+    split = FPS * 2 + 10  # start 10 frames after the keyframe at 2 s
+    for packet in video[:split]:
+        await recorder.handle(packet)
+    await recorder.start(None, "button")
+    for packet in video[split:]:
+        await recorder.handle(packet)
+    await recorder.stop("test")
+    (row,) = spool.journal.segments()
+    decoded = decode(decrypt(spool.layout.root / row.path, keys)[0])
+    assert len(decoded.video_pts) == FPS * 2  # from the keyframe at 3 s to the end at 5 s
+    assert decoded.keyframes[0]
+
+
+async def test_buffering_only_when_allowed(tmp_path: Path) -> None:
+    packets, params = synthetic_packets(3, audio=False)
+    spool, _ = make_spool(tmp_path / "state")
+    recorder = Recorder(spool, recorder_config(pre_event_seconds=30.0), params)
+    for packet in packets:
+        await recorder.handle(packet)
+    assert recorder.buffered_bytes == 0  # idle: nothing kept
+    recorder.set_buffering(True)
+    for packet in packets:
+        await recorder.handle(packet)
+    assert recorder.buffered_bytes > 0
+    recorder.set_buffering(False)
+    assert recorder.buffered_bytes == 0
+    assert not list(spool.layout.root.rglob("*.part"))  # never on flash

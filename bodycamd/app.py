@@ -6,9 +6,13 @@ import asyncio
 import logging
 import socket
 
+from hw.camera import open_camera
+
+from .camera import Camera, FaultSink, PacketSink
 from .config import Config
-from .daemon import Component, NotBuiltYet, Supervisor
+from .daemon import Component, Supervisor
 from .identity import IdentityComponent
+from .recorder.component import CaptureComponent
 from .storage import StateLayout, StorageComponent
 from .systemd import Notifier
 
@@ -22,11 +26,15 @@ def device_name(config: Config) -> str:
 def build_components(config: Config) -> list[Component]:
     layout = StateLayout(config.device.state_dir)
     identity = IdentityComponent(config.evidence, layout)
-    return [
-        identity,
-        StorageComponent(layout, config.storage, identity, device_name(config)),
-        NotBuiltYet("camera", "not built yet (capture issue), recording unavailable"),
-    ]
+    storage = StorageComponent(layout, config.storage, identity, device_name(config))
+
+    def camera_factory(post: PacketSink, fault: FaultSink) -> Camera:
+        return open_camera(config.camera, config.hardware, post, fault)
+
+    capture = CaptureComponent(
+        camera_factory, storage.require_spool, config.camera, config.recorder
+    )
+    return [identity, storage, capture]
 
 
 async def serve(config: Config, notifier: Notifier, *, debug: bool = False) -> int:

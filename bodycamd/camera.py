@@ -49,11 +49,19 @@ class StreamParams:
 
     def describe(self) -> dict[str, object]:
         return {
-            "video": {"codec": self.video_codec, "width": self.width, "height": self.height,
-                      "framerate": str(self.framerate)},
-            "audio": None if self.audio_codec is None else {
-                "codec": self.audio_codec, "rate": self.audio_rate,
-                "channels": self.audio_channels},
+            "video": {
+                "codec": self.video_codec,
+                "width": self.width,
+                "height": self.height,
+                "framerate": str(self.framerate),
+            },
+            "audio": None
+            if self.audio_codec is None
+            else {
+                "codec": self.audio_codec,
+                "rate": self.audio_rate,
+                "channels": self.audio_channels,
+            },
         }
 
 

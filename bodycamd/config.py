@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import textwrap
 import tomllib
 import types
 import typing
@@ -462,3 +463,26 @@ def _field_for(dotted: str) -> dataclasses.Field[Any]:
     for part in parts[:-1]:
         cls = typing.get_type_hints(cls)[part]
     return next(f for f in dataclasses.fields(cls) if f.name == parts[-1])
+
+
+def example_toml() -> str:
+    """config/bodycamd.example.toml: every key commented out at its default, with its doc
+    (generated, and a test keeps the file equal to it)."""
+    lines = [
+        "# bodycamd configuration: every key, commented out at its default.",
+        "# Install as /etc/bodycamd/bodycamd.toml. Reference: docs/configuration.md.",
+        "# Relative paths are resolved against the directory of this file.",
+    ]
+    defaults = iter_defaults(Config())
+    section = ""
+    for key in all_keys():
+        head, _, name = key.rpartition(".")
+        if head != section:
+            section = head
+            lines += ["", f"[{section}]"]
+        elif not head and len(lines) == 3:
+            lines.append("")
+        doc = _field_for(key).metadata["doc"]
+        lines += [f"# {line}" for line in textwrap.wrap(doc, 94)]
+        lines.append(f"# {name} = {_toml_value(defaults[key])}")
+    return "\n".join(lines) + "\n"

@@ -19,6 +19,14 @@ def write_config(tmp_path: Path, extra: str = "", *, state_dir: str = "state") -
         "[evidence]\n"
         'public_key = "keys/evidence.pub"\n'
         "development_keys = true\n"
+        "[camera]\n"
+        "width = 320\n"
+        "height = 240\n"
+        "framerate = 15\n"
+        "bitrate = 200000\n"
+        "[recorder]\n"
+        "segment_seconds = 2.0\n"
+        "pre_event_seconds = 5.0\n"
         "[daemon]\n"
         "stop_timeout = 5.0\n"
         'log_level = "debug"\n'

@@ -12,6 +12,7 @@ from bodycamd.config import (
     Config,
     DaemonConfig,
     all_keys,
+    example_toml,
     load_config,
     parse_config,
     reference_rows,
@@ -129,6 +130,7 @@ def test_config_is_frozen() -> None:
 def test_example_file_documents_every_key_with_its_default() -> None:
     example = ROOT / "config" / "bodycamd.example.toml"
     text = example.read_text()
+    assert text == example_toml()
     uncommented = "\n".join(re.sub(r"^# ?(?=\w+ = )", "", line) for line in text.splitlines())
     assert parse(uncommented, example) == Config()
     for key in all_keys():

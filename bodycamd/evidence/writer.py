@@ -229,8 +229,9 @@ class SegmentWriter:
 
     def _metadata(self, metadata: bytes) -> None:
         if len(metadata) > fmt.MAX_PLAINTEXT:
-            raise ValueError(f"segment metadata is {len(metadata)} bytes; at most "
-                             f"{fmt.MAX_PLAINTEXT}")
+            raise ValueError(
+                f"segment metadata is {len(metadata)} bytes; at most {fmt.MAX_PLAINTEXT}"
+            )
         assert self._aead is not None
         frame = fmt.FRAME.pack(len(metadata) + fmt.TAG_SIZE, fmt.RecordType.METADATA)
         self._append(frame, self._aead.encrypt(fmt.METADATA_NONCE, metadata, frame))

@@ -34,6 +34,8 @@ class PacketChannel:
         self._queue: deque[EncodedPacket] = deque()
         self._bytes = 0
         self._wakeup = asyncio.Event()
+        self._empty = asyncio.Event()
+        self._empty.set()
         self._gap: Gap | None = None
         self._gaps: list[Gap] = []
         self.peak_bytes = 0
@@ -59,6 +61,7 @@ class PacketChannel:
         self._queue.append(packet)
         self._bytes += packet.size
         self.peak_bytes = max(self.peak_bytes, self._bytes)
+        self._empty.clear()
         self._wakeup.set()
 
     def _count_drop(self, packet: EncodedPacket) -> None:
@@ -76,6 +79,14 @@ class PacketChannel:
         self._bytes -= packet.size
         return packet
 
+    def task_done(self) -> None:
+        """The consumer has handled what it took; wakes `wait_empty` once nothing is left."""
+        if not self._queue:
+            self._empty.set()
+
+    async def wait_empty(self) -> None:
+        await self._empty.wait()
+
     def take_gaps(self) -> list[Gap]:
         gaps, self._gaps = self._gaps, []
         return gaps
@@ -83,6 +94,7 @@ class PacketChannel:
     def clear(self) -> None:
         self._queue.clear()
         self._bytes = 0
+        self._empty.set()
 
 
 class PreEventBuffer:

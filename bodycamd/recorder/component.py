@@ -13,6 +13,7 @@ then end the tasks, so nothing is cancelled half-way through a write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -72,8 +73,9 @@ class CaptureComponent:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         camera = await self._start_camera()
-        self.recorder = Recorder(self._spool(), self._recorder_config, camera.params,
-                                 on_change=self._on_change)
+        self.recorder = Recorder(
+            self._spool(), self._recorder_config, camera.params, on_change=self._on_change
+        )
         if not await self._wait_first_packet():
             self._set_fault(f"no frames within {self._camera_config.stall_seconds:g} s")
 
@@ -87,9 +89,14 @@ class CaptureComponent:
 
     async def stop(self) -> None:
         await self._stop_camera()
-        deadline = self._clock() + DRAIN_SECONDS
-        while self._channel.queued_bytes and self._clock() < deadline:
-            await asyncio.sleep(0.01)  # the consumer is writing out what is queued
+        try:  # let the consumer write out what is queued, within reason
+            async with asyncio.timeout(DRAIN_SECONDS):
+                await self._channel.wait_empty()
+        except TimeoutError:
+            log.warning(
+                "stopping with %d bytes of footage still queued (not recorded)",
+                self._channel.queued_bytes,
+            )
         if self.recorder is not None:
             await self.recorder.stop("shutdown")
         self._stopping.set()
@@ -114,18 +121,14 @@ class CaptureComponent:
         """Called on the camera's thread: schedule, never block, never raise."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed after the check
                 loop.call_soon_threadsafe(self._arrive, packet)
-            except RuntimeError:  # the loop closed between the check and the call
-                pass
 
     def _post_fault(self, exc: BaseException) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._backend_failed, exc)
-            except RuntimeError:
-                pass
 
     def _arrive(self, packet: EncodedPacket) -> None:
         self._last_packet = self._clock()
@@ -142,13 +145,23 @@ class CaptureComponent:
         while True:
             packet = await self._channel.get()
             await self.recorder.handle(packet)
+            self._channel.task_done()
             for gap in self._channel.take_gaps():
                 self.frames_dropped += gap.frames
-                log.warning("writer fell behind: dropped %d frames (%d bytes) over %.2f s",
-                            gap.frames, gap.bytes, (gap.end_us - gap.start_us) / 1e6)
+                log.warning(
+                    "writer fell behind: dropped %d frames (%d bytes) over %.2f s",
+                    gap.frames,
+                    gap.bytes,
+                    (gap.end_us - gap.start_us) / 1e6,
+                )
                 await asyncio.to_thread(
-                    self._spool().journal.audit, "frames_dropped", start_us=gap.start_us,
-                    end_us=gap.end_us, frames=gap.frames, bytes=gap.bytes)
+                    self._spool().journal.audit,
+                    "frames_dropped",
+                    start_us=gap.start_us,
+                    end_us=gap.end_us,
+                    frames=gap.frames,
+                    bytes=gap.bytes,
+                )
 
     async def _watch(self) -> None:
         stall = self._camera_config.stall_seconds
@@ -163,8 +176,12 @@ class CaptureComponent:
         assert self.recorder is not None
         self._set_fault(reason)
         resume = self.recorder.recording
-        await asyncio.to_thread(self._spool().journal.audit, "camera_fault", reason=reason,
-                                recording=resume.recording_id.hex if resume else None)
+        await asyncio.to_thread(
+            self._spool().journal.audit,
+            "camera_fault",
+            reason=reason,
+            recording=resume.recording_id.hex if resume else None,
+        )
         await self.recorder.stop("camera_fault")
         delay = 1.0
         while not self._stopping.is_set():

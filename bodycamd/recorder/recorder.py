@@ -77,7 +77,8 @@ class Recorder:
         self._clock_synced = clock_synced
         self._on_change = on_change or (lambda: None)
         self._buffer = PreEventBuffer(
-            config.pre_event_seconds, parse_size(config.pre_event_max_bytes, 0),
+            config.pre_event_seconds,
+            parse_size(config.pre_event_max_bytes, 0),
             config.pre_event_audio,
         )
         self._segment_us = int(config.segment_seconds * 1_000_000)
@@ -123,11 +124,19 @@ class Recorder:
             recording = Recording(uuid.uuid4(), officer, reason, self._last_us)
             self.recording = recording
             pre_event = self._buffer.drain(self._last_us)
-            await self._audit("recording_start", recording=recording.recording_id.hex,
-                              officer=officer, reason=reason,
-                              pre_event_packets=len(pre_event))
-            log.info("recording %s started (%s), %d pre-event packets",
-                     recording.recording_id.hex[:8], reason, len(pre_event))
+            await self._audit(
+                "recording_start",
+                recording=recording.recording_id.hex,
+                officer=officer,
+                reason=reason,
+                pre_event_packets=len(pre_event),
+            )
+            log.info(
+                "recording %s started (%s), %d pre-event packets",
+                recording.recording_id.hex[:8],
+                reason,
+                len(pre_event),
+            )
             self._on_change()
             for packet in pre_event:
                 if self.recording is None:
@@ -141,8 +150,12 @@ class Recorder:
 
     async def marker(self, note: str) -> None:
         recording = self.recording
-        await self._audit("marker", note=note, at_us=self._last_us,
-                          recording=recording.recording_id.hex if recording else None)
+        await self._audit(
+            "marker",
+            note=note,
+            at_us=self._last_us,
+            recording=recording.recording_id.hex if recording else None,
+        )
 
     # -- inside the lock --------------------------------------------------------------------
 
@@ -198,18 +211,26 @@ class Recorder:
 
     async def _open(self, recording: Recording, packet: EncodedPacket) -> None:
         base = recording.first_us if recording.first_us is not None else packet.pts_us
-        metadata = json.dumps({
-            "recording_id": recording.recording_id.hex,
-            "segment_index": recording.segments,
-            "officer": recording.officer,
-            "reason": recording.reason,
-            "monotonic_start_us": packet.pts_us,
-            "recording_base_us": base,
-            "wall_start_ns": time.time_ns(),
-            "stream": self.params.describe(),
-        }, sort_keys=True).encode()
-        start = SegmentStart(recording.recording_id, recording.segments, recording.prev_digest,
-                             self._clock_synced(), metadata)
+        metadata = json.dumps(
+            {
+                "recording_id": recording.recording_id.hex,
+                "segment_index": recording.segments,
+                "officer": recording.officer,
+                "reason": recording.reason,
+                "monotonic_start_us": packet.pts_us,
+                "recording_base_us": base,
+                "wall_start_ns": time.time_ns(),
+                "stream": self.params.describe(),
+            },
+            sort_keys=True,
+        ).encode()
+        start = SegmentStart(
+            recording.recording_id,
+            recording.segments,
+            recording.prev_digest,
+            self._clock_synced(),
+            metadata,
+        )
         recording.segment = await asyncio.to_thread(self._spool.open_segment, start)
         recording.muxer = TsMuxer(self.params, base)
         recording.segment_start_us = packet.pts_us
@@ -247,12 +268,20 @@ class Recorder:
             await self._seal(recording, end_of_recording=True)
         finally:
             self.last_stop_reason = reason
-            await self._audit("recording_stop", recording=recording.recording_id.hex,
-                              reason=reason, segments=recording.segments,
-                              seconds=round(recording.duration_s, 3))
-            log.info("recording %s stopped (%s): %d segment(s), %.1f s",
-                     recording.recording_id.hex[:8], reason, recording.segments,
-                     recording.duration_s)
+            await self._audit(
+                "recording_stop",
+                recording=recording.recording_id.hex,
+                reason=reason,
+                segments=recording.segments,
+                seconds=round(recording.duration_s, 3),
+            )
+            log.info(
+                "recording %s stopped (%s): %d segment(s), %.1f s",
+                recording.recording_id.hex[:8],
+                reason,
+                recording.segments,
+                recording.duration_s,
+            )
             self._on_change()
 
     async def _audit(self, kind: str, **fields: object) -> None:

@@ -92,6 +92,11 @@ class StorageComponent:
                     figures.minutes_left,
                 )
 
+    def require_spool(self) -> Spool:
+        if self.spool is None:
+            raise StorageError("storage is not started")
+        return self.spool
+
     async def run(self) -> None:
         return None
 

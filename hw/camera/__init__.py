@@ -16,8 +16,9 @@ def backend_name(config: CameraConfig, hardware: Hardware) -> str:
     return "picamera2" if hardware == "pi" else "synthetic"
 
 
-def open_camera(config: CameraConfig, hardware: Hardware, post: PacketSink,
-                fault: FaultSink) -> Camera:
+def open_camera(
+    config: CameraConfig, hardware: Hardware, post: PacketSink, fault: FaultSink
+) -> Camera:
     name = backend_name(config, hardware)
     if name == "picamera2":
         from .picam import Picamera2Camera

@@ -38,8 +38,14 @@ def make_output_class() -> type[Any]:
             self._encoder = encoder
             self.errors = 0
 
-        def outputframe(self, frame: Any, keyframe: bool = True, timestamp: int | None = None,
-                        packet: Any = None, audio: bool = False) -> None:
+        def outputframe(
+            self,
+            frame: Any,
+            keyframe: bool = True,
+            timestamp: int | None = None,
+            packet: Any = None,
+            audio: bool = False,
+        ) -> None:
             try:
                 data = bytes(packet) if audio else bytes(frame)
                 base = self._encoder.firsttimestamp or 0
@@ -72,12 +78,15 @@ class Picamera2Camera:
         self._encoder = H264Encoder(bitrate=config.bitrate, repeat=True, iperiod=iperiod)
         if config.audio:
             self._encoder.audio = True
-            self._encoder.audio_input = {"file": config.audio_device,
-                                         "format": config.audio_format}
+            self._encoder.audio_input = {"file": config.audio_device, "format": config.audio_format}
             self._encoder.audio_output = {"codec_name": "aac"}
         self._output = make_output_class()(post, self._encoder)
-        self._params = StreamParams(config.width, config.height, Fraction(config.framerate),
-                                    audio_codec="aac" if config.audio else None)
+        self._params = StreamParams(
+            config.width,
+            config.height,
+            Fraction(config.framerate),
+            audio_codec="aac" if config.audio else None,
+        )
 
     @property
     def params(self) -> StreamParams:

@@ -53,7 +53,8 @@ class FileCamera:
                 audio_rate=audio.codec_context.sample_rate if audio else 48_000,
                 audio_channels=audio.codec_context.channels if audio else 1,
                 audio_extradata=bytes(audio.codec_context.extradata)
-                if audio and audio.codec_context.extradata else None,
+                if audio and audio.codec_context.extradata
+                else None,
             )
 
     @property
@@ -103,7 +104,6 @@ class FileCamera:
                         if delay > 0 and self._stop.wait(delay):
                             return
                     kind = StreamKind.VIDEO if packet.stream.type == "video" else StreamKind.AUDIO
-                    self._post(EncodedPacket(kind, bytes(packet), bool(packet.is_keyframe),
-                                             pts_us))
+                    self._post(EncodedPacket(kind, bytes(packet), bool(packet.is_keyframe), pts_us))
             offset_us += last_us + int(1_000_000 / self._params.framerate)
             loop += 1

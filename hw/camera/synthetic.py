@@ -58,8 +58,9 @@ class SyntheticCamera:
             audio_codec="aac" if self._audio else None,
             audio_rate=AUDIO_RATE,
             audio_channels=1,
-            audio_extradata=bytes(self._audio.extradata) if self._audio and
-            self._audio.extradata else None,
+            audio_extradata=bytes(self._audio.extradata)
+            if self._audio and self._audio.extradata
+            else None,
         )
 
     @property
@@ -118,7 +119,7 @@ class SyntheticCamera:
         frame_us = 1_000_000 / cfg.framerate
         start_us = self._clock_ns() // 1000
         width, height = cfg.width, cfg.height
-        ramp = (np.arange(width, dtype=np.int32) * 219 // max(1, width - 1) + 16)
+        ramp = np.arange(width, dtype=np.int32) * 219 // max(1, width - 1) + 16
         samples_sent = 0
         index = 0
         scale = max(1, height // 60)
@@ -149,9 +150,15 @@ class SyntheticCamera:
 
     def _emit_video(self, packet: av.Packet[Any], start_us: int) -> None:
         assert packet.pts is not None
-        self._post(EncodedPacket(StreamKind.VIDEO, bytes(packet), packet.is_keyframe,
-                                 start_us + packet.pts,
-                                 round(1_000_000 / self._config.framerate)))
+        self._post(
+            EncodedPacket(
+                StreamKind.VIDEO,
+                bytes(packet),
+                packet.is_keyframe,
+                start_us + packet.pts,
+                round(1_000_000 / self._config.framerate),
+            )
+        )
 
     def _emit_audio(self, sent: int, target: int, start_us: int) -> int:
         assert self._audio is not None
@@ -166,7 +173,14 @@ class SyntheticCamera:
             for packet in self._audio.encode(frame):
                 assert packet.pts is not None
                 pts_us = start_us + packet.pts * 1_000_000 // AUDIO_RATE
-                self._post(EncodedPacket(StreamKind.AUDIO, bytes(packet), True, pts_us,
-                                         size * 1_000_000 // AUDIO_RATE))
+                self._post(
+                    EncodedPacket(
+                        StreamKind.AUDIO,
+                        bytes(packet),
+                        True,
+                        pts_us,
+                        size * 1_000_000 // AUDIO_RATE,
+                    )
+                )
             sent += size
         return sent

@@ -3,6 +3,7 @@ with the operator tool's reader and decoding with PyAV."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -42,7 +43,7 @@ async def test_ten_seconds_decode_frame_exact(tmp_path: Path) -> None:
         all_pts += decoded.video_pts
         audio += decoded.audio_seconds
     assert len(all_pts) == 10 * FPS
-    assert all(b > a for a, b in zip(all_pts, all_pts[1:], strict=False)), "strictly increasing"
+    assert all(b > a for a, b in itertools.pairwise(all_pts)), "strictly increasing"
     assert abs(audio - 10.0) < 0.1
 
 

@@ -1,4 +1,9 @@
-"""Wiring: which components the daemon runs, in dependency order, for a given config."""
+"""Wiring: which components the daemon runs, in dependency order, for a given config.
+
+The composition root: the only place that knows every part. Components start in list order
+and stop in reverse, so the control socket goes first on shutdown, then the panel, the
+device, the camera (sealing the recording), storage and keys.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,18 @@ import logging
 import socket
 
 from hw.camera import open_camera
+from hw.gpio import GpioPanel, load_board, make_pin_factory
 
 from .camera import Camera, FaultSink, PacketSink
 from .config import Config
+from .control.server import ControlServer
 from .daemon import Component, Supervisor
+from .device import Device
 from .identity import IdentityComponent
+from .panel import EdgeSink, PanelComponent
 from .recorder.component import CaptureComponent
+from .session import SessionPolicy
+from .simulator import PanelSimulator
 from .storage import StateLayout, StorageComponent
 from .systemd import Notifier
 
@@ -31,10 +42,37 @@ def build_components(config: Config) -> list[Component]:
     def camera_factory(post: PacketSink, fault: FaultSink) -> Camera:
         return open_camera(config.camera, config.hardware, post, fault)
 
+    device: Device | None = None
+
+    def changed() -> None:
+        if device is not None:
+            device.changed()
+
     capture = CaptureComponent(
-        camera_factory, storage.require_spool, config.camera, config.recorder
+        camera_factory,
+        storage.require_spool,
+        config.camera,
+        config.recorder,
+        on_change=changed,
     )
-    return [identity, storage, capture]
+    device = Device(SessionPolicy(config.session), storage, capture)
+    pins = load_board(config.gpio)
+    factory = make_pin_factory(config.hardware)
+
+    def panel_hardware(post: EdgeSink) -> GpioPanel:
+        return GpioPanel(pins, factory, post)
+
+    panel = PanelComponent(panel_hardware, device, config.gpio, config.indicators)
+    simulator = PanelSimulator(panel) if config.hardware == "simulated" else None
+    control = ControlServer(
+        config.device.runtime_dir / "control.sock",
+        config.control,
+        device,
+        storage,
+        capture,
+        simulator,
+    )
+    return [identity, storage, capture, device, panel, control]
 
 
 async def serve(config: Config, notifier: Notifier, *, debug: bool = False) -> int:

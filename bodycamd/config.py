@@ -250,6 +250,153 @@ class StorageConfig:
     )
 
 
+DockSource = Literal["gpio", "power_supply", "endpoint"]
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    board: str = field(
+        default="pi4-prototype",
+        metadata=_doc('Wiring profile from hw/boards/: "pi4-prototype" or "pi5-prototype".'),
+    )
+    record_button: int = field(
+        default=-1,
+        metadata=_doc(
+            "BCM pin of the record button; -1 takes the board's.", minimum=-1, maximum=27
+        ),
+    )
+    record_led: int = field(
+        default=-1,
+        metadata=_doc("BCM pin of the record LED (faces the officer).", minimum=-1, maximum=27),
+    )
+    announce_led: int = field(
+        default=-1,
+        metadata=_doc(
+            "BCM pin of the announce LED (faces the person filmed).", minimum=-1, maximum=27
+        ),
+    )
+    status_green: int = field(
+        default=-1, metadata=_doc("BCM pin of the green status LED.", minimum=-1, maximum=27)
+    )
+    status_amber: int = field(
+        default=-1, metadata=_doc("BCM pin of the amber status LED.", minimum=-1, maximum=27)
+    )
+    buzzer: int = field(default=-1, metadata=_doc("BCM pin of the buzzer.", minimum=-1, maximum=27))
+    dock_sense: int = field(
+        default=-1,
+        metadata=_doc("BCM pin of the dock contact (low when docked).", minimum=-1, maximum=27),
+    )
+    debounce_seconds: float = field(
+        default=0.05,
+        metadata=_doc(
+            "Button edges closer than this are contact bounce.", minimum=0.0, maximum=1.0
+        ),
+    )
+    hold_seconds: float = field(
+        default=3.0,
+        metadata=_doc("Holding the button this long stops a recording.", minimum=0.5, maximum=10.0),
+    )
+    double_press_seconds: float = field(
+        default=0.5,
+        metadata=_doc(
+            "Two presses within this while recording add a marker.", minimum=0.1, maximum=2.0
+        ),
+    )
+    dock_source: DockSource = field(
+        default="gpio",
+        metadata=_doc(
+            'How docking is sensed: "gpio" (dock_sense pin), "power_supply" (the file '
+            'power_supply_online reads "1") or "endpoint" (dock_endpoint accepts a TCP '
+            "connection)."
+        ),
+    )
+    dock_stable_seconds: float = field(
+        default=2.0,
+        metadata=_doc("A dock level must hold this long to count.", minimum=0.0, maximum=60.0),
+    )
+    power_supply_online: str = field(
+        default="/sys/class/power_supply/usb/online",
+        metadata=_doc('File read by dock_source = "power_supply".', path=True),
+    )
+    dock_endpoint: str = field(
+        default="", metadata=_doc('host:port probed by dock_source = "endpoint".')
+    )
+
+
+@dataclass(frozen=True)
+class IndicatorConfig:
+    announce_blink_hz: float = field(
+        default=0.0,
+        metadata=_doc(
+            "Blink the announce LED at this rate while recording; 0 keeps it lit.",
+            minimum=0.0,
+            maximum=10.0,
+        ),
+    )
+    reminder_seconds: float = field(
+        default=120.0,
+        metadata=_doc(
+            "A short reminder tone this often while recording.", minimum=10.0, maximum=3600.0
+        ),
+    )
+    stealth_allowed: bool = field(
+        default=False,
+        metadata=_doc(
+            "Policy allows stealth (all indicators off while recording); every change is audited."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    personnel_pattern: str = field(
+        default=r"[0-9]{6,8}",
+        metadata={
+            **_doc("Regular expression a personnel number must match in full."),
+            "regex": True,
+        },
+    )
+    roster: str = field(
+        default="",
+        metadata=_doc(
+            "Optional file of allowed personnel numbers, one per line (# comments); empty "
+            "means any number matching the pattern.",
+            path=True,
+        ),
+    )
+    allow_anonymous_recording: bool = field(
+        default=False,
+        metadata=_doc(
+            "Let recording start with nobody logged in (benches only); every such start is audited."
+        ),
+    )
+    logout_on_dock: bool = field(
+        default=True,
+        metadata=_doc(
+            "Docking ends the shift: log the officer out once their last segment is sealed."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    max_clients: int = field(
+        default=16,
+        metadata=_doc(
+            "Control clients served at once; more get a busy error.", minimum=1, maximum=256
+        ),
+    )
+    idle_timeout: float = field(
+        default=30.0,
+        metadata=_doc(
+            "Seconds a control client may stay silent before it is disconnected (event "
+            "streams are exempt).",
+            minimum=1.0,
+            maximum=3600.0,
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class DaemonConfig:
     stop_timeout: float = field(
@@ -280,6 +427,10 @@ class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    indicators: IndicatorConfig = field(default_factory=IndicatorConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})
 
@@ -377,6 +528,11 @@ def _convert(value: Any, hint: Any, f: dataclasses.Field[Any], path: Path, key: 
                 parse_size(value, 1)
             except ValueError as exc:
                 raise ConfigError(f"{where}: {exc}") from exc
+        if f.metadata.get("regex"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ConfigError(f"{where}: not a valid regular expression ({exc})") from exc
         if f.metadata.get("path") and value and not Path(value).is_absolute():
             return str((path.parent / value).resolve())
         return value

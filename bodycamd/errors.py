@@ -7,6 +7,8 @@ exceptions still catch it (the gpiozero style)::
     BodycamError
      ├── ConfigError (ValueError)            a config file that cannot be used
      ├── KeyFileError (ValueError)           a key file missing, malformed or of the wrong kind
+     ├── Refused (PermissionError)           policy says no: not logged in, storage full…
+     │    └── LoginRefused                   a personnel number that is not acceptable
      ├── StorageError (OSError)              flash could not take what we wrote
      │    ├── SegmentAbandoned               write/fsync failed; the segment is given up
      │    └── QuotaExceeded                  the quota or the filesystem is full
@@ -34,6 +36,14 @@ class ConfigError(BodycamError, ValueError):
 
 class KeyFileError(BodycamError, ValueError):
     """A key file that is missing, malformed, or holds the wrong kind of key."""
+
+
+class Refused(BodycamError, PermissionError):
+    """A request that policy refuses; `code` is stable for scripts, the message for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class StorageError(BodycamError, OSError):

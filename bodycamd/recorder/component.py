@@ -138,6 +138,10 @@ class CaptureComponent:
     def _backend_failed(self, exc: BaseException) -> None:
         self._backend_error = exc
 
+    def inject_fault(self, reason: str) -> None:
+        """The simulator's camera fault: handled exactly like a backend that raised."""
+        self._backend_failed(RuntimeError(reason))
+
     # -- tasks ------------------------------------------------------------------------------
 
     async def _consume(self) -> None:

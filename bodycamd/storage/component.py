@@ -11,7 +11,7 @@ from ..errors import StorageError
 from ..journal import Journal
 from ..journal.db import AWAITING_UPLOAD
 from .layout import StateLayout
-from .quota import QuotaLedger
+from .quota import QuotaLedger, StorageFigures
 from .reconcile import reconcile
 from .spool import Spool
 
@@ -37,7 +37,6 @@ class StorageComponent:
         self._identity = identity
         self._device_name = device_name
         self.spool: Spool | None = None
-        self._awaiting = 0
         self._low: bool | None = None
         self._full: bool | None = None
 
@@ -70,7 +69,7 @@ class StorageComponent:
     def _recount(self) -> None:
         assert self.spool is not None
         self.spool.ledger.reconcile(self.layout.segment_files())
-        self._awaiting = len(self.spool.journal.segments(*AWAITING_UPLOAD))
+        self.spool.awaiting_upload = len(self.spool.journal.segments(*AWAITING_UPLOAD))
         self.check_thresholds()
 
     def check_thresholds(self) -> None:
@@ -91,6 +90,12 @@ class StorageComponent:
                     "full" if figures.full else "low",
                     figures.minutes_left,
                 )
+
+    def figures(self) -> StorageFigures | None:
+        return None if self.spool is None else self.spool.ledger.figures()
+
+    def awaiting_upload(self) -> int:
+        return 0 if self.spool is None else self.spool.awaiting_upload
 
     def require_spool(self) -> Spool:
         if self.spool is None:
@@ -113,6 +118,6 @@ class StorageComponent:
         flags = " [FULL]" if f.full else " [LOW]" if f.low else ""
         return (
             f"storage: {f.used / 2**20:.0f} of {f.limit / 2**20:.0f} MiB used, "
-            f"{f.minutes_left:.0f} min left, {self._awaiting} segment(s) awaiting "
+            f"{f.minutes_left:.0f} min left, {self.awaiting_upload()} segment(s) awaiting "
             f"upload{flags}"
         )

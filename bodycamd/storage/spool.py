@@ -72,6 +72,7 @@ class Spool:
         self._evidence_key = evidence_key
         self._device_name = device_name
         self._fsync = fsync
+        self.awaiting_upload = 0  # sealed, not yet uploaded: set at start-up, kept live
 
     def open_segment(self, start: SegmentStart) -> SpoolSegment:
         part = self.layout.part_path(start.recording_id, start.segment_index)
@@ -119,6 +120,7 @@ class Spool:
                 recovered=recovered,
             )
         self.move_to_ready(sealed.path, target)
+        self.awaiting_upload += 1
         return target
 
     def move_to_ready(self, source: Path, target: Path) -> None:
@@ -209,6 +211,7 @@ class Spool:
         with self.journal.transaction() as db:
             self.journal.set_state(db, row.id, "uploaded", receipt=receipt, uploaded_ns=_now())
             self.journal.audit_in(db, "upload_complete", path=row.path, receipt=receipt)
+        self.awaiting_upload = max(0, self.awaiting_upload - 1)
         self.delete_local(row)
 
     def delete_local(self, row: SegmentRow) -> None:

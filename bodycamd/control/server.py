@@ -1,0 +1,299 @@
+"""The control socket: a local API for `bodycamctl` and bench tools.
+
+The socket lives in the runtime directory with mode 0660 (the daemon's group may talk to
+it); the directory must not be writable by others, or anyone could swap the socket. Each
+client is bounded: one request line of at most 64 KiB, `control.idle_timeout` seconds to send
+it, at most `control.max_clients` at once. A malformed or oversized request ends that
+connection with an error, never the daemon. State-changing requests are audited with the
+peer's uid and pid (SO_PEERCRED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import stat
+import struct
+from pathlib import Path
+from typing import Any, Protocol
+
+from .. import __version__
+from ..config import ControlConfig
+from ..device import Caller, Device
+from ..errors import Refused, StorageError
+from ..journal.db import AWAITING_UPLOAD
+from ..recorder.component import CaptureComponent
+from ..storage.component import StorageComponent
+from .protocol import MAX_REQUEST, ProtocolError, Request, encode, failure, parse_request, success
+
+log = logging.getLogger(__name__)
+STATE_CHANGING = {"login", "logout", "record_start", "record_stop", "marker", "sim"}
+
+
+class Simulator(Protocol):
+    """What `bodycamctl sim` drives; exists only with hardware = "simulated"."""
+
+    async def press(self) -> None: ...
+
+    async def hold(self, seconds: float) -> None: ...
+
+    async def dock(self, docked: bool) -> None: ...
+
+
+class ControlServer:
+    name = "control"
+
+    def __init__(
+        self,
+        socket_path: Path,
+        config: ControlConfig,
+        device: Device,
+        storage: StorageComponent,
+        capture: CaptureComponent,
+        simulator: Simulator | None,
+    ) -> None:
+        self.socket_path = socket_path
+        self._config = config
+        self._device = device
+        self._storage = storage
+        self._capture = capture
+        self._simulator = simulator
+        self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.Task[Any]] = set()
+        self.served = 0
+
+    # -- component lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        directory = self.socket_path.parent
+        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+        mode = directory.stat().st_mode
+        if mode & stat.S_IWOTH:
+            raise StorageError(
+                f"{directory}: writable by others; refusing to put the control socket there"
+            )
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()  # a stale socket from a previous run
+        self._server = await asyncio.start_unix_server(
+            self._client, path=str(self.socket_path), limit=MAX_REQUEST
+        )
+        os.chmod(self.socket_path, 0o660)  # noqa: PTH101
+
+    async def run(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._clients):
+                task.cancel()
+            await self._server.wait_closed()
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
+
+    def status(self) -> str:
+        return ""
+
+    # -- clients ----------------------------------------------------------------------------
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            if len(self._clients) >= self._config.max_clients:
+                writer.write(
+                    failure(
+                        None,
+                        "busy",
+                        f"more than {self._config.max_clients} control clients; try again",
+                    )
+                )
+                await writer.drain()
+                return
+            self._clients.add(task)
+            await self._serve(reader, writer, _peer(writer))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._clients.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: tuple[int, int] | None,
+    ) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self._config.idle_timeout):
+                    line = await reader.readline()
+            except TimeoutError:
+                writer.write(
+                    failure(None, "idle", f"no request within {self._config.idle_timeout:g} s")
+                )
+                await writer.drain()
+                return
+            except (asyncio.LimitOverrunError, ValueError):
+                writer.write(failure(None, "too_large", "request longer than 64 KiB"))
+                await writer.drain()
+                return
+            if not line:
+                return
+            if not line.strip():
+                continue
+            self.served += 1
+            try:
+                request = parse_request(line)
+            except ProtocolError as exc:
+                writer.write(failure(exc.request_id, exc.code, str(exc)))
+                await writer.drain()
+                return
+            caller = Caller("control", *(peer or (None, None)))
+            if request.cmd == "events":
+                await self._stream_events(request, reader, writer)
+                return
+            writer.write(await self._answer(request, caller))
+            await writer.drain()
+
+    async def _answer(self, request: Request, caller: Caller) -> bytes:
+        try:
+            result = await self._dispatch(request, caller)
+        except Refused as exc:
+            return failure(request.id, exc.code, str(exc))
+        except ProtocolError as exc:
+            return failure(request.id, exc.code, str(exc))
+        except Exception:
+            log.exception("control request %s failed", request.cmd)
+            return failure(request.id, "internal", f"{request.cmd} failed; see the daemon log")
+        return success(request.id, result)
+
+    async def _dispatch(self, request: Request, caller: Caller) -> dict[str, Any]:
+        device, args = self._device, request.args
+        match request.cmd:
+            case "status":
+                return self.status_result()
+            case "login":
+                officer = await device.login(args["personnel_number"], caller)
+                return {"officer": officer.personnel_number}
+            case "logout":
+                await device.logout(caller)
+                return {}
+            case "record_start":
+                return {"recording_id": await device.record_start(caller)}
+            case "record_stop":
+                await device.record_stop(caller)
+                return {}
+            case "marker":
+                await device.marker(str(args.get("note", "")), caller)
+                return {}
+            case "storage":
+                return self._storage_result()
+            case "uploads":
+                return await self._uploads_result()
+            case "sim":
+                return await self._simulate(str(args["action"]), float(args.get("seconds", 3.0)))
+        raise ProtocolError("unknown_command", request.cmd)  # pragma: no cover
+
+    def status_result(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "summary": self._device.state.summary(),
+            "state": self._device.state.to_json(),
+            "storage": self._storage_result(),
+            "camera": self._capture.status(),
+        }
+
+    def _storage_result(self) -> dict[str, Any]:
+        figures = self._storage.figures()
+        if figures is None:
+            return {}
+        return {
+            "used_bytes": figures.used,
+            "quota_bytes": figures.limit,
+            "available_bytes": figures.available,
+            "minutes_left": round(figures.minutes_left, 1),
+            "low": figures.low,
+            "full": figures.full,
+            "awaiting_upload": self._storage.awaiting_upload(),
+        }
+
+    async def _uploads_result(self) -> dict[str, Any]:
+        spool = self._storage.require_spool()
+        rows = await asyncio.to_thread(spool.journal.segments, *AWAITING_UPLOAD)
+        return {
+            "docked": self._device.state.docked,
+            "progress": self._device.state.upload_progress,
+            "queue": [
+                {
+                    "path": r.path,
+                    "state": r.state,
+                    "size": r.size,
+                    "torn": r.torn,
+                    "uploaded_bytes": r.upload_offset,
+                }
+                for r in rows
+            ],
+        }
+
+    async def _simulate(self, action: str, seconds: float) -> dict[str, Any]:
+        if self._simulator is None:
+            raise Refused(
+                "unavailable",
+                "the simulator exists only with hardware = "
+                '"simulated"; this device has real hardware',
+            )
+        match action:
+            case "press":
+                await self._simulator.press()
+            case "hold":
+                if not 0 < seconds <= 60:
+                    raise ProtocolError("bad_request", "args.seconds: expected 0 to 60")
+                await self._simulator.hold(seconds)
+            case "dock" | "undock":
+                await self._simulator.dock(action == "dock")
+            case "camera-fault":
+                self._capture.inject_fault("simulated camera fault")
+            case _:
+                raise ProtocolError("bad_request", f"args.action: unknown action {action!r}")
+        return {"action": action}
+
+    async def _stream_events(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        subscription = self._device.events.subscribe()
+        try:
+            writer.write(
+                success(request.id, {"subscribed": True, "state": self._device.state.to_json()})
+            )
+            await writer.drain()
+            closed = asyncio.create_task(reader.read())  # EOF when the client goes away
+            while not closed.done():
+                change = asyncio.create_task(subscription.next())
+                await asyncio.wait({change, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if not change.done():
+                    change.cancel()
+                    break
+                writer.write(encode({"event": change.result().to_json()}))
+                await writer.drain()
+            closed.cancel()
+        finally:
+            self._device.events.unsubscribe(subscription)
+
+
+def _peer(writer: asyncio.StreamWriter) -> tuple[int, int] | None:
+    """(uid, pid) of the process at the other end of the socket."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    pid, uid, _gid = struct.unpack("3i", raw)
+    return uid, pid

@@ -1,0 +1,211 @@
+"""The panel component: the record button, the dock sensor and the indicators, between the
+GPIO hardware (hw/gpio) and the device (device.py).
+
+Edges arrive from gpiozero's thread through `post` (call_soon_threadsafe only) into a small
+bounded queue on the loop; button logic and dock debouncing are pure (button.py, dock.py);
+every device state change is rendered by the indicator driver onto the outputs. Time comes
+from an injected clock, so tests drive it with exact instants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
+
+from .button import Action, ButtonLogic, ButtonTiming
+from .config import GpioConfig, IndicatorConfig
+from .device import Caller, Device
+from .dock import DockDebouncer, endpoint_reachable, poll_dock, power_supply_online
+from .errors import ConfigError, Refused
+from .indicators import IndicatorDriver, IndicatorPolicy
+from .state import Subscription
+
+log = logging.getLogger(__name__)
+EVENT_LIMIT = 64
+EdgeSink = Callable[[str, bool, float], None]
+
+
+class PanelHardware(Protocol):
+    @property
+    def docked(self) -> bool: ...
+
+    def set_output(self, name: str, level: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PanelComponent:
+    name = "panel"
+
+    def __init__(
+        self,
+        hardware: Callable[[EdgeSink], PanelHardware],
+        device: Device,
+        gpio: GpioConfig,
+        indicators: IndicatorConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._make_hardware = hardware
+        self._device = device
+        self._gpio = gpio
+        self._indicator_config = indicators
+        self._clock = clock
+        self._sleep = sleep
+        self._logic = ButtonLogic(
+            ButtonTiming(gpio.debounce_seconds, gpio.hold_seconds, gpio.double_press_seconds)
+        )
+        self._dock = DockDebouncer(gpio.dock_stable_seconds)
+        self._events: deque[tuple[str, bool, float]] = deque()
+        self._wakeup = asyncio.Event()
+        self.dropped_events = 0
+        self.hardware: PanelHardware | None = None
+        self.driver: IndicatorDriver | None = None
+        self._subscription: Subscription | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = asyncio.Event()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._gpio.dock_source == "endpoint":
+            dock_endpoint(self._gpio.dock_endpoint)  # a bad value fails the start, by name
+        self._loop = asyncio.get_running_loop()
+        self.hardware = await asyncio.to_thread(self._make_hardware, self._post)
+        policy = IndicatorPolicy(
+            self._indicator_config.announce_blink_hz, self._indicator_config.reminder_seconds
+        )
+        self.driver = IndicatorDriver(self.hardware.set_output, policy)
+        self._subscription = self._device.events.subscribe()
+        if self._gpio.dock_source == "gpio":
+            self._dock.observe(self.hardware.docked, self._clock())
+        await self.tick(self._clock())
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            helpers = [group.create_task(self._follow_state(), name="indicator-state")]
+            if self._gpio.dock_source != "gpio":
+                helpers.append(group.create_task(self._poll_dock_source(), name="dock-poll"))
+            while not self._stopping.is_set():
+                due = await self.tick(self._clock())
+                wait = min(max(due - self._clock(), 0.0), 1.0)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._wakeup.wait()
+                self._wakeup.clear()
+                await self.drain()
+            for task in helpers:
+                task.cancel()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+        if self._subscription is not None:
+            self._device.events.unsubscribe(self._subscription)
+        hardware, self.hardware = self.hardware, None
+        if hardware is not None:
+            await asyncio.to_thread(hardware.close)
+
+    def status(self) -> str:
+        return ""
+
+    # -- the thread hop ---------------------------------------------------------------------
+
+    def _post(self, kind: str, level: bool, t: float) -> None:
+        """Runs on gpiozero's thread: schedule and return."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._enqueue, kind, level, t)
+
+    def _enqueue(self, kind: str, level: bool, t: float) -> None:
+        if len(self._events) >= EVENT_LIMIT:
+            self.dropped_events += 1
+            return
+        self._events.append((kind, level, t))
+        self._wakeup.set()
+
+    # -- work on the loop -------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Handle every queued edge, in order."""
+        while self._events:
+            kind, level, t = self._events.popleft()
+            if kind == "button":
+                recording = self._device.state.recording == "recording"
+                logic = self._logic.pressed if level else self._logic.released
+                await self._act(logic(t, recording))
+            elif self._gpio.dock_source == "gpio":
+                await self._docked(self._dock.observe(level, t))
+
+    async def tick(self, t: float) -> float:
+        """Timers: a hold that has lasted long enough, a dock level that has settled, the
+        indicators. Returns when the next one is due."""
+        recording = self._device.state.recording == "recording"
+        await self._act(self._logic.poll(t, recording))
+        if self._gpio.dock_source == "gpio":
+            await self._docked(self._dock.poll(t))
+        due = math.inf
+        if self.driver is not None:
+            self.driver.update(self._device.state, t)
+            due = self.driver.render(t)
+        for other in (self._logic.hold_due, self._dock.pending_until):
+            if other is not None:
+                due = min(due, other)
+        return due
+
+    async def _act(self, actions: list[Action]) -> None:
+        for action in actions:
+            caller = Caller("button")
+            try:
+                if action is Action.START:
+                    await self._device.record_start(caller)
+                elif action is Action.STOP:
+                    await self._device.record_stop(caller)
+                else:
+                    await self._device.marker("button double press", caller)
+            except Refused as exc:
+                log.warning("button %s refused: %s", action.value, exc)
+            if self.driver is not None:  # show it now, not on the next tick
+                self.driver.update(self._device.state, self._clock())
+                self.driver.render(self._clock())
+
+    async def _docked(self, settled: bool | None) -> None:
+        if settled is not None:
+            await self._device.set_docked(settled, Caller(f"dock:{self._gpio.dock_source}"))
+
+    async def _follow_state(self) -> None:
+        assert self._subscription is not None
+        while True:
+            await self._subscription.next()
+            self._wakeup.set()
+
+    async def _poll_dock_source(self) -> None:
+        async def read() -> bool:
+            if self._gpio.dock_source == "power_supply":
+                return await asyncio.to_thread(
+                    power_supply_online, Path(self._gpio.power_supply_online)
+                )
+            host, port = dock_endpoint(self._gpio.dock_endpoint)
+            return await endpoint_reachable(host, port)
+
+        async def changed(docked: bool) -> None:
+            await self._docked(docked)
+
+        await poll_dock(
+            read, self._dock, changed, interval=1.0, clock=self._clock, sleep=self._sleep
+        )
+
+
+def dock_endpoint(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f'gpio.dock_endpoint: expected "host:port", got "{value}"')
+    return host, int(port)

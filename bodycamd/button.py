@@ -2,12 +2,16 @@
 
 Defaults follow the leading body cameras: one press starts a recording; stopping needs a
 hold of `hold_seconds` (3 s), so a bump never ends a recording; a double press while
-recording adds a marker. Edges closer together than `debounce_seconds` are contact bounce
-and are ignored (gpiozero's mock pins, unlike real contacts, never bounce; ours are
-debounced here, in software, either way).
+recording adds a marker.
 
-Feed it `pressed(t)` / `released(t)` with monotonic seconds and `poll(t)` from a timer; each
-returns the actions to take. Time is always passed in, so tests use exact instants.
+Debouncing (gpiozero's mock pins never bounce, real contacts do; ours are debounced here, in
+software, either way): the first edge after a quiet spell is taken at once, so a press acts
+without delay; edges within `debounce_seconds` of it are bounce, but the level they leave
+behind is remembered and taken when the window closes, so a press that is released inside
+the window still ends as released.
+
+Feed it `edge(level, t)` and call `poll(t)` when `next_due` comes; both return the actions to
+take. Time is always passed in, so tests use exact instants.
 """
 
 from __future__ import annotations
@@ -32,46 +36,54 @@ class ButtonTiming:
 class ButtonLogic:
     def __init__(self, timing: ButtonTiming) -> None:
         self._timing = timing
-        self._down_since: float | None = None
-        self._last_edge = float("-inf")
-        self._last_press_recording: float | None = None
+        self._down = False  # the debounced level
+        self._raw = False  # the last level the pin reported
+        self._accepted_at = float("-inf")
+        self._down_since = 0.0
         self._hold_fired = False
+        self._last_press_recording: float | None = None
 
     @property
-    def hold_due(self) -> float | None:
-        """When `poll` should next be called to catch a hold, if the button is down."""
-        if self._down_since is None or self._hold_fired:
-            return None
-        return self._down_since + self._timing.hold_seconds
+    def next_due(self) -> float | None:
+        """When `poll` must next run: a bounce window closing, or a hold completing."""
+        due = []
+        if self._raw != self._down:
+            due.append(self._accepted_at + self._timing.debounce_seconds)
+        if self._down and not self._hold_fired:
+            due.append(self._down_since + self._timing.hold_seconds)
+        return min(due, default=None)
 
-    def pressed(self, t: float, recording: bool) -> list[Action]:
-        if self._down_since is not None or t - self._last_edge < self._timing.debounce_seconds:
-            return []
-        self._last_edge = t
-        self._down_since = t
-        self._hold_fired = False
+    def edge(self, level: bool, t: float, recording: bool) -> list[Action]:
+        self._raw = level
+        if level == self._down or t - self._accepted_at < self._timing.debounce_seconds:
+            return self._hold(t, recording)
+        return self._accept(level, t, recording)
+
+    def poll(self, t: float, recording: bool) -> list[Action]:
+        actions = self._hold(t, recording)
+        if self._raw != self._down and t - self._accepted_at >= self._timing.debounce_seconds:
+            actions += self._accept(self._raw, t, recording)
+        return actions
+
+    def _accept(self, level: bool, t: float, recording: bool) -> list[Action]:
+        self._accepted_at = t
+        if not level:
+            actions = self._hold(t, recording)
+            self._down = False
+            return actions
+        self._down, self._down_since, self._hold_fired = True, t, False
         if not recording:
             self._last_press_recording = None
             return [Action.START]
-        previous = self._last_press_recording
-        self._last_press_recording = t
+        previous, self._last_press_recording = self._last_press_recording, t
         if previous is not None and t - previous <= self._timing.double_press_seconds:
             self._last_press_recording = None
             return [Action.MARKER]
         return []
 
-    def released(self, t: float, recording: bool) -> list[Action]:
-        if self._down_since is None or t - self._last_edge < self._timing.debounce_seconds:
-            return []
-        actions = self.poll(t, recording)
-        self._last_edge = t
-        self._down_since = None
-        return actions
-
-    def poll(self, t: float, recording: bool) -> list[Action]:
-        """A hold is recognised as soon as it has lasted `hold_seconds`, still held or not."""
-        due = self.hold_due
-        if due is None or t < due:
+    def _hold(self, t: float, recording: bool) -> list[Action]:
+        """A hold counts as soon as it has lasted `hold_seconds`, held still or just let go."""
+        if not self._down or self._hold_fired or t < self._down_since + self._timing.hold_seconds:
             return []
         self._hold_fired = True
         self._last_press_recording = None

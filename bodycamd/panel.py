@@ -140,8 +140,7 @@ class PanelComponent:
             kind, level, t = self._events.popleft()
             if kind == "button":
                 recording = self._device.state.recording == "recording"
-                logic = self._logic.pressed if level else self._logic.released
-                await self._act(logic(t, recording))
+                await self._act(self._logic.edge(level, t, recording))
             elif self._gpio.dock_source == "gpio":
                 await self._docked(self._dock.observe(level, t))
 
@@ -156,7 +155,7 @@ class PanelComponent:
         if self.driver is not None:
             self.driver.update(self._device.state, t)
             due = self.driver.render(t)
-        for other in (self._logic.hold_due, self._dock.pending_until):
+        for other in (self._logic.next_due, self._dock.pending_until):
             if other is not None:
                 due = min(due, other)
         return due

@@ -13,9 +13,10 @@ from .errors import Refused
 from .panel import PanelComponent
 
 
-class MockPinHands(Protocol):
-    def press(self) -> None: ...
+PRESS_SECONDS = 0.15
 
+
+class MockPinHands(Protocol):
     def push(self, down: bool) -> None: ...
 
     def set_dock(self, docked: bool) -> None: ...
@@ -35,7 +36,8 @@ class PanelSimulator:
         return hardware  # type: ignore[return-value]  # GpioPanel on mock pins
 
     async def press(self) -> None:
-        await asyncio.to_thread(self._hands().press)
+        """A press as a thumb makes it: down for 150 ms, then up."""
+        await self.hold(PRESS_SECONDS)
 
     async def hold(self, seconds: float) -> None:
         hands = self._hands()

@@ -67,3 +67,43 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
     sock = NotifySocket(tmp_path / "notify.sock")
     yield sock
     sock.sock.close()
+
+
+class Daemon:
+    """`bodycamd run` as a subprocess, ready once READY=1 arrived."""
+
+    def __init__(self, tmp_path: Path, notify: NotifySocket, extra: str = "") -> None:
+        import os
+        import subprocess
+        import sys
+
+        self.config = write_config(tmp_path, extra)
+        self.state_dir = tmp_path / "state"
+        self.socket = tmp_path / "run" / "control.sock"
+        env = {**os.environ, "NOTIFY_SOCKET": str(notify.path)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bodycamd.cli", "run", "--config", str(self.config)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.ready = notify.wait_for("READY")
+
+    def stop(self) -> tuple[int, str]:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, err
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, notify_socket: NotifySocket) -> Iterator[Daemon]:
+    running = Daemon(tmp_path, notify_socket)
+    try:
+        yield running
+    finally:
+        code, err = running.stop()
+        assert code == 0, err

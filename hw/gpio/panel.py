@@ -96,10 +96,6 @@ class GpioPanel:
 
     # -- the simulator's hands: drive the mock input pins as a person (or dock) would -------
 
-    def press(self) -> None:
-        self._drive(self.pins.record_button, low=True)
-        self._drive(self.pins.record_button, low=False)
-
     def push(self, down: bool) -> None:
         self._drive(self.pins.record_button, low=down)
 

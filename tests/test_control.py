@@ -1,0 +1,175 @@
+"""The control API through its real socket, against the real daemon in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bodycamd.ctl import main as ctl
+from tests.conftest import Daemon
+
+
+def talk(path: Path, *lines: bytes, timeout: float = 10.0) -> list[dict[str, Any]]:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        reader = sock.makefile("rb")
+        answers = []
+        for line in lines:
+            try:
+                sock.sendall(line)
+            except BrokenPipeError:
+                pass  # the daemon hung up early (too large); its reply is still there
+            reply = reader.readline()
+            if not reply:
+                break
+            answers.append(json.loads(reply))
+        return answers
+
+
+def request(path: Path, cmd: str, **args: Any) -> dict[str, Any]:
+    line = json.dumps({"v": 1, "id": 7, "cmd": cmd, "args": args}).encode() + b"\n"
+    return talk(path, line)[0]
+
+
+def wait_for_footage(sock: Path, seconds: float) -> None:
+    """Until the daemon reports that much recorded footage (its clock, not ours)."""
+    deadline = time.monotonic() + 60
+    while request(sock, "status")["result"]["state"]["recording_seconds"] < seconds:
+        assert time.monotonic() < deadline, "no footage arrived"
+        time.sleep(0.1)
+
+
+def audit(daemon: Daemon) -> list[tuple[str, dict[str, Any]]]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{daemon.state_dir / 'journal.db'}?mode=ro", uri=True) as db:
+        return [(k, json.loads(f)) for k, f in db.execute("SELECT kind, fields FROM audit")]
+
+
+def test_login_rules_and_recording(daemon: Daemon) -> None:
+    sock = daemon.socket
+    refused = request(sock, "record_start")
+    assert refused["error"]["code"] == "not_logged_in" and refused["id"] == 7
+    assert request(sock, "login", personnel_number="12ab")["error"] == {
+        "code": "login_refused",
+        "message": "personnel number '12ab' is not valid (expected [0-9]{6,8})",
+    }
+    missing = request(sock, "login")
+    assert missing["error"]["code"] == "bad_request"
+    assert missing["error"]["message"] == "args.personnel_number: required by login"
+    assert request(sock, "login", personnel_number="123456")["result"] == {"officer": "123456"}
+    started = request(sock, "record_start")["result"]["recording_id"]
+    assert request(sock, "marker", note="suspect left")["ok"]
+    status = request(sock, "status")["result"]
+    assert status["state"]["officer"] == "123456"
+    assert status["state"]["recording"] == "recording"
+    assert status["state"]["recording_id"] == started
+    assert status["storage"]["quota_bytes"] > 0 and status["storage"]["minutes_left"] > 0
+    assert request(sock, "logout")["error"]["code"] == "recording"
+    wait_for_footage(sock, 1.5)
+    assert request(sock, "record_stop")["ok"]
+    status = request(sock, "status")["result"]
+    assert status["state"]["recording"] == "buffering"
+    assert status["state"]["awaiting_upload"] >= 1
+    assert status["storage"]["awaiting_upload"] == status["state"]["awaiting_upload"]
+    uploads = request(sock, "uploads")["result"]["queue"]
+    assert uploads and all(u["path"].startswith("ready/") for u in uploads)
+    kinds = [k for k, _ in audit(daemon)]
+    assert {"officer_login", "recording_start", "marker", "recording_stop"} <= set(kinds)
+    login = next(f for k, f in audit(daemon) if k == "officer_login")
+    assert login["peer_uid"] == __import__("os").getuid() and login["peer_pid"] > 0
+
+
+def test_bad_input_never_hurts_the_daemon(daemon: Daemon) -> None:
+    sock = daemon.socket
+    assert request(sock, "login", personnel_number="654321")["ok"]
+    assert request(sock, "record_start")["ok"]
+    assert talk(sock, b"{not json\n")[0]["error"]["code"] == "bad_request"
+    assert talk(sock, b'{"v":1,"cmd":"eject_footage"}\n')[0]["error"]["code"] == "unknown_command"
+    wrong = talk(sock, b'{"v":1,"cmd":"login","args":{"personnel_number":123456}}\n')[0]
+    assert wrong["error"] == {
+        "code": "bad_request",
+        "message": "args.personnel_number: expected a string, got int",
+    }
+    huge = talk(sock, b"x" * (1024 * 1024) + b"\n")
+    assert huge[0]["error"]["code"] == "too_large"
+    silent = socket.socket(socket.AF_UNIX)
+    silent.connect(str(sock))  # connects and never sends
+    results: list[dict[str, Any]] = []
+
+    def client() -> None:
+        try:
+            results.append(request(sock, "status"))
+        except OSError as exc:
+            results.append({"ok": False, "error": {"code": f"client:{exc}"}})
+
+    threads = [threading.Thread(target=client) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    codes = [r["ok"] or r["error"]["code"] for r in results]
+    assert len(codes) == 50 and set(codes) <= {True, "busy"} and True in codes
+    silent.close()
+    status = request(sock, "status")["result"]
+    assert status["state"]["recording"] == "recording"  # recording throughout
+    assert request(sock, "record_stop")["ok"]
+    assert daemon.proc.poll() is None
+
+
+def test_socket_permissions(daemon: Daemon) -> None:
+    mode = daemon.socket.stat().st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o660
+    assert not daemon.socket.parent.stat().st_mode & stat.S_IWOTH
+
+
+def test_bodycamctl_output(daemon: Daemon, capsys: Any) -> None:
+    sock = ["--socket", str(daemon.socket)]
+    assert ctl([*sock, "login", "123456"]) == 0
+    assert capsys.readouterr().out == "logged in: 123456\n"
+    assert ctl([*sock, "login", "99"]) == 3
+    assert "is not valid" in capsys.readouterr().err
+    assert ctl([*sock, "status"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == [
+        "officer",
+        "recording",
+        "storage",
+        "uploads",
+        "dock",
+        "health",
+        "camera",
+    ]
+    assert out[0] == "officer:    123456" and out[1] == "recording:  buffering"
+    assert out[3] == "uploads:    0 segment(s) awaiting upload"
+    assert ctl([*sock, "--json", "status"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] and data["result"]["state"]["officer"] == "123456"
+    assert ctl([*sock, "record", "stop"]) == 3  # refused: not recording
+    assert ctl(["--socket", str(daemon.socket.with_name("nope.sock")), "status"]) == 4
+
+
+def test_simulated_shift(daemon: Daemon, capsys: Any) -> None:
+    sock = ["--socket", str(daemon.socket)]
+    assert ctl([*sock, "login", "123456"]) == 0
+    assert ctl([*sock, "sim", "press"]) == 0
+    wait_for_footage(daemon.socket, 5.0)  # a short incident
+    assert ctl([*sock, "sim", "hold", "3.2"]) == 0
+    assert request(daemon.socket, "status")["result"]["state"]["recording"] == "buffering"
+    assert ctl([*sock, "sim", "dock"]) == 0
+    capsys.readouterr()
+    deadline = time.monotonic() + 30
+    while not request(daemon.socket, "status")["result"]["state"]["docked"]:
+        assert time.monotonic() < deadline
+    assert ctl([*sock, "status"]) == 0
+    out = capsys.readouterr().out
+    assert "officer:    (nobody logged in)" in out  # the dock ended the shift
+    awaiting = int(out.split("uploads:")[1].split()[0])
+    assert awaiting >= 2  # 5 s at 2 s per segment
+    assert "dock:       docked" in out

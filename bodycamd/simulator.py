@@ -12,7 +12,6 @@ from typing import Protocol
 from .errors import Refused
 from .panel import PanelComponent
 
-
 PRESS_SECONDS = 0.15
 
 

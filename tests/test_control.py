@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import stat
@@ -21,10 +22,9 @@ def talk(path: Path, *lines: bytes, timeout: float = 10.0) -> list[dict[str, Any
         reader = sock.makefile("rb")
         answers = []
         for line in lines:
-            try:
+            # the daemon may hang up early (too large); its reply is still there to read
+            with contextlib.suppress(BrokenPipeError):
                 sock.sendall(line)
-            except BrokenPipeError:
-                pass  # the daemon hung up early (too large); its reply is still there
             reply = reader.readline()
             if not reply:
                 break

@@ -55,13 +55,13 @@ class ButtonLogic:
 
     def edge(self, level: bool, t: float, recording: bool) -> list[Action]:
         self._raw = level
-        if level == self._down or t - self._accepted_at < self._timing.debounce_seconds:
+        if level == self._down or t < self._accepted_at + self._timing.debounce_seconds:
             return self._hold(t, recording)
         return self._accept(level, t, recording)
 
     def poll(self, t: float, recording: bool) -> list[Action]:
         actions = self._hold(t, recording)
-        if self._raw != self._down and t - self._accepted_at >= self._timing.debounce_seconds:
+        if self._raw != self._down and t >= self._accepted_at + self._timing.debounce_seconds:
             actions += self._accept(self._raw, t, recording)
         return actions
 

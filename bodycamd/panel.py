@@ -140,7 +140,7 @@ class PanelComponent:
             kind, level, t = self._events.popleft()
             if kind == "button":
                 recording = self._device.state.recording == "recording"
-                await self._act(self._logic.edge(level, t, recording))
+                await self._act(self._logic.edge(level, t, recording), t)
             elif self._gpio.dock_source == "gpio":
                 await self._docked(self._dock.observe(level, t))
 
@@ -148,7 +148,7 @@ class PanelComponent:
         """Timers: a hold that has lasted long enough, a dock level that has settled, the
         indicators. Returns when the next one is due."""
         recording = self._device.state.recording == "recording"
-        await self._act(self._logic.poll(t, recording))
+        await self._act(self._logic.poll(t, recording), t)
         if self._gpio.dock_source == "gpio":
             await self._docked(self._dock.poll(t))
         due = math.inf
@@ -160,7 +160,7 @@ class PanelComponent:
                 due = min(due, other)
         return due
 
-    async def _act(self, actions: list[Action]) -> None:
+    async def _act(self, actions: list[Action], t: float) -> None:
         for action in actions:
             caller = Caller("button")
             try:
@@ -173,8 +173,8 @@ class PanelComponent:
             except Refused as exc:
                 log.warning("button %s refused: %s", action.value, exc)
             if self.driver is not None:  # show it now, not on the next tick
-                self.driver.update(self._device.state, self._clock())
-                self.driver.render(self._clock())
+                self.driver.update(self._device.state, t)
+                self.driver.render(t)
 
     async def _docked(self, settled: bool | None) -> None:
         if settled is not None:

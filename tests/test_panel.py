@@ -1,0 +1,326 @@
+"""The GPIO panel on gpiozero's MockFactory: pins driven from another thread (as lgpio's
+would be), a virtual clock, the real device, recorder and storage behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from bodycamd.config import CameraConfig, GpioConfig, IndicatorConfig, SessionConfig
+from bodycamd.device import Caller, Device
+from bodycamd.indicators import IndicatorDriver, IndicatorPolicy, indicator_table, patterns
+from bodycamd.panel import EdgeSink, PanelComponent
+from bodycamd.recorder.component import CaptureComponent
+from bodycamd.session import SessionPolicy
+from bodycamd.state import DeviceState
+from bodycamd.storage import StorageComponent
+from hw.camera.synthetic import SyntheticCamera
+from hw.gpio import GpioPanel, load_board
+from tests.recorder.helpers import recorder_config
+from tests.storage.helpers import make_spool
+
+ROOT = Path(__file__).resolve().parent.parent
+PINS = load_board(GpioConfig())
+CAMERA = CameraConfig(
+    width=160,
+    height=120,
+    framerate=15,
+    bitrate=100_000,
+    audio=False,
+    realtime=True,
+    stall_seconds=30.0,
+)
+
+
+class VirtualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Rig:
+    panel: PanelComponent
+    device: Device
+    factory: MockFactory
+    clock: VirtualClock
+    capture: CaptureComponent
+
+    @property
+    def gpio(self) -> GpioPanel:
+        assert isinstance(self.panel.hardware, GpioPanel)
+        return self.panel.hardware
+
+    def level(self, name: str) -> bool:
+        return bool(self.factory.pin(getattr(PINS, name)).state)
+
+    def drive(self, pin: int, *, low: bool, at: float) -> None:
+        """Set the virtual time, then drive the pin from another thread (lgpio's role)."""
+        self.clock.now = at
+        mock = self.factory.pin(pin)
+        thread = threading.Thread(target=mock.drive_low if low else mock.drive_high)
+        thread.start()
+        thread.join()
+
+    async def button(self, down: bool, at: float) -> None:
+        self.drive(PINS.record_button, low=down, at=at)
+        await self.settle()
+
+    async def tick(self, t: float) -> None:
+        self.clock.now = t
+        await self.panel.tick(t)
+
+    async def settle(self) -> None:
+        for _ in range(3):  # let call_soon_threadsafe callbacks run
+            await asyncio.sleep(0)
+        await self.panel.drain()
+
+    def audit(self) -> list[str]:
+        spool = self.device._storage.spool
+        assert spool is not None
+        return [row[0] for row in spool.journal._db.execute("SELECT kind FROM audit")]
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    spool, _ = make_spool(tmp_path / "state")
+    storage = StorageComponent.__new__(StorageComponent)  # started storage, minus key loading
+    storage.spool, storage._low, storage._full = spool, None, None
+    capture = CaptureComponent(
+        lambda post, fault: SyntheticCamera(CAMERA, post, fault),
+        lambda: spool,
+        CAMERA,
+        recorder_config(),
+    )
+    await capture.start()
+    consuming = asyncio.create_task(capture.run())
+    device = Device(SessionPolicy(SessionConfig()), storage, capture, clock_synced=lambda: True)
+    factory = MockFactory(pin_class=MockPWMPin)
+    clock = VirtualClock()
+
+    def hardware(post: EdgeSink) -> GpioPanel:
+        return GpioPanel(PINS, factory, post, clock=clock)
+
+    panel = PanelComponent(hardware, device, GpioConfig(), IndicatorConfig(), clock=clock)
+    await panel.start()
+    await device.login("123456", Caller("test"))
+    yield Rig(panel, device, factory, clock, capture)
+    await panel.stop()
+    await capture.stop()
+    await consuming
+    factory.close()
+
+
+async def test_press_starts_recording_and_lights_both_leds(rig: Rig) -> None:
+    assert not rig.level("record_led") and not rig.level("announce_led")
+    await rig.button(True, at=1000.0)
+    assert rig.device.state.recording == "recording"
+    assert rig.level("record_led") and rig.level("announce_led")  # no tick needed
+    assert rig.level("buzzer")  # the first of two short beeps
+    await rig.tick(1000.15)
+    assert not rig.level("buzzer")
+    await rig.button(False, at=1000.2)
+    await rig.tick(1000.25)
+    assert rig.level("buzzer") and rig.level("record_led")  # second beep at 0.2-0.3 s
+    await rig.tick(1000.35)
+    assert not rig.level("buzzer")
+    buzzer = rig.factory.pin(PINS.buzzer)
+    assert [s.state for s in buzzer.states] == [False, True, False, True, False]
+
+
+async def test_short_press_while_recording_does_nothing_hold_stops(rig: Rig) -> None:
+    await rig.button(True, at=1000.0)
+    await rig.button(False, at=1000.2)
+    await rig.button(True, at=1005.0)
+    await rig.button(False, at=1005.3)
+    assert rig.device.state.recording == "recording"
+    await rig.button(True, at=1010.0)
+    await rig.tick(1012.9)
+    assert rig.device.state.recording == "recording"
+    await rig.tick(1013.0)
+    assert rig.device.state.recording == "buffering"
+    assert not rig.level("record_led") and not rig.level("announce_led")
+    assert rig.level("buzzer")  # one long beep
+    await rig.button(False, at=1013.5)
+    assert rig.audit().count("recording_stop") == 1
+
+
+async def test_double_press_adds_a_marker(rig: Rig) -> None:
+    await rig.button(True, at=1000.0)
+    await rig.button(False, at=1000.2)
+    for t in (1002.0, 1002.4):
+        await rig.button(True, at=t)
+        await rig.button(False, at=t + 0.1)
+    assert rig.audit().count("marker") == 1
+    assert rig.device.state.recording == "recording"
+
+
+async def test_bouncing_press_counts_once(rig: Rig) -> None:
+    for down, t in [
+        (True, 1000.000),
+        (False, 1000.004),
+        (True, 1000.008),
+        (False, 1000.012),
+        (True, 1000.020),
+    ]:
+        rig.drive(PINS.record_button, low=down, at=t)
+    await rig.settle()
+    assert rig.audit().count("recording_start") == 1
+    await rig.tick(1000.1)
+    await rig.button(False, at=1000.3)
+    assert rig.device.state.recording == "recording"
+
+
+async def test_exception_in_handler_does_not_stop_later_presses(rig: Rig) -> None:
+    original = rig.gpio._post
+    calls = {"n": 0}
+
+    def flaky(kind: str, level: bool, t: float) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("handler bug")
+        original(kind, level, t)
+
+    rig.gpio._post = flaky
+    await rig.button(True, at=1000.0)  # lost to the bug
+    await rig.button(False, at=1000.2)
+    assert rig.gpio.handler_errors == 1
+    await rig.button(True, at=1001.0)  # still arrives
+    assert rig.device.state.recording == "recording"
+
+
+async def test_dock_sense_debounce(rig: Rig) -> None:
+    dock = PINS.dock_sense
+    rig.drive(dock, low=True, at=1000.0)
+    await rig.settle()
+    rig.drive(dock, low=False, at=1000.5)  # wobbling in the cradle
+    rig.drive(dock, low=True, at=1001.0)
+    await rig.settle()
+    await rig.tick(1002.9)
+    assert not rig.device.state.docked
+    await rig.tick(1003.0)
+    assert rig.device.state.docked
+    assert rig.device.state.officer is None  # docking ended the shift
+    assert rig.level("status_amber")  # nobody logged in
+
+
+@pytest.mark.parametrize("row", indicator_table()[2:])
+def test_each_documented_state_drives_exactly_its_pins(row: str) -> None:
+    """Render each table state on mock pins over 4 s: the levels and the number of changes
+    are what the documented pattern implies."""
+    name = row.split(" | ")[0].removeprefix("| ")
+    states = dict(_table_states())
+    state = states[name]
+    factory = MockFactory(pin_class=MockPWMPin)
+    panel = GpioPanel(PINS, factory, lambda *a: None)
+    try:
+        driver = IndicatorDriver(panel.set_output, IndicatorPolicy(reminder_seconds=1000))
+        driver.update(state, 0.0)
+        for pin in ("record_led", "announce_led", "status_green", "status_amber"):
+            factory.pin(getattr(PINS, pin)).clear_states()
+        steps = [i / 100 for i in range(400)]
+        for t in steps:
+            driver.render(t)
+        expected = patterns(state)
+        for pin in ("record_led", "announce_led", "status_green", "status_amber"):
+            blink = getattr(expected, pin)
+            levels = [blink.level_at(t) for t in steps]
+            changes = sum(1 for a, b in itertools.pairwise(levels) if a != b)
+            history = factory.pin(getattr(PINS, pin)).states
+            assert history[-1].state == levels[-1], pin
+            assert len(history) - 1 == changes + (1 if levels[0] else 0), pin
+    finally:
+        panel.close()
+        factory.close()
+
+
+def _table_states() -> list[tuple[str, DeviceState]]:
+    logged_in = DeviceState(officer="123456", recording="buffering")
+    rows = [
+        ("not logged in", DeviceState()),
+        ("logged in, buffering (ready)", logged_in),
+        ("recording", replace(logged_in, recording="recording")),
+        (
+            "recording, stealth allowed and on",
+            replace(logged_in, recording="recording", stealth=True),
+        ),
+        (
+            "docked, uploading",
+            replace(logged_in, docked=True, upload_progress=0.5, awaiting_upload=3),
+        ),
+        ("docked, all uploaded", replace(logged_in, docked=True)),
+    ]
+    flags = [
+        "camera_fault",
+        "storage_full",
+        "battery_low",
+        "storage_low",
+        "upload_error",
+        "clock_unsynced",
+    ]
+    rows += [(f.replace("_", " "), replace(logged_in, health=frozenset({f}))) for f in flags]
+    return rows
+
+
+def test_indicator_doc_is_the_generated_table() -> None:
+    doc = (ROOT / "docs" / "indicators.md").read_text().splitlines()
+    assert [line for line in doc if line.startswith("| ")][
+        : len(indicator_table())
+    ] == indicator_table()
+
+
+def test_shutdown_leaves_no_threads_and_no_pins() -> None:
+    before = {t.ident for t in threading.enumerate()}
+    factory = MockFactory(pin_class=MockPWMPin)
+    panel = GpioPanel(PINS, factory, lambda *a: None)
+    panel.close()
+    assert all(not refs for refs in factory._reservations.values())
+    leftover = [t for t in threading.enumerate() if t.ident not in before]
+    assert leftover == []
+    factory.close()
+
+
+async def test_power_supply_dock_source(tmp_path: Path) -> None:
+    from bodycamd.dock import DockDebouncer, poll_dock, power_supply_online
+
+    online = tmp_path / "online"
+    online.write_text("0\n")
+    clock = VirtualClock()
+    changes: list[bool] = []
+
+    async def read() -> bool:
+        return power_supply_online(online)
+
+    async def changed(docked: bool) -> None:
+        changes.append(docked)
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+        if clock.now == 1002.0:
+            online.write_text("1\n")
+        if clock.now >= 1010.0:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await poll_dock(read, DockDebouncer(2.0), changed, interval=1.0, clock=clock, sleep=sleep)
+    assert changes == [True]
+
+
+async def test_endpoint_dock_source() -> None:
+    from bodycamd.dock import endpoint_reachable
+
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    assert await endpoint_reachable("127.0.0.1", port)
+    server.close()
+    await server.wait_closed()
+    assert not await endpoint_reachable("127.0.0.1", port)

@@ -1,0 +1,158 @@
+"""Device policy with the real recorder and storage behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bodycamd.config import CameraConfig, SessionConfig
+from bodycamd.device import Caller, Device
+from bodycamd.errors import Refused
+from bodycamd.recorder.component import CaptureComponent
+from bodycamd.session import LoginRefused, SessionPolicy
+from bodycamd.state import StateChange
+from bodycamd.storage import StorageComponent
+from bodycamd.storage.spool import Spool
+from hw.camera.synthetic import SyntheticCamera
+from tests.recorder.helpers import recorder_config
+from tests.storage.helpers import make_spool
+
+CAMERA = CameraConfig(
+    width=160,
+    height=120,
+    framerate=15,
+    bitrate=100_000,
+    audio=False,
+    realtime=True,
+    stall_seconds=30.0,
+)
+ME = Caller("test", uid=1000, pid=42)
+
+
+async def make_device(
+    tmp_path: Path, session: SessionConfig, quota: str = "90%"
+) -> tuple[Device, CaptureComponent, Spool]:
+    spool, _ = make_spool(tmp_path / "state", quota=quota)
+    storage = StorageComponent.__new__(StorageComponent)
+    storage.spool, storage._low, storage._full = spool, None, None
+    capture = CaptureComponent(
+        lambda post, fault: SyntheticCamera(CAMERA, post, fault),
+        lambda: spool,
+        CAMERA,
+        recorder_config(),
+    )
+    await capture.start()
+    device = Device(SessionPolicy(session), storage, capture, clock_synced=lambda: True)
+    return device, capture, spool
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[tuple[Device, Spool]]:
+    device, capture, spool = await make_device(tmp_path, SessionConfig())
+    task = asyncio.create_task(capture.run())
+    yield device, spool
+    await capture.stop()
+    await task
+
+
+def audit(spool: Spool) -> list[tuple[str, dict[str, object]]]:
+    rows = spool.journal._db.execute("SELECT kind, fields FROM audit ORDER BY seq")
+    return [(k, json.loads(f)) for k, f in rows]
+
+
+async def test_recording_refused_while_logged_out(rig: tuple[Device, Spool]) -> None:
+    device, _ = rig
+    with pytest.raises(Refused) as refused:
+        await device.record_start(ME)
+    assert refused.value.code == "not_logged_in"
+
+
+async def test_every_recording_carries_the_officer(rig: tuple[Device, Spool]) -> None:
+    device, spool = rig
+    await device.login("7654321", ME)
+    await device.record_start(ME)
+    assert device._capture.recorder is not None
+    recording = device._capture.recorder.recording
+    assert recording is not None and recording.officer == "7654321"
+    start = next(f for k, f in audit(spool) if k == "recording_start")
+    assert start["officer"] == "7654321"
+    login = next(f for k, f in audit(spool) if k == "officer_login")
+    assert (login["peer_uid"], login["peer_pid"], login["source"]) == (1000, 42, "test")
+
+
+async def test_docking_while_recording_keeps_recording_then_logs_out(
+    rig: tuple[Device, Spool],
+) -> None:
+    device, spool = rig
+    await device.login("123456", ME)
+    await device.record_start(ME)
+    await device.set_docked(True, Caller("dock"))
+    assert device.state.recording == "recording" and device.state.officer == "123456"
+    await device.record_stop(ME)
+    await device.settle()
+    assert device.state.officer is None
+    logout = next(f for k, f in audit(spool) if k == "officer_logout")
+    assert logout["reason"] == "docked"
+
+
+async def test_change_events_reach_subscribers(rig: tuple[Device, Spool]) -> None:
+    device, _ = rig
+    subscription = device.events.subscribe(limit=2)
+    await device.login("123456", ME)
+    change = await subscription.next()
+    assert change.new.officer == "123456" and "officer" in change.to_json()["changed"]
+    for number in range(5):  # a slow reader loses the oldest, not the daemon's memory
+        later = replace(device.state, recording_seconds=float(number))
+        device.events.publish(StateChange(device.state, later, "tick"))
+    assert subscription.overflowed == 3
+    assert (await subscription.next()).new.recording_seconds == 3.0
+
+
+async def test_anonymous_recording_when_policy_allows_it_is_audited(tmp_path: Path) -> None:
+    device, capture, spool = await make_device(
+        tmp_path, SessionConfig(allow_anonymous_recording=True)
+    )
+    task = asyncio.create_task(capture.run())
+    try:
+        await device.record_start(ME)
+        assert device.state.recording == "recording"
+        assert "anonymous_recording_allowed" in [k for k, _ in audit(spool)]
+    finally:
+        await capture.stop()
+        await task
+
+
+async def test_start_below_min_free_is_refused_with_the_reason(tmp_path: Path) -> None:
+    device, capture, _ = await make_device(tmp_path, SessionConfig(), quota="64KiB")
+    task = asyncio.create_task(capture.run())
+    try:
+        await device.login("123456", ME)
+        with pytest.raises(Refused) as refused:
+            await device.record_start(ME)
+        assert refused.value.code == "storage_full"
+        assert "a recording needs at least" in str(refused.value)
+    finally:
+        await capture.stop()
+        await task
+
+
+def test_personnel_number_rules(tmp_path: Path) -> None:
+    roster = tmp_path / "roster.txt"
+    roster.write_text("# shift A\n123456\n2345678  # sergeant\n")
+    policy = SessionPolicy(SessionConfig(roster=str(roster)))
+    assert policy.validate("123456") == "123456"
+    assert policy.validate("2345678") == "2345678"
+    with pytest.raises(LoginRefused, match="not on this device's roster"):
+        policy.validate("999999")
+    with pytest.raises(LoginRefused, match=r"'12345' is not valid \(expected \[0-9\]\{6,8\}\)"):
+        policy.validate("12345")
+    with pytest.raises(LoginRefused, match="personnel number missing"):
+        policy.validate("")
+    roster.unlink()
+    with pytest.raises(LoginRefused, match="roster .* cannot be read"):
+        policy.validate("123456")

@@ -154,5 +154,5 @@ def test_personnel_number_rules(tmp_path: Path) -> None:
     with pytest.raises(LoginRefused, match="personnel number missing"):
         policy.validate("")
     roster.unlink()
-    with pytest.raises(LoginRefused, match="roster .* cannot be read"):
+    with pytest.raises(LoginRefused, match=r"roster .* cannot be read"):
         policy.validate("123456")

@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug: bool = args.debug
     try:
         return _dispatch(args)
-    except BodycamError as exc:
+    except (BodycamError, OSError) as exc:
         if debug:
             log.exception("failed")
         print(f"bodycamd: {exc}", file=sys.stderr)

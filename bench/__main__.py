@@ -164,6 +164,10 @@ def main() -> None:
         for leftover in directory.iterdir():
             leftover.unlink()
         directory.rmdir()
+    print()
+    from bench import capture
+
+    capture.main()
 
 
 if __name__ == "__main__":

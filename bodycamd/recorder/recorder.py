@@ -25,6 +25,7 @@ from ..camera import EncodedPacket, StreamKind, StreamParams
 from ..clock import clock_synchronised
 from ..config import RecorderConfig, parse_size
 from ..errors import QuotaExceeded, SegmentAbandoned
+from ..storage.quota import WRITE_BATCH
 from ..storage.spool import SegmentStart, Spool, SpoolSegment
 from .channel import PreEventBuffer
 from .muxer import TsMuxer
@@ -52,6 +53,7 @@ class Recording:
     muxer: TsMuxer | None = None
     segment_start_us: int = 0
     checkpoint_us: int = 0
+    pending: bytearray = field(default_factory=bytearray)  # muxed, not yet handed to the writer
     sealed: list[str] = field(default_factory=list)
 
     @property
@@ -177,27 +179,46 @@ class Recorder:
         if recording.first_us is None:
             recording.first_us = packet.pts_us
         recording.last_us = packet.pts_us
-        data = muxer.mux(packet)
-        if data and not await self._write(recording, data):
-            return
-        if packet.pts_us - recording.checkpoint_us >= self._checkpoint_us:
+        recording.pending += muxer.mux(packet)
+        checkpoint = packet.pts_us - recording.checkpoint_us >= self._checkpoint_us
+        if checkpoint:
             recording.checkpoint_us = packet.pts_us
-            await self._guarded(recording, segment.checkpoint)
+        if checkpoint or len(recording.pending) >= WRITE_BATCH:
+            await self._flush(recording, checkpoint=checkpoint)
 
-    async def _write(self, recording: Recording, data: bytes, *, final: bool = False) -> bool:
+    async def _flush(self, recording: Recording, *, checkpoint: bool = False,
+                     final: bool = False) -> bool:
+        """Hand the muxed bytes to the writer in one worker-thread call (one hop per batch,
+        not per packet), checkpointing after them when due. What is pending lives in RAM
+        only, and never longer than one checkpoint interval."""
         segment = recording.segment
         assert segment is not None
-        return await self._guarded(recording, lambda: segment.write(data, final=final))
+        data = bytes(recording.pending)
+        recording.pending.clear()
 
-    async def _guarded(self, recording: Recording, action: Callable[[], None]) -> bool:
-        """Run a blocking segment operation; on a full card seal and stop, on an I/O error
-        carry on in a new segment (the failed one is already sealed as torn)."""
+        def write() -> None:
+            if data:
+                segment.write(data, final=final)
+            if checkpoint:
+                segment.checkpoint()
+
+        outcome = await self._guarded(recording, write)
+        if outcome == "full":
+            if not segment.closed:
+                recording.pending[:0] = data  # refused before writing: kept for the seal
+            if not final:
+                await self._finish("storage_full")
+        return outcome == "ok"
+
+    async def _guarded(self, recording: Recording, action: Callable[[], None]) -> str:
+        """Run a blocking segment operation: "ok", "full" (quota or filesystem) or
+        "abandoned" (an I/O error; the segment is already sealed as torn, and recording
+        carries on in a new segment at the next keyframe)."""
         try:
             await asyncio.to_thread(action)
         except QuotaExceeded as exc:
             log.warning("%s", exc)
-            await self._finish("storage_full")
-            return False
+            return "full"
         except SegmentAbandoned as exc:
             log.error("%s", exc)
             segment = recording.segment
@@ -205,9 +226,10 @@ class Recorder:
                 recording.prev_digest = segment.salvaged.digest
                 recording.sealed.append(str(segment.salvaged.path))
             recording.segment, recording.muxer = None, None
+            recording.pending.clear()
             recording.segments += 1
-            return False
-        return True
+            return "abandoned"
+        return "ok"
 
     async def _open(self, recording: Recording, packet: EncodedPacket) -> None:
         base = recording.first_us if recording.first_us is not None else packet.pts_us
@@ -242,13 +264,13 @@ class Recorder:
         if segment is None or segment.closed:
             return
         if muxer is not None:
-            tail = muxer.close()
-            if tail:
-                recording.segment = segment
-                ok = await self._write(recording, tail, final=True)
-                recording.segment = None
-                if not ok or segment.closed:
-                    return
+            recording.pending += muxer.close()
+        if recording.pending:
+            recording.segment = segment
+            ok = await self._flush(recording, final=True)
+            recording.segment = None
+            if not ok or segment.closed:
+                return
         sealed = await asyncio.to_thread(lambda: segment.seal(end_of_recording=end_of_recording))
         recording.prev_digest = sealed.digest
         recording.segments += 1

@@ -21,9 +21,11 @@ from pathlib import Path
 from ..errors import QuotaExceeded
 from ..evidence import format as fmt
 
-# what sealing may still need after the last refused write: a FINAL record and a footer,
-# plus one checkpoint padded to a block
-SEAL_MARGIN = fmt.MAX_RECORD + 2 * fmt.ALIGN
+# The recorder hands the writer at most this much at a time (between checkpoints).
+WRITE_BATCH = 256 * 1024
+# What sealing may still need after the last refused write: that batch (kept, not dropped),
+# the muxer's tail, a FINAL record, a footer and one checkpoint padded to a block.
+SEAL_MARGIN = WRITE_BATCH + 2 * fmt.MAX_RECORD + 2 * fmt.ALIGN
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class QuotaLedger:
     def check_start(self) -> None:
         """Refuse a new recording unless `min_free_minutes` of footage fit."""
         figures = self.figures()
-        if figures.minutes_left < self._min_free_minutes:
+        if figures.full or figures.minutes_left < self._min_free_minutes:
             raise QuotaExceeded(
                 f"storage: only {figures.minutes_left:.1f} min of footage fit "
                 f"({figures.available // 2**20} MiB); a recording needs at least "

@@ -56,7 +56,7 @@ def test_start_below_min_free_is_refused(tmp_path: Path) -> None:
 
 def test_reserve_on_the_filesystem_counts_too(tmp_path: Path) -> None:
     """Free space minus the reserve limits footage even under a generous quota."""
-    fake_free = 400_000 + 256 * 2**20
+    fake_free = 2_000_000 + 256 * 2**20
 
     def space(root: Path) -> FsSpace:
         """A filesystem with `fake_free` bytes left before the state directory was used."""
@@ -68,7 +68,7 @@ def test_reserve_on_the_filesystem_counts_too(tmp_path: Path) -> None:
         return FsSpace(total=2**40, free=fake_free - used, block=4096)
 
     spool, _ = make_spool(tmp_path / "state", quota="100%", reserve="256MiB", space=space)
-    assert spool.ledger.available() == 400_000
+    assert spool.ledger.available() == 2_000_000
     recording = record(spool, FOOTAGE)
     assert "storage full" in recording.stopped_by
 

@@ -34,9 +34,12 @@ def make_footage(path: Path) -> None:
         assert isinstance(video, av.VideoStream)
         video.width, video.height, video.pix_fmt = 1920, 1080, "yuv420p"
         video.bit_rate = 10_000_000
-        video.options = {"preset": "ultrafast", "x264-params":
-                         "keyint=30:min-keyint=30:scenecut=0:repeat-headers=1:nal-hrd=cbr",
-                         "maxrate": "10M", "bufsize": "10M"}
+        video.options = {
+            "preset": "ultrafast",
+            "x264-params": "keyint=30:min-keyint=30:scenecut=0:repeat-headers=1:nal-hrd=cbr",
+            "maxrate": "10M",
+            "bufsize": "10M",
+        }
         audio = container.add_stream("aac", rate=48_000)
         assert isinstance(audio, av.AudioStream)
         audio.layout = "mono"
@@ -57,17 +60,22 @@ def make_footage(path: Path) -> None:
                 container.mux(packet)
 
 
-async def pipeline(footage: Path, state: Path, pre_event: float, buffer_only: bool) -> dict[str, float]:
+async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> dict[str, float]:
+    """mode: "fast" (record, as fast as the pipeline goes), "record" or "buffer" (real time)."""
     from bodycamd.config import CameraConfig, RecorderConfig
     from bodycamd.recorder.component import CaptureComponent
     from hw.camera.replay import FileCamera
     from tests.storage.helpers import make_spool
 
     spool, _ = make_spool(state)
-    camera_config = CameraConfig(backend="file", file=str(footage), realtime=False,
-                                 stall_seconds=60.0)
-    recorder_config = RecorderConfig(pre_event_seconds=pre_event, queue_bytes="256MiB",
-                                     pre_event_max_bytes="256MiB")
+    fast = mode == "fast"
+    camera_config = CameraConfig(
+        backend="file", file=str(footage), realtime=not fast, stall_seconds=60.0
+    )
+    # fast: a queue big enough that nothing is dropped, so every byte is counted
+    recorder_config = RecorderConfig(
+        pre_event_seconds=pre_event, queue_bytes="512MiB" if fast else "16MiB"
+    )
     done = asyncio.Event()
     loops = 2
 
@@ -78,7 +86,7 @@ async def pipeline(footage: Path, state: Path, pre_event: float, buffer_only: bo
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await component.start()
     assert component.recorder is not None
-    if buffer_only:
+    if mode == "buffer":
         component.recorder.set_buffering(True)
     else:
         await component.recorder.start(None, "bench")
@@ -95,21 +103,58 @@ async def pipeline(footage: Path, state: Path, pre_event: float, buffer_only: bo
         "wall_seconds": time.perf_counter() - wall0,
         "footage_seconds": FOOTAGE_SECONDS * loops,
         "buffered_bytes": buffered,
+        "frames_dropped": component.frames_dropped,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def replay_only(footage: Path, realtime: bool) -> dict[str, float]:
+    """The camera's own share (demuxing and pacing the replay): subtracted from the figure,
+    since on a Pi that work is the encoder's."""
+    import bodycamd.app  # noqa: F401 - load what the daemon loads, for the RSS baseline
+    from bodycamd.config import CameraConfig
+    from hw.camera.replay import FileCamera
+
+    config = CameraConfig(backend="file", file=str(footage), realtime=realtime)
+    camera = FileCamera(config, lambda packet: None, lambda exc: None, loops=2)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    camera.start()
+    assert camera._thread is not None
+    camera._thread.join()
+    camera.stop()
+    return {
+        "cpu_seconds": time.process_time() - cpu0,
+        "wall_seconds": time.perf_counter() - wall0,
+        "footage_seconds": FOOTAGE_SECONDS * 2,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
 def child(argv: list[str]) -> None:
     footage, state, pre_event, mode = Path(argv[0]), Path(argv[1]), float(argv[2]), argv[3]
-    result = asyncio.run(pipeline(footage, state, pre_event, mode == "buffer"))
+    if mode.startswith("replay"):
+        result = replay_only(footage, realtime=mode == "replay-realtime")
+    else:
+        result = asyncio.run(pipeline(footage, state, pre_event, mode))
     print(json.dumps(result))
 
 
 def run(label: str, footage: Path, pre_event: float, mode: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory(dir=Path.cwd() / "var") as state:
-        out = subprocess.run([sys.executable, "-m", "bench.capture", str(footage),
-                              str(Path(state) / "state"), str(pre_event), mode],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.capture",
+                str(footage),
+                str(Path(state) / "state"),
+                str(pre_event),
+                mode,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -118,22 +163,42 @@ def main() -> None:
     Path("var").mkdir(exist_ok=True)
     footage = Path("var") / "bench-1080p30-10mbit.ts"
     if not footage.exists():
-        print("encoding 20 s of 1080p30 10 Mbit/s footage for the bench (once)...",
-              flush=True)
+        print("encoding 20 s of 1080p30 10 Mbit/s footage for the bench (once)...", flush=True)
         make_footage(footage)
     size = footage.stat().st_size
     print(f"footage: {footage} {size * 8 / FOOTAGE_SECONDS / 1e6:.1f} Mbit/s")
+    fast = run("fast", footage, 0.0, "fast")
+    fast_camera = run("replay", footage, 0.0, "replay-fast")
+    own = fast["cpu_seconds"] - fast_camera["cpu_seconds"]
+    per_minute = own / (fast["footage_seconds"] / 60)
+    print(
+        f"as fast as it goes ({fast['footage_seconds'] / fast['wall_seconds']:.0f}x real "
+        f"time, {fast['frames_dropped']:.0f} frames dropped): pipeline "
+        f"{fast['cpu_seconds']:.2f} CPU s, replay alone {fast_camera['cpu_seconds']:.2f} s; "
+        f"the daemon's share {per_minute:.2f} CPU s per minute of footage = "
+        f"{per_minute / 60 * 100:.2f} % of one core (target < 1 %)"
+    )
+    print("real-time runs (40 s each) for CPU in real time and RSS...", flush=True)
     recording = run("recording", footage, 0.0, "record")
-    per_minute = recording["cpu_seconds"] / (recording["footage_seconds"] / 60)
-    print(f"recording 1080p30 10 Mbit/s (no encoder): {per_minute:.2f} CPU s per minute of "
-          f"footage = {per_minute / 60 * 100:.2f} % of one core in real time "
-          f"(target < 1 %); {recording['footage_seconds'] / recording['wall_seconds']:.0f}x "
-          "real time")
-    print(f"peak RSS while recording, no pre-event buffer: {recording['peak_rss_mib']:.0f} MiB "
-          "(target < 80)")
+    camera = run("replay", footage, 0.0, "replay-realtime")
+    share = (recording["cpu_seconds"] - camera["cpu_seconds"]) / recording["footage_seconds"]
+    pipeline_share = recording["cpu_seconds"] / recording["footage_seconds"]
+    camera_share = camera["cpu_seconds"] / camera["footage_seconds"]
+    print(
+        f"in real time: pipeline {pipeline_share * 100:.2f} % "
+        f"of a core, replay alone {camera_share * 100:.2f} %,"
+        f" the daemon's share {share * 100:.2f} % (wake-ups per packet dominate here)"
+    )
+    print(
+        f"peak RSS while recording, no pre-event buffer: {recording['peak_rss_mib']:.0f} MiB "
+        f"(target < 80); the same imports with only the replay running: "
+        f"{camera['peak_rss_mib']:.0f} MiB"
+    )
     buffering = run("buffering", footage, 30.0, "buffer")
-    print(f"peak RSS with a 30 s pre-event buffer: {buffering['peak_rss_mib']:.0f} MiB "
-          f"(buffer held {buffering['buffered_bytes'] / 2**20:.0f} MiB)")
+    print(
+        f"peak RSS with a 30 s pre-event buffer: {buffering['peak_rss_mib']:.0f} MiB "
+        f"(buffer held {buffering['buffered_bytes'] / 2**20:.0f} MiB)"
+    )
 
 
 if __name__ == "__main__":

@@ -171,8 +171,8 @@ class IndicatorDriver:
         return min(upcoming, default=math.inf)
 
 
-def indicator_table() -> list[str]:
-    """The table of docs/indicators.md, generated from `patterns` itself."""
+def table_states() -> list[tuple[str, DeviceState]]:
+    """One example state per row of the documented table."""
     logged_in = DeviceState(officer="123456", recording="buffering")
     rows = [
         ("not logged in", DeviceState()),
@@ -192,11 +192,16 @@ def indicator_table() -> list[str]:
         (flag.replace("_", " "), replace(logged_in, health=frozenset({flag})))
         for flag, _ in HEALTH_PATTERNS
     ]
+    return rows
+
+
+def indicator_table() -> list[str]:
+    """The table of docs/indicators.md, generated from `patterns` itself."""
     lines = [
         "| state | record LED | announce LED | status green | status amber |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for name, state in rows:
+    for name, state in table_states():
         out = patterns(state)
         lines.append(
             f"| {name} | {out.record_led.describe()} | {out.announce_led.describe()} "

@@ -10,45 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from bodycamd.config import CameraConfig, SessionConfig
+from bodycamd.config import SessionConfig
 from bodycamd.device import Caller, Device
 from bodycamd.errors import Refused
-from bodycamd.recorder.component import CaptureComponent
 from bodycamd.session import LoginRefused, SessionPolicy
 from bodycamd.state import StateChange
-from bodycamd.storage import StorageComponent
 from bodycamd.storage.spool import Spool
-from hw.camera.synthetic import SyntheticCamera
-from tests.recorder.helpers import recorder_config
-from tests.storage.helpers import make_spool
+from tests.device_rig import make_device
 
-CAMERA = CameraConfig(
-    width=160,
-    height=120,
-    framerate=15,
-    bitrate=100_000,
-    audio=False,
-    realtime=True,
-    stall_seconds=30.0,
-)
 ME = Caller("test", uid=1000, pid=42)
-
-
-async def make_device(
-    tmp_path: Path, session: SessionConfig, quota: str = "90%"
-) -> tuple[Device, CaptureComponent, Spool]:
-    spool, _ = make_spool(tmp_path / "state", quota=quota)
-    storage = StorageComponent.__new__(StorageComponent)
-    storage.spool, storage._low, storage._full = spool, None, None
-    capture = CaptureComponent(
-        lambda post, fault: SyntheticCamera(CAMERA, post, fault),
-        lambda: spool,
-        CAMERA,
-        recorder_config(),
-    )
-    await capture.start()
-    device = Device(SessionPolicy(session), storage, capture, clock_synced=lambda: True)
-    return device, capture, spool
 
 
 @pytest.fixture

@@ -7,36 +7,29 @@ import asyncio
 import itertools
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from bodycamd.config import CameraConfig, GpioConfig, IndicatorConfig, SessionConfig
+from bodycamd.config import GpioConfig, IndicatorConfig
 from bodycamd.device import Caller, Device
-from bodycamd.indicators import IndicatorDriver, IndicatorPolicy, indicator_table, patterns
+from bodycamd.indicators import (
+    IndicatorDriver,
+    IndicatorPolicy,
+    indicator_table,
+    patterns,
+    table_states,
+)
 from bodycamd.panel import EdgeSink, PanelComponent
 from bodycamd.recorder.component import CaptureComponent
-from bodycamd.session import SessionPolicy
 from bodycamd.state import DeviceState
-from bodycamd.storage import StorageComponent
-from hw.camera.synthetic import SyntheticCamera
 from hw.gpio import GpioPanel, load_board
-from tests.recorder.helpers import recorder_config
-from tests.storage.helpers import make_spool
+from tests.device_rig import make_device
 
 ROOT = Path(__file__).resolve().parent.parent
 PINS = load_board(GpioConfig())
-CAMERA = CameraConfig(
-    width=160,
-    height=120,
-    framerate=15,
-    bitrate=100_000,
-    audio=False,
-    realtime=True,
-    stall_seconds=30.0,
-)
 
 
 class VirtualClock:
@@ -92,18 +85,8 @@ class Rig:
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    spool, _ = make_spool(tmp_path / "state")
-    storage = StorageComponent.__new__(StorageComponent)  # started storage, minus key loading
-    storage.spool, storage._low, storage._full = spool, None, None
-    capture = CaptureComponent(
-        lambda post, fault: SyntheticCamera(CAMERA, post, fault),
-        lambda: spool,
-        CAMERA,
-        recorder_config(),
-    )
-    await capture.start()
+    device, capture, _ = await make_device(tmp_path)
     consuming = asyncio.create_task(capture.run())
-    device = Device(SessionPolicy(SessionConfig()), storage, capture, clock_synced=lambda: True)
     factory = MockFactory(pin_class=MockPWMPin)
     clock = VirtualClock()
 
@@ -213,13 +196,10 @@ async def test_dock_sense_debounce(rig: Rig) -> None:
     assert rig.level("status_amber")  # nobody logged in
 
 
-@pytest.mark.parametrize("row", indicator_table()[2:])
-def test_each_documented_state_drives_exactly_its_pins(row: str) -> None:
+@pytest.mark.parametrize(("name", "state"), table_states(), ids=[n for n, _ in table_states()])
+def test_each_documented_state_drives_exactly_its_pins(name: str, state: DeviceState) -> None:
     """Render each table state on mock pins over 4 s: the levels and the number of changes
     are what the documented pattern implies."""
-    name = row.split(" | ")[0].removeprefix("| ")
-    states = dict(_table_states())
-    state = states[name]
     factory = MockFactory(pin_class=MockPWMPin)
     panel = GpioPanel(PINS, factory, lambda *a: None)
     try:
@@ -241,34 +221,6 @@ def test_each_documented_state_drives_exactly_its_pins(row: str) -> None:
     finally:
         panel.close()
         factory.close()
-
-
-def _table_states() -> list[tuple[str, DeviceState]]:
-    logged_in = DeviceState(officer="123456", recording="buffering")
-    rows = [
-        ("not logged in", DeviceState()),
-        ("logged in, buffering (ready)", logged_in),
-        ("recording", replace(logged_in, recording="recording")),
-        (
-            "recording, stealth allowed and on",
-            replace(logged_in, recording="recording", stealth=True),
-        ),
-        (
-            "docked, uploading",
-            replace(logged_in, docked=True, upload_progress=0.5, awaiting_upload=3),
-        ),
-        ("docked, all uploaded", replace(logged_in, docked=True)),
-    ]
-    flags = [
-        "camera_fault",
-        "storage_full",
-        "battery_low",
-        "storage_low",
-        "upload_error",
-        "clock_unsynced",
-    ]
-    rows += [(f.replace("_", " "), replace(logged_in, health=frozenset({f}))) for f in flags]
-    return rows
 
 
 def test_indicator_doc_is_the_generated_table() -> None:

@@ -186,8 +186,9 @@ class Recorder:
         if checkpoint or len(recording.pending) >= WRITE_BATCH:
             await self._flush(recording, checkpoint=checkpoint)
 
-    async def _flush(self, recording: Recording, *, checkpoint: bool = False,
-                     final: bool = False) -> bool:
+    async def _flush(
+        self, recording: Recording, *, checkpoint: bool = False, final: bool = False
+    ) -> bool:
         """Hand the muxed bytes to the writer in one worker-thread call (one hop per batch,
         not per packet), checkpointing after them when due. What is pending lives in RAM
         only, and never longer than one checkpoint interval."""

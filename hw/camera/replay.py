@@ -15,6 +15,8 @@ import av
 from bodycamd.camera import EncodedPacket, FaultSink, PacketSink, StreamKind, StreamParams
 from bodycamd.config import CameraConfig
 
+from .threaded import WorkerThread
+
 log = logging.getLogger(__name__)
 
 
@@ -35,11 +37,9 @@ class FileCamera:
             raise FileNotFoundError(f"camera.file: {config.file or '(empty)'}: no such video file")
         self._config = config
         self._post = post
-        self._fault = fault
         self._clock_ns = clock_ns
         self._loops = loops
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = WorkerThread("file-camera", self._replay, fault)
         with av.open(str(self._path)) as container:
             video = container.streams.video[0]
             audio = container.streams.audio[0] if container.streams.audio else None
@@ -62,28 +62,21 @@ class FileCamera:
         return self._params
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="file-camera", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._worker.stop()
 
-    def _run(self) -> None:
-        try:
-            self._replay()
-        except Exception as exc:
-            log.debug("file camera failed", exc_info=True)
-            self._fault(exc)
+    @property
+    def _thread(self) -> threading.Thread | None:
+        """The worker thread (tests join it to wait for a finite backend to finish)."""
+        return self._worker.thread
 
-    def _replay(self) -> None:
+    def _replay(self, stopping: threading.Event) -> None:
         start_us = self._clock_ns() // 1000
         offset_us = 0
         loop = 0
-        while not self._stop.is_set() and (self._loops is None or loop < self._loops):
+        while not stopping.is_set() and (self._loops is None or loop < self._loops):
             last_us = 0
             with av.open(str(self._path)) as container:
                 streams: list[av.stream.Stream] = [container.streams.video[0]]
@@ -91,7 +84,7 @@ class FileCamera:
                     streams.append(container.streams.audio[0])
                 first: dict[int, int] = {}
                 for packet in container.demux(streams):
-                    if self._stop.is_set():
+                    if stopping.is_set():
                         return
                     if packet.pts is None or packet.size == 0:
                         continue
@@ -101,7 +94,7 @@ class FileCamera:
                     last_us = max(last_us, rel_us)
                     if self._config.realtime:
                         delay = pts_us / 1e6 - self._clock_ns() / 1e9
-                        if delay > 0 and self._stop.wait(delay):
+                        if delay > 0 and stopping.wait(delay):
                             return
                     kind = StreamKind.VIDEO if packet.stream.type == "video" else StreamKind.AUDIO
                     self._post(EncodedPacket(kind, bytes(packet), bool(packet.is_keyframe), pts_us))

@@ -24,6 +24,7 @@ from bodycamd.camera import EncodedPacket, FaultSink, PacketSink, StreamKind, St
 from bodycamd.config import CameraConfig
 
 from .font import burn_text
+from .threaded import WorkerThread
 
 log = logging.getLogger(__name__)
 AUDIO_RATE = 48_000
@@ -44,11 +45,9 @@ class SyntheticCamera:
     ) -> None:
         self._config = config
         self._post = post
-        self._fault = fault
         self._clock_ns = clock_ns
         self._max_frames = max_frames
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = WorkerThread("synthetic-camera", self._encode_loop, fault)
         self._video = self._open_video()
         self._audio = self._open_audio() if config.audio else None
         self._params = StreamParams(
@@ -97,24 +96,17 @@ class SyntheticCamera:
         return ctx
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="synthetic-camera", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._worker.stop()
 
-    def _run(self) -> None:
-        try:
-            self._encode_loop()
-        except Exception as exc:  # a backend fault is reported, never raised into nowhere
-            log.debug("synthetic camera failed", exc_info=True)
-            self._fault(exc)
+    @property
+    def _thread(self) -> threading.Thread | None:
+        """The worker thread (tests join it to wait for a finite backend to finish)."""
+        return self._worker.thread
 
-    def _encode_loop(self) -> None:
+    def _encode_loop(self, stopping: threading.Event) -> None:
         cfg = self._config
         frame_us = 1_000_000 / cfg.framerate
         start_us = self._clock_ns() // 1000
@@ -123,13 +115,13 @@ class SyntheticCamera:
         samples_sent = 0
         index = 0
         scale = max(1, height // 60)
-        while not self._stop.is_set():
+        while not stopping.is_set():
             if self._max_frames is not None and index >= self._max_frames:
                 break
             pts_us = start_us + round(index * frame_us)
             if cfg.realtime:
                 delay = pts_us / 1e6 - self._clock_ns() / 1e9
-                if delay > 0 and self._stop.wait(delay):
+                if delay > 0 and stopping.wait(delay):
                     break
             image = np.empty((height * 3 // 2, width), dtype=np.uint8)
             image[:height] = np.roll(ramp, index * 4)[None, :].astype(np.uint8)

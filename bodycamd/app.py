@@ -71,6 +71,7 @@ def build_components(config: Config) -> list[Component]:
         storage,
         capture,
         simulator,
+        stealth_allowed=config.indicators.stealth_allowed,
     )
     return [identity, storage, capture, device, panel, control]
 

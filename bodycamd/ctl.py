@@ -1,7 +1,7 @@
 """`bodycamctl`: the command-line client of the daemon's control socket.
 
     bodycamctl status | login NUMBER | logout | record start | record stop | marker [NOTE]
-    bodycamctl storage | uploads | watch
+    bodycamctl storage | uploads | watch | stealth on|off
     bodycamctl sim press | sim hold SECONDS | sim dock | sim undock | sim camera-fault
 
 Human output by default, `--json` for scripts. Exit status: 0 done, 1 the daemon failed the
@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("storage", help="flash used, quota, minutes left")
     commands.add_parser("uploads", help="segments awaiting upload")
     commands.add_parser("watch", help="follow state changes until interrupted")
+    stealth = commands.add_parser("stealth", help="indicators off while recording (if allowed)")
+    stealth.add_argument("mode", choices=["on", "off"])
     sim = commands.add_parser("sim", help="simulated hardware only: work the mock pins")
     sim.add_argument("action", choices=["press", "hold", "dock", "undock", "camera-fault"])
     sim.add_argument("seconds", nargs="?", type=float, default=3.0)
@@ -101,6 +103,8 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             return f"record_{args.action}", {}
         case "marker":
             return "marker", {"note": args.note} if args.note else {}
+        case "stealth":
+            return "stealth", {"enabled": args.mode == "on"}
         case "sim":
             extra = {"seconds": args.seconds} if args.action == "hold" else {}
             return "sim", {"action": args.action, **extra}
@@ -209,6 +213,12 @@ def render(command: str, result: dict[str, Any]) -> str:
         lines.append(f"dock:       {dock}")
         lines.append(f"health:     {', '.join(state['health']) or 'ok'}")
         lines.append(f"camera:     {result['camera'].removeprefix('camera: ')}")
+        lights = result.get("indicators", {})
+        if lights:
+            lines.append(
+                "lights:     "
+                + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in lights.items())
+            )
         return "\n".join(lines)
     if command == "storage":
         return (
@@ -234,6 +244,8 @@ def render(command: str, result: dict[str, Any]) -> str:
         return f"recording {result['recording_id'][:8]}"
     if command == "sim":
         return f"simulated {result['action']}"
+    if command == "stealth":
+        return "stealth " + ("on" if result["stealth"] else "off")
     return "done"
 
 

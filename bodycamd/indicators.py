@@ -12,11 +12,14 @@ docs/indicators.md carries the table `indicator_table()` generates.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from .state import DeviceState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,13 @@ class IndicatorDriver:
         new = patterns(state, self._policy)
         if new != self._outputs:
             self._outputs, self._epoch = new, t
+            log.info(
+                "indicators: %s",
+                ", ".join(
+                    f"{name.replace('_', ' ')} {getattr(new, name).describe()}"
+                    for name in OUTPUT_NAMES[:-1]
+                ),
+            )
         sequence = tones(self._state, state)
         if sequence:
             self._play(sequence, t)

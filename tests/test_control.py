@@ -145,6 +145,7 @@ def test_bodycamctl_output(daemon: Daemon, capsys: Any) -> None:
         "dock",
         "health",
         "camera",
+        "lights",
     ]
     assert out[0] == "officer:    123456" and out[1] == "recording:  buffering"
     assert out[3] == "uploads:    0 segment(s) awaiting upload"
@@ -173,3 +174,18 @@ def test_simulated_shift(daemon: Daemon, capsys: Any) -> None:
     awaiting = int(out.split("uploads:")[1].split()[0])
     assert awaiting >= 2  # 5 s at 2 s per segment
     assert "dock:       docked" in out
+
+
+def test_stealth_needs_policy(daemon: Daemon) -> None:
+    refused = request(daemon.socket, "stealth", enabled=True)
+    assert refused["error"]["code"] == "stealth_not_allowed"
+    wrong = request(daemon.socket, "stealth", enabled="yes")
+    assert wrong["error"]["message"] == "args.enabled: expected a true or false, got str"
+    lights = request(daemon.socket, "status")["result"]["indicators"]
+    # nobody logged in (amber on), or amber blinking for a health flag such as clock_unsynced
+    assert (lights["record_led"], lights["announce_led"], lights["status_green"]) == (
+        "off",
+        "off",
+        "off",
+    )
+    assert lights["status_amber"] != "off"

@@ -41,6 +41,7 @@ COMMANDS: dict[str, dict[str, tuple[type, bool]]] = {
     "uploads": {},
     "events": {},
     "sim": {"action": (str, True), "seconds": (float, False)},
+    "stealth": {"enabled": (bool, True)},
 }
 SIM_ACTIONS = ("press", "hold", "dock", "undock", "camera-fault")
 
@@ -93,14 +94,17 @@ def parse_request(line: bytes) -> Request:
                 raise ProtocolError("bad_request", f"args.{name}: required by {cmd}", request_id)
             continue
         value = args[name]
-        ok = isinstance(value, kind) and not isinstance(value, bool)
-        if kind is float:
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is float:
             ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind) and not isinstance(value, bool)
         if not ok:
+            wanted = {bool: "true or false", float: "number", str: "string"}[kind]
             raise ProtocolError(
                 "bad_request",
-                f"args.{name}: expected a {'number' if kind is float else 'string'}"
-                f", got {type(value).__name__}",
+                f"args.{name}: expected a {wanted}, got {type(value).__name__}",
                 request_id,
             )
     return Request(request_id, cmd, args)

@@ -24,13 +24,13 @@ from .. import __version__
 from ..config import ControlConfig
 from ..device import Caller, Device
 from ..errors import Refused, StorageError
+from ..indicators import patterns
 from ..journal.db import AWAITING_UPLOAD
 from ..recorder.component import CaptureComponent
 from ..storage.component import StorageComponent
 from .protocol import MAX_REQUEST, ProtocolError, Request, encode, failure, parse_request, success
 
 log = logging.getLogger(__name__)
-STATE_CHANGING = {"login", "logout", "record_start", "record_stop", "marker", "sim"}
 
 
 class Simulator(Protocol):
@@ -54,6 +54,8 @@ class ControlServer:
         storage: StorageComponent,
         capture: CaptureComponent,
         simulator: Simulator | None,
+        *,
+        stealth_allowed: bool = False,
     ) -> None:
         self.socket_path = socket_path
         self._config = config
@@ -61,6 +63,7 @@ class ControlServer:
         self._storage = storage
         self._capture = capture
         self._simulator = simulator
+        self._stealth_allowed = stealth_allowed
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[Any]] = set()
         self.served = 0
@@ -196,17 +199,25 @@ class ControlServer:
                 return self._storage_result()
             case "uploads":
                 return await self._uploads_result()
+            case "stealth":
+                await device.set_stealth(bool(args["enabled"]), self._stealth_allowed, caller)
+                return {"stealth": device.state.stealth}
             case "sim":
                 return await self._simulate(str(args["action"]), float(args.get("seconds", 3.0)))
         raise ProtocolError("unknown_command", request.cmd)  # pragma: no cover
 
     def status_result(self) -> dict[str, Any]:
+        lights = patterns(self._device.state)
         return {
             "version": __version__,
             "summary": self._device.state.summary(),
             "state": self._device.state.to_json(),
             "storage": self._storage_result(),
             "camera": self._capture.status(),
+            "indicators": {
+                name: getattr(lights, name).describe()
+                for name in ("record_led", "announce_led", "status_green", "status_amber")
+            },
         }
 
     def _storage_result(self) -> dict[str, Any]:

@@ -141,7 +141,9 @@ class Device:
             await self._audit("anonymous_recording_allowed", **caller.audit_fields())
         try:
             recording = await recorder.start(
-                self.officer.personnel_number if self.officer else None, caller.source
+                self.officer.personnel_number if self.officer else None,
+                caller.source,
+                caller.audit_fields(),
             )
         except QuotaExceeded as exc:
             self.refresh("storage")
@@ -153,14 +155,14 @@ class Device:
         recorder = self._capture.recorder
         if recorder is None or recorder.recording is None:
             raise Refused("not_recording", "not recording")
-        await recorder.stop(caller.source)
+        await recorder.stop(caller.source, caller.audit_fields())
         self.refresh("record_stop")
 
     async def marker(self, note: str, caller: Caller) -> None:
         recorder = self._capture.recorder
         if recorder is None or recorder.recording is None:
             raise Refused("not_recording", "a marker needs a recording")
-        await recorder.marker(note)
+        await recorder.marker(note, caller.audit_fields())
         self.refresh("marker")
 
     async def set_docked(self, docked: bool, caller: Caller) -> None:

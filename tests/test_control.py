@@ -82,8 +82,10 @@ def test_login_rules_and_recording(daemon: Daemon) -> None:
     assert uploads and all(u["path"].startswith("ready/") for u in uploads)
     kinds = [k for k, _ in audit(daemon)]
     assert {"officer_login", "recording_start", "marker", "recording_stop"} <= set(kinds)
-    login = next(f for k, f in audit(daemon) if k == "officer_login")
-    assert login["peer_uid"] == __import__("os").getuid() and login["peer_pid"] > 0
+    uid = __import__("os").getuid()
+    for kind in ("officer_login", "recording_start", "marker", "recording_stop"):
+        event = next(f for k, f in audit(daemon) if k == kind)
+        assert event["peer_uid"] == uid and event["peer_pid"] > 0, kind
 
 
 def test_bad_input_never_hurts_the_daemon(daemon: Daemon) -> None:

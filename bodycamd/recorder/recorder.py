@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..camera import EncodedPacket, StreamKind, StreamParams
 from ..clock import clock_synchronised
@@ -117,8 +118,11 @@ class Recorder:
             elif self._buffering:
                 self._buffer.add(packet)
 
-    async def start(self, officer: str | None, reason: str) -> Recording:
-        """Begin a recording; QuotaExceeded when less than `min_free_minutes` fit."""
+    async def start(
+        self, officer: str | None, reason: str, requested_by: dict[str, Any] | None = None
+    ) -> Recording:
+        """Begin a recording; QuotaExceeded when less than `min_free_minutes` fit.
+        `requested_by` (source, peer uid/pid) goes into the audit event."""
         async with self._lock:
             if self.recording is not None:
                 return self.recording
@@ -132,6 +136,7 @@ class Recorder:
                 officer=officer,
                 reason=reason,
                 pre_event_packets=len(pre_event),
+                **(requested_by or {}),
             )
             log.info(
                 "recording %s started (%s), %d pre-event packets",
@@ -146,17 +151,18 @@ class Recorder:
                 await self._record(packet)
             return recording
 
-    async def stop(self, reason: str) -> None:
+    async def stop(self, reason: str, requested_by: dict[str, Any] | None = None) -> None:
         async with self._lock:
-            await self._finish(reason)
+            await self._finish(reason, requested_by)
 
-    async def marker(self, note: str) -> None:
+    async def marker(self, note: str, requested_by: dict[str, Any] | None = None) -> None:
         recording = self.recording
         await self._audit(
             "marker",
             note=note,
             at_us=self._last_us,
             recording=recording.recording_id.hex if recording else None,
+            **(requested_by or {}),
         )
 
     # -- inside the lock --------------------------------------------------------------------
@@ -282,7 +288,7 @@ class Recorder:
         await self._seal(recording, end_of_recording=False)
         await self._open(recording, packet)
 
-    async def _finish(self, reason: str) -> None:
+    async def _finish(self, reason: str, requested_by: dict[str, Any] | None = None) -> None:
         recording = self.recording
         if recording is None:
             return
@@ -297,6 +303,7 @@ class Recorder:
                 reason=reason,
                 segments=recording.segments,
                 seconds=round(recording.duration_s, 3),
+                **(requested_by or {}),
             )
             log.info(
                 "recording %s stopped (%s): %d segment(s), %.1f s",

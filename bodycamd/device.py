@@ -110,8 +110,8 @@ class Device:
         if self.officer is None:
             self.officer = Officer(personnel, time.time_ns())
             await self._audit("officer_login", personnel_number=personnel, **caller.audit_fields())
-            self._recorder_buffering(True)
-        self.refresh("login")
+            self.refresh("login")
+            self._recorder_buffering(True)  # its own change: pre-event buffering begins
         return self.officer
 
     async def logout(self, caller: Caller, *, reason: str = "request") -> None:

@@ -191,3 +191,56 @@ def test_stealth_needs_policy(daemon: Daemon) -> None:
         "off",
     )
     assert lights["status_amber"] != "off"
+
+
+def test_bodycamctl_each_command(daemon: Daemon, capsys: Any) -> None:
+    sock = ["--socket", str(daemon.socket)]
+    expectations = [
+        (
+            ["storage"],
+            0,
+            r"^\d[\d,]* MiB of [\d,]+ MiB used, [\d,]+ MiB free for footage, "
+            r"\d+ min left, 0 segment\(s\) awaiting upload\n$",
+        ),
+        (["uploads"], 0, r"^nothing awaiting upload\n$"),
+        (["logout"], 3, r"^$"),
+        (["login", "123456"], 0, r"^logged in: 123456\n$"),
+        (["record", "start"], 0, r"^recording [0-9a-f]{8}\n$"),
+        (["marker", "door kicked"], 0, r"^done\n$"),
+        (["record", "stop"], 0, r"^done\n$"),
+        (["stealth", "on"], 3, r"^$"),
+        (["logout"], 0, r"^done\n$"),
+        (["sim", "undock"], 0, r"^simulated undock\n$"),
+    ]
+    import re
+
+    for argv, code, pattern in expectations:
+        assert ctl([*sock, *argv]) == code, argv
+        assert re.match(pattern, capsys.readouterr().out), argv
+    assert ctl([*sock, "--json", "uploads"]) == 0
+    queue = json.loads(capsys.readouterr().out)["result"]["queue"]
+    assert isinstance(queue, list)
+
+
+def test_bodycamctl_watch_follows_events(daemon: Daemon) -> None:
+    import subprocess
+    import sys
+
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "bodycamd.ctl", "--socket", str(daemon.socket), "--json", "watch"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        first = json.loads(watcher.stdout.readline())
+        assert first["result"]["subscribed"] is True
+        assert request(daemon.socket, "login", personnel_number="123456")["ok"]
+        while True:
+            event = json.loads(watcher.stdout.readline())["event"]
+            if "officer" in event["changed"]:
+                break
+        assert event["state"]["officer"] == "123456" and event["reason"] == "login"
+    finally:
+        watcher.terminate()
+        watcher.communicate(timeout=10)

@@ -132,7 +132,11 @@ def replay_only(footage: Path, realtime: bool) -> dict[str, float]:
 
 def child(argv: list[str]) -> None:
     footage, state, pre_event, mode = Path(argv[0]), Path(argv[1]), float(argv[2]), argv[3]
-    if mode.startswith("replay"):
+    if mode == "imports":
+        import bodycamd.app  # noqa: F401
+
+        result = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    elif mode.startswith("replay"):
         result = replay_only(footage, realtime=mode == "replay-realtime")
     else:
         result = asyncio.run(pipeline(footage, state, pre_event, mode))

@@ -49,26 +49,6 @@ def describe(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-class NotBuiltYet:
-    """Stands in the status line for a part that does not exist yet, so nothing pretends."""
-
-    def __init__(self, name: str, what: str) -> None:
-        self.name = name
-        self._what = what
-
-    async def start(self) -> None:
-        return None
-
-    async def run(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    def status(self) -> str:
-        return f"{self.name}: {self._what}"
-
-
 class Supervisor:
     def __init__(
         self,
@@ -135,27 +115,25 @@ class Supervisor:
                 self._tasks[component.name] = group.create_task(
                     self._watch(component), name=component.name
                 )
-            watchdog: asyncio.Task[None] | None = None
+            housekeeping: list[asyncio.Task[None]] = []
             if not self._stop.is_set():
                 status = self.status_line()
                 log.info("ready: %s", status)
                 self._notifier.ready(status)
+                housekeeping.append(group.create_task(self._status_loop(), name="status"))
                 interval = self._notifier.watchdog_interval
                 if interval is not None:
-                    watchdog = group.create_task(
-                        watchdog_loop(self._notifier, interval, self._sleep), name="watchdog"
+                    housekeeping.append(
+                        group.create_task(
+                            watchdog_loop(self._notifier, interval, self._sleep), name="watchdog"
+                        )
                     )
-            status_task = None
-            if not self._stop.is_set():
-                status_task = group.create_task(self._status_loop(), name="status")
             await self._stop.wait()
-            if status_task is not None:
-                status_task.cancel()
             reason = "stopping" if self._failure is None else f"stopping: {self._failure}"
             self._notifier.stopping(reason)
-            await self._stop_started()
-            if watchdog is not None:
-                watchdog.cancel()
+            await self._stop_started()  # the watchdog keeps pinging while components seal
+            for task in housekeeping:
+                task.cancel()
         if self._failure is not None:
             cause = self._failure.__cause__ if self._debug else None
             log.error("%s", self._failure, exc_info=cause)

@@ -40,6 +40,7 @@ def test_start_ready_sigterm_exit_zero(tmp_path: Path, notify_socket: NotifySock
     assert proc.returncode == 0, err
     assert "stopped cleanly" in err
     assert (tmp_path / "state" / "keys" / "device.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "state" / "ballast").stat().st_size == 4 * 2**20  # out of the reserve
 
 
 def test_component_failure_exits_non_zero_with_one_line(

@@ -17,8 +17,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from fractions import Fraction
 
-from ..camera import Camera, EncodedPacket, FaultSink, PacketSink
+from ..camera import Camera, EncodedPacket, FaultSink, PacketSink, StreamParams
 from ..config import CameraConfig, RecorderConfig, parse_size
 from ..storage.spool import Spool
 from .channel import PacketChannel
@@ -58,7 +59,9 @@ class CaptureComponent:
         self._backend_error: BaseException | None = None
         self._last_packet = 0.0
         self._first_packet = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._stopping = asyncio.Event()  # run() ends
+        self._closing = asyncio.Event()  # stop() has begun: no more restarts
+        self._watchdog: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.recorder: Recorder | None = None
         self.frames_dropped = 0
@@ -71,23 +74,38 @@ class CaptureComponent:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """A camera that cannot start does not stop the daemon: it is a fault, retried by
+        the watchdog, and everything else (upload, control, the status LED) carries on."""
         self._loop = asyncio.get_running_loop()
-        camera = await self._start_camera()
-        self.recorder = Recorder(
-            self._spool(), self._recorder_config, camera.params, on_change=self._on_change
+        config = self._camera_config
+        params = StreamParams(
+            config.width,
+            config.height,
+            Fraction(config.framerate),
+            audio_codec="aac" if config.audio else None,
         )
-        if not await self._wait_first_packet():
-            self._set_fault(f"no frames within {self._camera_config.stall_seconds:g} s")
+        try:
+            params = (await self._start_camera()).params
+        except Exception as exc:
+            log.debug("camera start failed", exc_info=True)
+            self._set_fault(f"cannot start: {exc}")
+        self.recorder = Recorder(
+            self._spool(), self._recorder_config, params, on_change=self._on_change
+        )
+        if self._fault_reason is None and not await self._wait_first_packet():
+            self._set_fault(f"no frames within {config.stall_seconds:g} s")
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             consumer = group.create_task(self._consume(), name="camera-consumer")
-            watchdog = group.create_task(self._watch(), name="camera-watchdog")
+            self._watchdog = group.create_task(self._watch(), name="camera-watchdog")
             await self._stopping.wait()
             consumer.cancel()
-            watchdog.cancel()
 
     async def stop(self) -> None:
+        self._closing.set()
+        if self._watchdog is not None:  # it ends at its next check, never mid-restart
+            await self._watchdog
         await self._stop_camera()
         try:  # let the consumer write out what is queued, within reason
             async with asyncio.timeout(DRAIN_SECONDS):
@@ -169,8 +187,7 @@ class CaptureComponent:
 
     async def _watch(self) -> None:
         stall = self._camera_config.stall_seconds
-        while True:
-            await self._sleep(min(0.5, stall / 4))
+        while not await self._pause(min(0.5, stall / 4)):
             if self._backend_error is not None:
                 await self._recover(f"backend error: {self._backend_error}")
             elif self._fault_reason is not None or self._clock() - self._last_packet > stall:
@@ -188,7 +205,7 @@ class CaptureComponent:
         )
         await self.recorder.stop("camera_fault")
         delay = 1.0
-        while not self._stopping.is_set():
+        while not self._closing.is_set():
             self.restarts += 1
             await self._stop_camera()
             self._backend_error = None
@@ -200,8 +217,12 @@ class CaptureComponent:
                 log.warning("camera restarted but delivers no frames; retrying")
             except Exception as exc:
                 log.warning("camera restart failed: %s", exc)
-            await self._sleep(delay)
+            if await self._pause(delay):
+                return  # shutting down: still faulty, nothing to resume
             delay = min(delay * 2, BACKOFF_MAX)
+        if self._closing.is_set():
+            return
+        self.recorder.params = self._camera.params if self._camera else self.recorder.params
         self._fault_reason = None
         await asyncio.to_thread(self._spool().journal.audit, "camera_recovered")
         log.info("camera recovered")
@@ -211,6 +232,15 @@ class CaptureComponent:
 
     # -- helpers ----------------------------------------------------------------------------
 
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep (the injected way), cut short by stop(); True when stopping."""
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        closing = asyncio.ensure_future(self._closing.wait())
+        await asyncio.wait({sleeper, closing}, return_when=asyncio.FIRST_COMPLETED)
+        sleeper.cancel()
+        closing.cancel()
+        return self._closing.is_set()
+
     def _set_fault(self, reason: str) -> None:
         if self._fault_reason != reason:
             log.error("camera fault: %s", reason)
@@ -219,8 +249,8 @@ class CaptureComponent:
 
     async def _start_camera(self) -> Camera:
         camera = await asyncio.to_thread(self._factory, self._post, self._post_fault)
+        self._camera = camera  # known before it starts, so stop() can always stop it
         await asyncio.to_thread(camera.start)
-        self._camera = camera
         self._last_packet = self._clock()
         return camera
 

@@ -49,6 +49,8 @@ class StorageComponent:
     def _open(self) -> Spool:
         self.layout.prepare()
         key = self._identity.signing_key()
+        if self._identity.evidence_key is None:
+            raise StorageError("keys are not loaded")
         journal = Journal(self.layout.journal, key)
         journal.audit("daemon_start", device=self._device_name)
         config = self._config
@@ -60,11 +62,12 @@ class StorageComponent:
             min_free_minutes=config.min_free_minutes,
             bitrate=config.assumed_bitrate,
         )
-        if self._identity.evidence_key is None:
-            raise StorageError("keys are not loaded")
-        return Spool(
+        spool = Spool(
             self.layout, journal, ledger, key, self._identity.evidence_key, self._device_name
         )
+        # held back out of the reserve, released to seal when the card fills behind our back
+        spool.ensure_ballast(min(BALLAST, parse_size(config.reserve, 0)))
+        return spool
 
     def _recount(self) -> None:
         assert self.spool is not None

@@ -14,6 +14,7 @@ limit, with `SEAL_MARGIN` left for the final record and footer.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,8 @@ class StorageFigures:
 
 
 class QuotaLedger:
-    """Live usage of the spool and ready directories. Not thread-safe; one owner."""
+    """Live usage of the spool and ready directories. Writers grow it from worker threads
+    while the loop reads figures, so every access holds one small lock."""
 
     def __init__(
         self,
@@ -79,26 +81,33 @@ class QuotaLedger:
         self._settled = 0  # allocation of files not being written
         self._open: dict[Path, int] = {}  # estimated allocation of files being written
         self._since_refresh = 0  # growth that the last free-space reading does not show yet
+        self._lock = threading.RLock()
 
     @property
     def used(self) -> int:
-        return self._settled + sum(self._open.values())
+        with self._lock:
+            return self._settled + sum(self._open.values())
 
     def reconcile(self, files: Iterable[Path]) -> None:
         """Start-up: count every file from scratch."""
-        self._open.clear()
-        self._settled = sum(allocated(p) for p in files)
+        total = sum(allocated(p) for p in files)
+        with self._lock:
+            self._open.clear()
+            self._settled = total
         self.refresh()
 
     def refresh(self) -> None:
         """Re-read free space (about once a second, from checkpoints; not per write)."""
-        self._space = self._space_fn(self._root)
-        self._since_refresh = 0
+        space = self._space_fn(self._root)
+        with self._lock:
+            self._space = space
+            self._since_refresh = 0
 
     def available(self) -> int:
-        by_quota = self._limit - self.used
-        by_disk = self._space.free - self._since_refresh - self._reserve
-        return max(0, min(by_quota, by_disk))
+        with self._lock:
+            by_quota = self._limit - self.used
+            by_disk = self._space.free - self._since_refresh - self._reserve
+            return max(0, min(by_quota, by_disk))
 
     def figures(self) -> StorageFigures:
         available = self.available()
@@ -124,8 +133,10 @@ class QuotaLedger:
 
     def check(self, path: Path, new_size: int) -> None:
         """Refuse growth of an open file to `new_size` bytes if it would eat the seal margin."""
-        growth = self._estimate(new_size) - self._open.get(path, 0)
-        if growth > 0 and self.available() - growth < SEAL_MARGIN:
+        with self._lock:
+            growth = self._estimate(new_size) - self._open.get(path, 0)
+            refuse = growth > 0 and self.available() - growth < SEAL_MARGIN
+        if refuse:
             raise QuotaExceeded(
                 f"{path.name}: storage full: {self.used // 2**20} MiB used of "
                 f"{self._limit // 2**20} MiB quota, {self._space.free // 2**20} MiB free on "
@@ -134,20 +145,25 @@ class QuotaLedger:
 
     def grow(self, path: Path, new_size: int) -> None:
         estimate = self._estimate(new_size)
-        self._since_refresh += max(0, estimate - self._open.get(path, 0))
-        self._open[path] = estimate
+        with self._lock:
+            self._since_refresh += max(0, estimate - self._open.get(path, 0))
+            self._open[path] = estimate
 
     def settle(self, old: Path, new: Path | None) -> None:
         """An open file was sealed (renamed to `new`) or removed (`new` is None)."""
-        self._open.pop(old, None)
-        if new is not None:
-            self._settled += allocated(new)
+        size = 0 if new is None else allocated(new)
+        with self._lock:
+            self._open.pop(old, None)
+            self._settled += size
 
     def release(self, nbytes: int) -> None:
-        self._settled = max(0, self._settled - nbytes)
+        with self._lock:
+            self._settled = max(0, self._settled - nbytes)
 
     def add(self, path: Path) -> None:
-        self._settled += allocated(path)
+        size = allocated(path)
+        with self._lock:
+            self._settled += size
 
     def _estimate(self, size: int) -> int:
         block = self._space.block or 4096

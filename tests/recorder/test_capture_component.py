@@ -229,3 +229,62 @@ async def test_stalled_camera_is_restarted_and_recording_resumes(tmp_path: Path)
 
 async def test_raising_camera_is_restarted_and_recording_resumes(tmp_path: Path) -> None:
     await fault_and_recover(tmp_path, Raising(), "sensor I/O error")
+
+
+class FailsToStart:
+    """No camera at boot (a loose ribbon cable), then one that works."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, post: PacketSink, fault: FaultSink) -> Camera:
+        self.calls += 1
+        if self.calls == 1:
+            raise OSError(19, "No such device: /dev/video0")
+        return SyntheticCamera(CAMERA, post, fault)
+
+
+async def test_camera_missing_at_start_is_a_fault_not_a_crash(tmp_path: Path) -> None:
+    spool, keys = make_spool(tmp_path / "state")
+    changed = asyncio.Event()
+    component = CaptureComponent(
+        FailsToStart(),
+        lambda: spool,
+        CAMERA,
+        recorder_config(),
+        sleep=no_wait,
+        on_change=changed.set,
+    )
+    await component.start()  # does not raise
+    assert component.fault == "cannot start: [Errno 19] No such device: /dev/video0"
+    assert component.status().startswith("camera: FAULT (cannot start")
+    task = asyncio.create_task(component.run())
+    await wait_for(lambda: component.fault is None, changed)
+    assert component.recorder is not None
+    await component.recorder.start("123456", "button")
+    await wait_for(lambda: bool(spool.ledger.used), changed)
+    await component.stop()
+    await task
+    rows = spool.journal.segments()
+    assert decode(decrypt(spool.layout.root / rows[0].path, keys)[0]).video_pts
+    assert [k for k, _ in kinds(spool)][:2] == ["camera_fault", "camera_recovered"]
+
+
+async def test_stop_during_backoff_does_not_leave_a_camera_running(tmp_path: Path) -> None:
+    spool, _ = make_spool(tmp_path / "state")
+
+    def never(post: PacketSink, fault: FaultSink) -> Camera:
+        raise OSError(19, "No such device")
+
+    async def slow(_: float) -> None:
+        await asyncio.Event().wait()  # a backoff that would last forever
+
+    component = CaptureComponent(never, lambda: spool, CAMERA, recorder_config(), sleep=slow)
+    task = await run_component(component)
+    assert component.fault is not None
+    before = {t.ident for t in threading.enumerate()}
+    async with asyncio.timeout(10):
+        await component.stop()
+        await task
+    assert component._camera is None
+    assert {t.ident for t in threading.enumerate()} <= before

@@ -102,23 +102,30 @@ class ControlServer:
 
     # -- clients ----------------------------------------------------------------------------
 
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """A client that stops reading gets `idle_timeout` seconds, then is cut off: it
+        cannot hold a client slot, or the daemon's memory, by never reading."""
+        writer.write(data)
+        async with asyncio.timeout(self._config.idle_timeout):
+            await writer.drain()
+
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         try:
             if len(self._clients) >= self._config.max_clients:
-                writer.write(
+                await self._send(
+                    writer,
                     failure(
                         None,
                         "busy",
                         f"more than {self._config.max_clients} control clients; try again",
-                    )
+                    ),
                 )
-                await writer.drain()
                 return
             self._clients.add(task)
             await self._serve(reader, writer, _peer(writer))
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         finally:
             self._clients.discard(task)
@@ -137,14 +144,13 @@ class ControlServer:
                 async with asyncio.timeout(self._config.idle_timeout):
                     line = await reader.readline()
             except TimeoutError:
-                writer.write(
-                    failure(None, "idle", f"no request within {self._config.idle_timeout:g} s")
+                await self._send(
+                    writer,
+                    failure(None, "idle", f"no request within {self._config.idle_timeout:g} s"),
                 )
-                await writer.drain()
                 return
             except (asyncio.LimitOverrunError, ValueError):
-                writer.write(failure(None, "too_large", "request longer than 64 KiB"))
-                await writer.drain()
+                await self._send(writer, failure(None, "too_large", "request longer than 64 KiB"))
                 return
             if not line:
                 return
@@ -154,15 +160,13 @@ class ControlServer:
             try:
                 request = parse_request(line)
             except ProtocolError as exc:
-                writer.write(failure(exc.request_id, exc.code, str(exc)))
-                await writer.drain()
+                await self._send(writer, failure(exc.request_id, exc.code, str(exc)))
                 return
             caller = Caller("control", *(peer or (None, None)))
             if request.cmd == "events":
                 await self._stream_events(request, reader, writer)
                 return
-            writer.write(await self._answer(request, caller))
-            await writer.drain()
+            await self._send(writer, await self._answer(request, caller))
 
     async def _answer(self, request: Request, caller: Caller) -> bytes:
         try:
@@ -279,10 +283,10 @@ class ControlServer:
     ) -> None:
         subscription = self._device.events.subscribe()
         try:
-            writer.write(
-                success(request.id, {"subscribed": True, "state": self._device.state.to_json()})
+            await self._send(
+                writer,
+                success(request.id, {"subscribed": True, "state": self._device.state.to_json()}),
             )
-            await writer.drain()
             closed = asyncio.create_task(reader.read())  # EOF when the client goes away
             while not closed.done():
                 change = asyncio.create_task(subscription.next())
@@ -290,8 +294,7 @@ class ControlServer:
                 if not change.done():
                     change.cancel()
                     break
-                writer.write(encode({"event": change.result().to_json()}))
-                await writer.drain()
+                await self._send(writer, encode({"event": change.result().to_json()}))
             closed.cancel()
         finally:
             self._device.events.unsubscribe(subscription)

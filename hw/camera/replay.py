@@ -15,12 +15,12 @@ import av
 from bodycamd.camera import EncodedPacket, FaultSink, PacketSink, StreamKind, StreamParams
 from bodycamd.config import CameraConfig
 
-from .threaded import WorkerThread
+from .threaded import ThreadedCamera
 
 log = logging.getLogger(__name__)
 
 
-class FileCamera:
+class FileCamera(ThreadedCamera):
     name = "file"
 
     def __init__(
@@ -32,6 +32,7 @@ class FileCamera:
         clock_ns: Callable[[], int] = time.monotonic_ns,
         loops: int | None = None,
     ) -> None:
+        super().__init__("file-camera", fault)
         self._path = Path(config.file)
         if not config.file or not self._path.is_file():
             raise FileNotFoundError(f"camera.file: {config.file or '(empty)'}: no such video file")
@@ -39,7 +40,6 @@ class FileCamera:
         self._post = post
         self._clock_ns = clock_ns
         self._loops = loops
-        self._worker = WorkerThread("file-camera", self._replay, fault)
         with av.open(str(self._path)) as container:
             video = container.streams.video[0]
             audio = container.streams.audio[0] if container.streams.audio else None
@@ -57,22 +57,7 @@ class FileCamera:
                 else None,
             )
 
-    @property
-    def params(self) -> StreamParams:
-        return self._params
-
-    def start(self) -> None:
-        self._worker.start()
-
-    def stop(self) -> None:
-        self._worker.stop()
-
-    @property
-    def _thread(self) -> threading.Thread | None:
-        """The worker thread (tests join it to wait for a finite backend to finish)."""
-        return self._worker.thread
-
-    def _replay(self, stopping: threading.Event) -> None:
+    def _produce(self, stopping: threading.Event) -> None:
         start_us = self._clock_ns() // 1000
         offset_us = 0
         loop = 0

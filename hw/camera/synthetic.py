@@ -24,14 +24,14 @@ from bodycamd.camera import EncodedPacket, FaultSink, PacketSink, StreamKind, St
 from bodycamd.config import CameraConfig
 
 from .font import burn_text
-from .threaded import WorkerThread
+from .threaded import ThreadedCamera
 
 log = logging.getLogger(__name__)
 AUDIO_RATE = 48_000
 TONE_HZ = 440.0
 
 
-class SyntheticCamera:
+class SyntheticCamera(ThreadedCamera):
     name = "synthetic"
 
     def __init__(
@@ -43,11 +43,11 @@ class SyntheticCamera:
         clock_ns: Callable[[], int] = time.monotonic_ns,
         max_frames: int | None = None,
     ) -> None:
+        super().__init__("synthetic-camera", fault)
         self._config = config
         self._post = post
         self._clock_ns = clock_ns
         self._max_frames = max_frames
-        self._worker = WorkerThread("synthetic-camera", self._encode_loop, fault)
         self._video = self._open_video()
         self._audio = self._open_audio() if config.audio else None
         self._params = StreamParams(
@@ -61,10 +61,6 @@ class SyntheticCamera:
             if self._audio and self._audio.extradata
             else None,
         )
-
-    @property
-    def params(self) -> StreamParams:
-        return self._params
 
     def _open_video(self) -> av.video.codeccontext.VideoCodecContext:
         cfg = self._config
@@ -95,18 +91,7 @@ class SyntheticCamera:
         ctx.open()
         return ctx
 
-    def start(self) -> None:
-        self._worker.start()
-
-    def stop(self) -> None:
-        self._worker.stop()
-
-    @property
-    def _thread(self) -> threading.Thread | None:
-        """The worker thread (tests join it to wait for a finite backend to finish)."""
-        return self._worker.thread
-
-    def _encode_loop(self, stopping: threading.Event) -> None:
+    def _produce(self, stopping: threading.Event) -> None:
         cfg = self._config
         frame_us = 1_000_000 / cfg.framerate
         start_us = self._clock_ns() // 1000

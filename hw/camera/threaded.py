@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from bodycamd.camera import FaultSink
+from bodycamd.camera import FaultSink, StreamParams
 
 log = logging.getLogger(__name__)
 
@@ -39,3 +39,31 @@ class WorkerThread:
         except Exception as exc:  # reported, never raised into nowhere
             log.debug("%s failed", self._name, exc_info=True)
             self._fault(exc)
+
+
+class ThreadedCamera:
+    """Base of the backends that produce packets on a thread of their own."""
+
+    name = "threaded"
+    _params: StreamParams
+
+    def __init__(self, thread_name: str, fault: FaultSink) -> None:
+        self._worker = WorkerThread(thread_name, self._produce, fault)
+
+    @property
+    def params(self) -> StreamParams:
+        return self._params
+
+    def start(self) -> None:
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._worker.stop()
+
+    @property
+    def _thread(self) -> threading.Thread | None:
+        """The worker thread (tests join it to wait for a finite backend to finish)."""
+        return self._worker.thread
+
+    def _produce(self, stopping: threading.Event) -> None:
+        raise NotImplementedError

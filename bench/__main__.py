@@ -165,8 +165,9 @@ def main() -> None:
             leftover.unlink()
         directory.rmdir()
     print()
-    from bench import capture
+    from bench import capture, latency
 
+    latency.main()
     capture.main()
 
 

@@ -61,7 +61,8 @@ def make_footage(path: Path) -> None:
 
 
 async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> dict[str, float]:
-    """mode: "fast" (record, as fast as the pipeline goes), "record" or "buffer" (real time)."""
+    """mode: "fast" (record, as fast as the pipeline goes), or in real time "record",
+    "buffer" (pre-event only) or "idle" (packets cross the hop and are discarded)."""
     from bodycamd.config import CameraConfig, RecorderConfig
     from bodycamd.recorder.component import CaptureComponent
     from hw.camera.replay import FileCamera
@@ -86,7 +87,9 @@ async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> d
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await component.start()
     assert component.recorder is not None
-    if mode == "buffer":
+    if mode == "idle":
+        pass
+    elif mode == "buffer":
         component.recorder.set_buffering(True)
     else:
         await component.recorder.start(None, "bench")

@@ -158,3 +158,23 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
         "did you mean recorder.segment_seconds?\n"
     )
     assert err.count("\n") == 1
+
+
+def test_check_config_show_prints_the_effective_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('hardware = "simulated"\n[recorder]\nsegment_seconds = 30.0\n')
+    assert main(["check-config", "--show", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert parse(shown, path) == parse_config(path.read_bytes(), path)
+    assert "segment_seconds = 30.0" in shown and 'quota = "90%"' in shown
+
+
+def test_bad_regex_and_size_values_are_named() -> None:
+    with pytest.raises(ConfigError, match=r"session\.personnel_pattern: not a valid regular"):
+        parse('[session]\npersonnel_pattern = "[0-9"\n')
+    with pytest.raises(ConfigError, match=r'storage\.quota: expected a size like "90%"'):
+        parse('[storage]\nquota = "lots"\n')
+    with pytest.raises(ConfigError, match=r"storage\.quota: expected a percentage above 0"):
+        parse('[storage]\nquota = "150%"\n')

@@ -125,3 +125,36 @@ async def test_component_that_will_not_stop_is_cancelled_after_the_deadline(
     assert str(supervisor.failure) == (
         "stuck: did not stop within 0.05 s; cancelled (never stopped: storage)"
     )
+
+
+class Changing(Part):
+    def __init__(self, name: str, log: list[str]) -> None:
+        super().__init__(name, log)
+        self.text = "idle"
+
+    def status(self) -> str:
+        return f"{self.name}: {self.text}"
+
+
+async def test_status_line_follows_changes(notify_socket: NotifySocket, notifier: Notifier) -> None:
+    log: list[str] = []
+    part = Changing("camera", log)
+    ticks: list[float] = []
+    looping = asyncio.Event()
+
+    async def virtual_sleep(seconds: float) -> None:
+        ticks.append(seconds)
+        looping.set()
+        await asyncio.sleep(0)
+
+    supervisor = Supervisor([part], notifier, stop_timeout=5.0, sleep=virtual_sleep)
+    task = asyncio.create_task(supervisor.run())
+    await part.started.wait()
+    assert notify_socket.receive() == {"READY": "1", "STATUS": "camera: idle"}
+    await looping.wait()  # the status loop has taken its first look
+    part.text = "RECORDING 5 s"
+    received = await asyncio.to_thread(notify_socket.wait_for, "STATUS")
+    assert received == {"STATUS": "camera: RECORDING 5 s"}
+    supervisor.request_stop()
+    assert await task == EXIT_OK
+    assert ticks and set(ticks) == {5.0}

@@ -126,3 +126,19 @@ def test_personnel_number_rules(tmp_path: Path) -> None:
     roster.unlink()
     with pytest.raises(LoginRefused, match=r"roster .* cannot be read"):
         policy.validate("123456")
+
+
+async def test_clock_sync_and_storage_thresholds_are_audited(tmp_path: Path) -> None:
+    device, capture, spool = await make_device(tmp_path, quota="1MiB")
+    synced = {"now": False}
+    device._clock_synced = lambda: synced["now"]
+    await device.settle()
+    assert {"clock_unsynced", "storage_low"} <= device.state.health
+    synced["now"] = True
+    await device.settle()
+    assert "clock_unsynced" not in device.state.health
+    events = audit(spool)
+    assert ("clock_sync_changed", {"synchronised": True}) in events
+    thresholds = [f for k, f in events if k == "storage_thresholds"]
+    assert thresholds and thresholds[-1]["low"] is True
+    await capture.stop()

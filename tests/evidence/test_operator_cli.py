@@ -107,3 +107,26 @@ def test_keys_show_prints_the_device_key(
     second = capsys.readouterr()
     assert second.out == first.out and "created" not in second.err
     assert first.out.startswith("device public key: ") and "fingerprint: " in first.out
+
+
+def test_malformed_key_files_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bodycamd.errors import KeyFileError
+    from bodycamd.evidence.keys import load_evidence_private_key, load_evidence_public_key
+
+    bad = tmp_path / "evidence.pub"
+    bad.write_text("-----BEGIN PUBLIC KEY-----\nMCow\n-----END PUBLIC KEY-----\n")
+    with pytest.raises(KeyFileError, match=r"evidence\.pub: not a bodycamd evidence public key"):
+        load_evidence_public_key(bad)
+    bad.write_text("bodycamd evidence public key v1\nkem: rsa\nkey: AAAA\n")
+    with pytest.raises(KeyFileError, match=r"kem: expected x25519 or mlkem768-x25519, got 'rsa'"):
+        load_evidence_public_key(bad)
+    bad.write_text("bodycamd evidence public key v1\nkem: x25519\nkey: AAAA\n")
+    with pytest.raises(KeyFileError, match=r"not a valid x25519 public key \(expected 32 bytes"):
+        load_evidence_public_key(bad)
+    with pytest.raises(KeyFileError, match="not a bodycamd evidence PRIVATE key"):
+        load_evidence_private_key(bad)  # a public key where the private one belongs
+    assert (
+        main(["evidence", "decrypt", "--key", str(bad), str(bad), "-o", str(tmp_path / "o.ts")])
+        == 1
+    )
+    assert capsys.readouterr().err.startswith("bodycamd: ")

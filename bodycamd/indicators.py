@@ -106,7 +106,7 @@ def patterns(state: DeviceState, policy: IndicatorPolicy = IndicatorPolicy()) ->
 
 
 def tones(old: DeviceState, new: DeviceState) -> tuple[tuple[float, float], ...]:
-    if new.stealth and new.recording == "recording":
+    if old.stealth or new.stealth:  # silent into, during and out of a stealth recording
         return ()
     if old.recording != "recording" and new.recording == "recording":
         return SHORT_BEEPS

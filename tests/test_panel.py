@@ -276,3 +276,32 @@ async def test_endpoint_dock_source() -> None:
     server.close()
     await server.wait_closed()
     assert not await endpoint_reachable("127.0.0.1", port)
+
+
+def test_tones_follow_recording_and_respect_stealth() -> None:
+    from bodycamd.indicators import LONG_BEEP, SHORT_BEEPS, tones
+
+    idle = DeviceState(officer="1", recording="buffering")
+    recording = DeviceState(officer="1", recording="recording")
+    assert tones(idle, recording) == SHORT_BEEPS
+    assert tones(recording, idle) == LONG_BEEP
+    quiet = DeviceState(officer="1", recording="recording", stealth=True)
+    assert tones(idle, quiet) == ()
+    assert tones(quiet, DeviceState(officer="1", recording="buffering", stealth=True)) == ()
+    assert tones(recording, recording) == ()
+
+
+def test_reminder_tone_while_recording() -> None:
+    levels: list[tuple[str, bool]] = []
+    driver = IndicatorDriver(
+        lambda name, level: levels.append((name, level)), IndicatorPolicy(reminder_seconds=120.0)
+    )
+    driver.update(DeviceState(officer="1", recording="recording"), 0.0)
+    for t in (0.0, 0.15, 0.25, 0.35, 60.0, 119.9):
+        driver.render(t)
+    assert driver.render(119.95) == 120.0  # next change: the reminder
+    levels.clear()
+    driver.render(120.0)
+    assert ("buzzer", True) in levels
+    driver.render(120.06)
+    assert levels[-1] == ("buzzer", False)

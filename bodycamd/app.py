@@ -1,8 +1,9 @@
 """Wiring: which components the daemon runs, in dependency order, for a given config.
 
 The composition root: the only place that knows every part. Components start in list order
-and stop in reverse, so the control socket goes first on shutdown, then the panel, the
-device, the camera (sealing the recording), storage and keys.
+and stop in reverse, so the control socket goes first on shutdown, then the device, the
+camera (sealing the recording), the panel (GPIO closed once the recording is sealed),
+storage and keys.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def build_components(config: Config) -> list[Component]:
         simulator,
         stealth_allowed=config.indicators.stealth_allowed,
     )
-    return [identity, storage, capture, device, panel, control]
+    # stop order is the reverse: control, device, the camera (sealing the recording), then
+    # the panel's GPIO (handlers cleared, devices closed), storage, keys (DESIGN.md §3)
+    return [identity, storage, panel, capture, device, control]
 
 
 async def serve(config: Config, notifier: Notifier, *, debug: bool = False) -> int:

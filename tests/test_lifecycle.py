@@ -63,3 +63,54 @@ def test_debug_shows_the_traceback(tmp_path: Path, notify_socket: NotifySocket) 
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert "Traceback" in err
+
+
+def test_corrupt_journal_is_kept_aside_and_segments_adopted(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
+    """Record one segment, wreck journal.db, restart: the daemon comes up, the old file is
+    kept, and the segment is back in the queue of a new journal."""
+    import json
+    import socket as sock_module
+    import time
+
+    proc = start(write_config(tmp_path), notify_socket)
+    control = tmp_path / "run" / "control.sock"
+
+    def ask(cmd: str, **args: str) -> dict[str, object]:
+        with sock_module.socket(sock_module.AF_UNIX) as s:
+            s.connect(str(control))
+            s.sendall(json.dumps({"v": 1, "cmd": cmd, "args": args}).encode() + b"\n")
+            answer: dict[str, object] = json.loads(s.makefile("rb").readline())
+            return answer
+
+    try:
+        notify_socket.wait_for("READY")
+        assert ask("login", personnel_number="123456")["ok"]
+        assert ask("record_start")["ok"]
+        deadline = time.monotonic() + 30
+        while not list((tmp_path / "state" / "ready").glob("*/*.seg")):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert ask("record_stop")["ok"]
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    segments = sorted((tmp_path / "state" / "ready").glob("*/*.seg"))
+    journal = tmp_path / "state" / "journal.db"
+    for leftover in journal.parent.glob("journal.db-*"):
+        leftover.unlink()
+    journal.write_bytes(b"this is not a database" * 100)
+
+    again = start(write_config(tmp_path), notify_socket)
+    try:
+        ready = notify_socket.wait_for("READY")
+        assert f", {len(segments)} segment(s) awaiting upload" in ready["STATUS"]
+        again.send_signal(signal.SIGTERM)
+        _, err = again.communicate(timeout=30)
+    finally:
+        again.kill()
+    assert again.returncode == 0, err
+    assert "moved to" in err and "starting a new journal" in err
+    assert list(journal.parent.glob("journal.db.corrupt-*"))

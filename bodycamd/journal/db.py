@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -70,6 +71,10 @@ class SegmentRow:
     receipt: str | None
 
 
+class JournalCorrupt(StorageError):
+    """The journal file is not a readable SQLite database."""
+
+
 class Journal:
     def __init__(self, path: Path, device_key: ed25519.Ed25519PrivateKey) -> None:
         self.path = path
@@ -87,7 +92,9 @@ class Journal:
                 "SELECT value FROM meta WHERE key = 'schema_version'"
             ).fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise StorageError(f"{path}: cannot open the journal: {exc}") from exc
+            with contextlib.suppress(Exception):
+                self._db.close()
+            raise JournalCorrupt(f"{path}: cannot open the journal: {exc}") from exc
         if int(version) != SCHEMA_VERSION:
             raise StorageError(
                 f"{path}: journal schema {version}; this bodycamd knows {SCHEMA_VERSION}"

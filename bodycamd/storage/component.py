@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from ..config import StorageConfig, parse_size
 from ..errors import StorageError
 from ..journal import Journal
-from ..journal.db import AWAITING_UPLOAD
+from ..journal.db import AWAITING_UPLOAD, JournalCorrupt
 from .layout import StateLayout
 from .quota import QuotaLedger, StorageFigures
 from .reconcile import reconcile
 from .spool import Spool
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from ..identity import IdentityComponent
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,7 @@ class StorageComponent:
         key = self._identity.signing_key()
         if self._identity.evidence_key is None:
             raise StorageError("keys are not loaded")
-        journal = Journal(self.layout.journal, key)
+        journal = self._open_journal(key)
         journal.audit("daemon_start", device=self._device_name)
         config = self._config
         ledger = QuotaLedger(
@@ -68,6 +71,26 @@ class StorageComponent:
         # held back out of the reserve, released to seal when the card fills behind our back
         spool.ensure_ballast(min(BALLAST, parse_size(config.reserve, 0)))
         return spool
+
+    def _open_journal(self, key: Ed25519PrivateKey) -> Journal:
+        """A corrupt journal must not stop the camera from recording: it is moved aside
+        (kept, for the back end to examine), a new one is started, and the start-up
+        reconciliation adopts every segment on flash into it. The old audit trail is in the
+        moved file; the new trail starts by saying so."""
+        path = self.layout.journal
+        try:
+            return Journal(path, key)
+        except JournalCorrupt as exc:
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            kept = path.with_name(f"{path.name}.corrupt-{stamp}")
+            for suffix in ("", "-wal", "-shm"):
+                old = path.with_name(path.name + suffix)
+                if old.exists():
+                    old.rename(kept.with_name(kept.name + suffix))
+            log.error("%s; moved to %s and starting a new journal", exc, kept)
+            journal = Journal(path, key)
+            journal.audit("journal_replaced", reason=str(exc), kept=kept.name)
+            return journal
 
     def _recount(self) -> None:
         assert self.spool is not None

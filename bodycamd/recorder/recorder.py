@@ -25,7 +25,8 @@ from typing import Any
 from ..camera import EncodedPacket, StreamKind, StreamParams
 from ..clock import clock_synchronised
 from ..config import RecorderConfig, parse_size
-from ..errors import QuotaExceeded, SegmentAbandoned
+from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
+from ..evidence import format as fmt
 from ..storage.quota import WRITE_BATCH
 from ..storage.spool import SegmentStart, Spool, SpoolSegment
 from .channel import PreEventBuffer
@@ -174,12 +175,15 @@ class Recorder:
         if recording.segment is None:
             if not is_key:
                 return  # a segment starts on a keyframe, with SPS/PPS in front of it
-            await self._open(recording, packet)
-        elif is_key and (
-            packet.pts_us - recording.segment_start_us >= self._segment_us
-            or recording.segment.plaintext_bytes >= self._segment_bytes
-        ):
-            await self._roll(recording, packet)
+            if not await self._open(recording, packet):
+                return
+        else:
+            roll_due = is_key and (
+                packet.pts_us - recording.segment_start_us >= self._segment_us
+                or recording.segment.plaintext_bytes >= self._segment_bytes
+            )
+            if roll_due and not await self._roll(recording, packet):
+                return
         segment, muxer = recording.segment, recording.muxer
         assert segment is not None and muxer is not None
         if recording.first_us is None:
@@ -238,7 +242,9 @@ class Recorder:
             return "abandoned"
         return "ok"
 
-    async def _open(self, recording: Recording, packet: EncodedPacket) -> None:
+    async def _open(self, recording: Recording, packet: EncodedPacket) -> bool:
+        """Start the next segment; when flash cannot take one, end the recording (never
+        the daemon) and say why."""
         base = recording.first_us if recording.first_us is not None else packet.pts_us
         metadata = json.dumps(
             {
@@ -260,10 +266,20 @@ class Recorder:
             self._clock_synced(),
             metadata,
         )
-        recording.segment = await asyncio.to_thread(self._spool.open_segment, start)
+        try:
+            recording.segment = await asyncio.to_thread(self._spool.open_segment, start)
+        except QuotaExceeded as exc:
+            log.warning("%s", exc)
+            await self._finish("storage_full")
+            return False
+        except (StorageError, OSError) as exc:
+            log.error("cannot start segment %d: %s", recording.segments, exc)
+            await self._finish("storage_error")
+            return False
         recording.muxer = TsMuxer(self.params, base)
         recording.segment_start_us = packet.pts_us
         recording.checkpoint_us = packet.pts_us
+        return True
 
     async def _seal(self, recording: Recording, *, end_of_recording: bool) -> None:
         segment, muxer = recording.segment, recording.muxer
@@ -284,9 +300,15 @@ class Recorder:
         recording.sealed.append(str(sealed.path))
         self._on_change()
 
-    async def _roll(self, recording: Recording, packet: EncodedPacket) -> None:
+    async def _roll(self, recording: Recording, packet: EncodedPacket) -> bool:
+        """Seal and start the next segment, unless flash has no room for one: then this
+        segment is the last, flagged so, and the recording stops (storage_full)."""
+        sealing = len(recording.pending) + 2 * fmt.MAX_RECORD  # the batch, FINAL, footer
+        if not await asyncio.to_thread(self._spool.has_room_for_segment, sealing):
+            await self._finish("storage_full")
+            return False
         await self._seal(recording, end_of_recording=False)
-        await self._open(recording, packet)
+        return await self._open(recording, packet)
 
     async def _finish(self, reason: str, requested_by: dict[str, Any] | None = None) -> None:
         recording = self.recording

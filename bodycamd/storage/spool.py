@@ -39,6 +39,7 @@ from .quota import QuotaLedger
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+NEW_SEGMENT_BYTES = fmt.HEADER_SIZE + fmt.ALIGN  # header, metadata, first checkpoint
 
 # framing and tag bytes per full record, for the quota estimate of a write
 _RECORD_OVERHEAD = fmt.FRAME.size + fmt.TAG_SIZE
@@ -74,9 +75,18 @@ class Spool:
         self._fsync = fsync
         self.awaiting_upload = 0  # sealed, not yet uploaded: set at start-up, kept live
 
+    def has_room_for_segment(self, sealing: int = 0) -> bool:
+        """Whether a new segment could still be opened after `sealing` more bytes go into
+        the current one (the check open_segment makes, plus what the seal writes)."""
+        try:
+            self.ledger.check(self.layout.spool / "next.part", NEW_SEGMENT_BYTES + sealing)
+        except QuotaExceeded:
+            return False
+        return True
+
     def open_segment(self, start: SegmentStart) -> SpoolSegment:
         part = self.layout.part_path(start.recording_id, start.segment_index)
-        self.ledger.check(part, fmt.HEADER_SIZE + fmt.ALIGN)
+        self.ledger.check(part, NEW_SEGMENT_BYTES)
         if not part.parent.exists():
             part.parent.mkdir(mode=0o700)
             fsync_directory(part.parent.parent)

@@ -7,6 +7,8 @@ import itertools
 import json
 from pathlib import Path
 
+import pytest
+
 from bodycamd.evidence.chain import ChainLink, check_chain
 from bodycamd.evidence.reader import scan_segment
 from bodycamd.recorder.recorder import Recorder
@@ -125,3 +127,22 @@ async def test_buffering_only_when_allowed(tmp_path: Path) -> None:
     recorder.set_buffering(False)
     assert recorder.buffered_bytes == 0
     assert not list(spool.layout.root.rglob("*.part"))  # never on flash
+
+
+@pytest.mark.parametrize("quota", ["700KiB", "760KiB", "800KiB", "850KiB", "900KiB"])
+async def test_quota_reached_at_a_rollover_ends_cleanly(tmp_path: Path, quota: str) -> None:
+    """The card fills just as a new segment is due: the current one becomes the last one
+    (flagged so), the recording stops as storage_full, and nothing crashes."""
+    packets, params = synthetic_packets(12, audio=False, width=640, height=480)
+    spool, keys = make_spool(tmp_path / "state", quota=quota)
+    recorder = Recorder(spool, recorder_config(segment_seconds=1.0), params)
+    await recorder.start(None, "test")
+    for packet in packets:
+        await recorder.handle(packet)
+    assert recorder.recording is None and recorder.last_stop_reason == "storage_full"
+    paths = [spool.layout.root / row.path for row in spool.journal.segments()]
+    verdicts = [scan_segment(p, keys.device_public) for p in paths]
+    assert len(paths) >= 2
+    assert [v.end_of_recording for v in verdicts] == [False] * (len(paths) - 1) + [True]
+    check_chain([ChainLink(p.name, v) for p, v in zip(paths, verdicts, strict=True)])
+    assert all(v.status == "complete" for v in verdicts)

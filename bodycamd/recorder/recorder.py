@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import av
+
 from ..camera import EncodedPacket, StreamKind, StreamParams
 from ..clock import clock_synchronised
 from ..config import RecorderConfig, parse_size
@@ -93,6 +95,7 @@ class Recorder:
         self._last_us = 0
         self.recording: Recording | None = None
         self.last_stop_reason = ""
+        self.packets_refused = 0
 
     @property
     def state(self) -> RecorderState:
@@ -189,7 +192,15 @@ class Recorder:
         if recording.first_us is None:
             recording.first_us = packet.pts_us
         recording.last_us = packet.pts_us
-        recording.pending += muxer.mux(packet)
+        try:
+            recording.pending += muxer.mux(packet)
+        except (ValueError, av.FFmpegError) as exc:
+            # e.g. a timestamp that goes backwards: lose the packet, not the recording
+            self.packets_refused += 1
+            log.warning(
+                "muxer refused a %s packet at %d us: %s", packet.stream.value, packet.pts_us, exc
+            )
+            return
         checkpoint = packet.pts_us - recording.checkpoint_us >= self._checkpoint_us
         if checkpoint:
             recording.checkpoint_us = packet.pts_us

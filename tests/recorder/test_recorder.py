@@ -146,3 +146,19 @@ async def test_quota_reached_at_a_rollover_ends_cleanly(tmp_path: Path, quota: s
     assert [v.end_of_recording for v in verdicts] == [False] * (len(paths) - 1) + [True]
     check_chain([ChainLink(p.name, v) for p, v in zip(paths, verdicts, strict=True)])
     assert all(v.status == "complete" for v in verdicts)
+
+
+async def test_a_packet_the_muxer_refuses_costs_that_packet_only(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    packets, params = synthetic_packets(3, audio=False)
+    spool, keys = make_spool(tmp_path / "state")
+    recorder = Recorder(spool, recorder_config(), params)
+    await recorder.start(None, "test")
+    broken = replace(packets[40], pts_us=packets[10].pts_us)  # time runs backwards once
+    for packet in [*packets[:41], broken, *packets[41:]]:
+        await recorder.handle(packet)
+    await recorder.stop("test")
+    assert recorder.packets_refused == 1
+    (row,) = spool.journal.segments()
+    assert len(decode(decrypt(spool.layout.root / row.path, keys)[0]).video_pts) == len(packets)

@@ -23,7 +23,7 @@ from .button import Action, ButtonLogic, ButtonTiming
 from .config import GpioConfig, IndicatorConfig
 from .device import Caller, Device
 from .dock import DockDebouncer, endpoint_reachable, poll_dock, power_supply_online
-from .errors import ConfigError, Refused
+from .errors import BodycamError, ConfigError, Refused
 from .indicators import IndicatorDriver, IndicatorPolicy
 from .state import Subscription
 
@@ -172,6 +172,8 @@ class PanelComponent:
                     await self._device.marker("button double press", caller)
             except Refused as exc:
                 log.warning("button %s refused: %s", action.value, exc)
+            except BodycamError as exc:  # e.g. the journal could not be written
+                log.error("button %s failed: %s", action.value, exc)
             if self.driver is not None:  # show it now, not on the next tick
                 self.driver.update(self._device.state, t)
                 self.driver.render(t)

@@ -112,9 +112,12 @@ class Journal:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
                 self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):  # translated at the boundary
+                    raise StorageError(f"{self.path}: journal write failed: {exc}") from exc
                 raise
 
     def audit(self, kind: str, **fields: Any) -> None:

@@ -21,6 +21,7 @@ from fractions import Fraction
 
 from ..camera import Camera, EncodedPacket, FaultSink, PacketSink, StreamParams
 from ..config import CameraConfig, RecorderConfig, parse_size
+from ..errors import StorageError
 from ..storage.spool import Spool
 from .channel import PacketChannel
 from .recorder import Recorder, RecorderState
@@ -176,8 +177,7 @@ class CaptureComponent:
                     gap.bytes,
                     (gap.end_us - gap.start_us) / 1e6,
                 )
-                await asyncio.to_thread(
-                    self._spool().journal.audit,
+                await self._audit(
                     "frames_dropped",
                     start_us=gap.start_us,
                     end_us=gap.end_us,
@@ -197,8 +197,7 @@ class CaptureComponent:
         assert self.recorder is not None
         self._set_fault(reason)
         resume = self.recorder.recording
-        await asyncio.to_thread(
-            self._spool().journal.audit,
+        await self._audit(
             "camera_fault",
             reason=reason,
             recording=resume.recording_id.hex if resume else None,
@@ -224,13 +223,20 @@ class CaptureComponent:
             return
         self.recorder.params = self._camera.params if self._camera else self.recorder.params
         self._fault_reason = None
-        await asyncio.to_thread(self._spool().journal.audit, "camera_recovered")
+        await self._audit("camera_recovered")
         log.info("camera recovered")
         self._on_change()
         if resume is not None:
             await self.recorder.start(resume.officer, "resumed_after_camera_fault")
 
     # -- helpers ----------------------------------------------------------------------------
+
+    async def _audit(self, kind: str, **fields: object) -> None:
+        """Audit without letting a journal failure take the camera down with it."""
+        try:
+            await asyncio.to_thread(self._spool().journal.audit, kind, **fields)
+        except StorageError as exc:
+            log.error("could not audit %s: %s", kind, exc)
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep (the injected way), cut short by stop(); True when stopping."""

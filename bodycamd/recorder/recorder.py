@@ -348,4 +348,9 @@ class Recorder:
             self._on_change()
 
     async def _audit(self, kind: str, **fields: object) -> None:
-        await asyncio.to_thread(self._spool.journal.audit, kind, **fields)
+        """A journal that cannot be written must not stop the recording: the footage is
+        the evidence; the failure is logged loudly instead."""
+        try:
+            await asyncio.to_thread(self._spool.journal.audit, kind, **fields)
+        except StorageError as exc:
+            log.error("could not audit %s %s: %s", kind, fields, exc)

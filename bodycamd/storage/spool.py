@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ..errors import IntegrityError, QuotaExceeded, SegmentAbandoned
+from ..errors import IntegrityError, QuotaExceeded, SegmentAbandoned, StorageError
 from ..evidence import format as fmt
 from ..evidence.keys import EvidencePublicKey, fsync_directory
 from ..evidence.recovery import seal_torn
@@ -268,10 +268,19 @@ class SpoolSegment:
         self._spool.ledger.refresh()
 
     def seal(self, *, end_of_recording: bool) -> SealedSegment:
+        """Seal; then journal it and move it into ready/. If the journal cannot be written,
+        the sealed file stays in spool/ (complete, durable) for the next start to adopt,
+        and the digest is still returned so the recording's chain carries on."""
         sealed = self._guard(lambda: self._writer.seal(end_of_recording=end_of_recording))
         self.closed = True
         self._spool.ledger.settle(self.path, sealed.path)
-        target = self._spool.commit(sealed, torn=False)
+        try:
+            target = self._spool.commit(sealed, torn=False)
+        except StorageError as exc:
+            log.error(
+                "%s sealed but not journalled (%s); adopted at the next start", sealed.path, exc
+            )
+            return sealed
         return replace(sealed, path=target)
 
     def _guard(self, action: Callable[[], _T]) -> _T:

@@ -138,3 +138,25 @@ def test_crash_between_receipt_and_unlink_finishes_the_deletion(spool: Spool) ->
     assert sealed.path.exists()
     report = reconcile(spool, spool._device_key)
     assert report.deletions_finished == [row.path] and not sealed.path.exists()
+
+
+def test_journal_failure_keeps_footage_and_chain(tmp_path: Path) -> None:
+    """The journal dies mid-recording: sealing still completes on flash, the chain digest is
+    still handed on, and the next start adopts the segment."""
+    from bodycamd.errors import StorageError
+
+    root = tmp_path / "state"
+    spool, keys = make_spool(root)
+    segment = spool.open_segment(start(spool))
+    segment.write(DATA)
+    spool.journal.close()  # from here every journal write fails
+    with pytest.raises(StorageError, match="journal write failed"):
+        spool.journal.audit("anything")
+    sealed = segment.seal(end_of_recording=True)
+    assert sealed.path.parent.parent == spool.layout.spool  # still in spool/, complete
+    assert scan_segment(sealed.path).digest == sealed.digest
+    again, _ = make_spool(root, keys)
+    report = reconcile(again, keys.device)
+    assert report.adopted == [
+        again.layout.relative(again.layout.ready_path(segment.header.recording_id, 0))
+    ]

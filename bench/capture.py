@@ -196,10 +196,15 @@ def main() -> None:
         f"of a core, replay alone {camera_share * 100:.2f} %,"
         f" the daemon's share {share * 100:.2f} % (wake-ups per packet dominate here)"
     )
+    idle = run("idle", footage, 0.0, "idle")
+    hop = idle["cpu_seconds"] / idle["footage_seconds"] - camera_share
+    print(f"of which the thread hop alone (camera running, recorder idle): {hop * 100:.2f} %")
+    imports = run("imports", footage, 0.0, "imports")
     print(
         f"peak RSS while recording, no pre-event buffer: {recording['peak_rss_mib']:.0f} MiB "
-        f"(target < 80); the same imports with only the replay running: "
-        f"{camera['peak_rss_mib']:.0f} MiB"
+        f"(target < 80); the daemon's imports alone {imports['peak_rss_mib']:.0f} MiB, the "
+        f"process with only the file replay running {camera['peak_rss_mib']:.0f} MiB (its "
+        "demuxer stands where picamera2 would be)"
     )
     buffering = run("buffering", footage, 30.0, "buffer")
     print(

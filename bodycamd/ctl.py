@@ -22,6 +22,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .state import DeviceState
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 PROTOCOL_ERRORS = {"bad_request", "unknown_command", "too_large"}
 FAILURES = {"internal", "busy", "idle"}
@@ -171,17 +173,7 @@ def _watch(connection: Connection, as_json: bool, out: TextIO) -> int:
 
 
 def summary(state: dict[str, Any]) -> str:
-    parts = [f"officer {state['officer']}" if state.get("officer") else "nobody logged in"]
-    if state.get("recording") == "recording":
-        minutes, seconds = divmod(int(state.get("recording_seconds", 0)), 60)
-        parts.append(f"RECORDING {minutes:02d}:{seconds:02d}")
-    else:
-        parts.append(str(state.get("recording")))
-    if state.get("docked"):
-        parts.append("docked")
-    if state.get("health"):
-        parts.append("health: " + ",".join(state["health"]))
-    return ", ".join(parts)
+    return DeviceState.from_json(state).summary()
 
 
 def _mib(value: int) -> str:

@@ -58,6 +58,13 @@ class DeviceState:
         data["health"] = sorted(self.health)
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DeviceState:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["health"] = frozenset(values.get("health", ()))
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class StateChange:

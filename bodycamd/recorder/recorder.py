@@ -48,7 +48,6 @@ class Recording:
     recording_id: uuid.UUID
     officer: str | None
     reason: str
-    requested_us: int  # when the start was asked for (monotonic µs)
     first_us: int | None = None  # pts of the first packet recorded (pre-event included)
     last_us: int | None = None
     segments: int = 0
@@ -58,7 +57,6 @@ class Recording:
     segment_start_us: int = 0
     checkpoint_us: int = 0
     pending: bytearray = field(default_factory=bytearray)  # muxed, not yet handed to the writer
-    sealed: list[str] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -131,7 +129,7 @@ class Recorder:
             if self.recording is not None:
                 return self.recording
             await asyncio.to_thread(self._spool.ledger.check_start)
-            recording = Recording(uuid.uuid4(), officer, reason, self._last_us)
+            recording = Recording(uuid.uuid4(), officer, reason)
             self.recording = recording
             pre_event = self._buffer.drain(self._last_us)
             await self._audit(
@@ -246,7 +244,6 @@ class Recorder:
             segment = recording.segment
             if segment is not None and segment.salvaged is not None:
                 recording.prev_digest = segment.salvaged.digest
-                recording.sealed.append(str(segment.salvaged.path))
             recording.segment, recording.muxer = None, None
             recording.pending.clear()
             recording.segments += 1
@@ -308,7 +305,6 @@ class Recorder:
         sealed = await asyncio.to_thread(lambda: segment.seal(end_of_recording=end_of_recording))
         recording.prev_digest = sealed.digest
         recording.segments += 1
-        recording.sealed.append(str(sealed.path))
         self._on_change()
 
     async def _roll(self, recording: Recording, packet: EncodedPacket) -> bool:

@@ -116,8 +116,11 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = out or sys.stdout
+    timeout = 30.0
+    if args.command == "sim" and args.action == "hold":
+        timeout += args.seconds  # the daemon answers once the button is let go
     try:
-        connection = Connection(args.socket or default_socket())
+        connection = Connection(args.socket or default_socket(), timeout)
     except Unreachable as exc:
         print(f"bodycamctl: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -60,7 +60,7 @@ def per_call(run: Callable[[], object], count: int) -> float:
 
 def scratch_dir() -> Path:
     """A directory on the filesystem of the checkout: writes land in its page cache. (tmpfs
-    was tried and measured slower than the page cache on the CI machine.)"""
+    was tried and measured slower than the page cache on the development machine.)"""
     base = Path.cwd() / "var"
     base.mkdir(exist_ok=True)
     return Path(tempfile.mkdtemp(dir=base, prefix="bodycamd-bench-"))

@@ -208,7 +208,9 @@ class Device:
                 await self._audit("clock_sync_changed", synchronised=synced)
             self._clock_was_synced = synced
         if self._storage.spool is not None:
-            await asyncio.to_thread(self._storage.check_thresholds)
+            changed = self._storage.threshold_change()
+            if changed is not None:
+                await asyncio.to_thread(self._storage.audit_thresholds, changed)
         self.refresh("tick")
 
     def refresh(self, reason: str) -> None:

@@ -123,7 +123,3 @@ class StateEvents:
     def publish(self, change: StateChange) -> None:
         for subscriber in self._subscribers:
             subscriber.push(change)
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscribers)

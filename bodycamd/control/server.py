@@ -66,7 +66,6 @@ class ControlServer:
         self._stealth_allowed = stealth_allowed
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[Any]] = set()
-        self.served = 0
 
     # -- component lifecycle ----------------------------------------------------------------
 
@@ -156,7 +155,6 @@ class ControlServer:
                 return
             if not line.strip():
                 continue
-            self.served += 1
             try:
                 request = parse_request(line)
             except ProtocolError as exc:

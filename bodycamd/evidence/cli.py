@@ -20,7 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..errors import EvidenceError
 from .chain import ChainLink, check_chain
-from .keys import fingerprint, kem_by_id, load_device_public_key, load_evidence_private_key
+from .keys import (
+    fingerprint,
+    fsync_directory,
+    kem_by_id,
+    load_device_public_key,
+    load_evidence_private_key,
+)
 from .reader import SegmentReader, Verdict, scan_segment
 
 
@@ -142,6 +148,8 @@ def _verify(paths: list[Path], device_key: ed25519.Ed25519PublicKey | None) -> i
 
 
 def _decrypt(args: argparse.Namespace, device_key: ed25519.Ed25519PublicKey | None) -> int:
+    """Write to a hidden .partial file, fsync, rename, fsync the directory: after a crash
+    OUT is either absent or whole, never a truncated recording that looks complete."""
     key = load_evidence_private_key(args.key)
     output: Path = args.output
     tmp = output.with_name(f".{output.name}.partial")
@@ -167,6 +175,7 @@ def _decrypt(args: argparse.Namespace, device_key: ed25519.Ed25519PublicKey | No
             out.flush()
             os.fsync(out.fileno())
         tmp.replace(output)
+        fsync_directory(output.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -30,6 +31,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ..errors import SegmentAbandoned
 from . import format as fmt
 from .keys import EvidencePublicKey, device_public_raw, fsync_directory, hpke_suite
+
+if TYPE_CHECKING:
+    from .reader import Verdict
 
 PART_SUFFIX = ".part"
 SEALED_SUFFIX = ".seg"
@@ -56,6 +60,22 @@ class SealedSegment:
     size: int
     plaintext_bytes: int
     end_of_recording: bool
+    recording_id: uuid.UUID
+    segment_index: int
+
+    @classmethod
+    def from_verdict(cls, path: Path, verdict: Verdict) -> SealedSegment:
+        """A segment sealed earlier (recovery, adoption), described by its scan."""
+        header = verdict.header
+        return cls(
+            path,
+            verdict.digest,
+            verdict.file_size,
+            verdict.vouched_plaintext,
+            verdict.end_of_recording,
+            header.recording_id,
+            header.segment_index,
+        )
 
 
 class SegmentWriter:
@@ -201,7 +221,13 @@ class SegmentWriter:
             ) from exc
         self._close()
         return SealedSegment(
-            sealed_path, self._hash.digest(), self._offset, self._plaintext, end_of_recording
+            sealed_path,
+            self._hash.digest(),
+            self._offset,
+            self._plaintext,
+            end_of_recording,
+            self.header.recording_id,
+            self.header.segment_index,
         )
 
     def abandon(self) -> None:

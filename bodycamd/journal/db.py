@@ -160,26 +160,30 @@ class Journal:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
+    _COLUMNS = (
+        "id, recording_id, segment_index, path, state, torn, end_of_recording, digest, "
+        "size, upload_url, upload_offset, receipt"
+    )
+
     def segments(self, *states: SegmentState) -> list[SegmentRow]:
-        query = (
-            "SELECT id, recording_id, segment_index, path, state, torn, end_of_recording, "
-            "digest, size, upload_url, upload_offset, receipt FROM segments"
-        )
-        args: tuple[str, ...] = ()
-        if states:
-            query += f" WHERE state IN ({', '.join('?' * len(states))})"
-            args = states
+        if not states:
+            return self._select("", ())
+        return self._select(f" WHERE state IN ({', '.join('?' * len(states))})", states)
+
+    def segment_by_path(self, path: str) -> SegmentRow | None:
+        rows = self._select(" WHERE path = ?", (path,))
+        return rows[0] if rows else None
+
+    def _select(self, where: str, args: tuple[str, ...]) -> list[SegmentRow]:
+        query = f"SELECT {self._COLUMNS} FROM segments{where} ORDER BY id"  # noqa: S608
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+            rows = self._db.execute(query, args).fetchall()
         return [
             SegmentRow(
                 r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7], r[8], r[9], r[10], r[11]
             )
             for r in rows
         ]
-
-    def segment_by_path(self, path: str) -> SegmentRow | None:
-        return next((row for row in self.segments() if row.path == path), None)
 
     def set_state(
         self, db: sqlite3.Connection, segment_id: int, state: SegmentState, **columns: Any

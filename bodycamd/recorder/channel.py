@@ -91,11 +91,6 @@ class PacketChannel:
         gaps, self._gaps = self._gaps, []
         return gaps
 
-    def clear(self) -> None:
-        self._queue.clear()
-        self._bytes = 0
-        self._empty.set()
-
 
 class PreEventBuffer:
     """The last `seconds` of whole GOPs, in RAM only, bounded by bytes as well as time.

@@ -24,7 +24,7 @@ from ..config import CameraConfig, RecorderConfig, parse_size
 from ..errors import StorageError
 from ..storage.spool import Spool
 from .channel import PacketChannel
-from .recorder import Recorder, RecorderState
+from .recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +272,3 @@ class CaptureComponent:
         except TimeoutError:
             return False
         return True
-
-    def recording_state(self) -> RecorderState:
-        return self.recorder.state if self.recorder else RecorderState.IDLE

@@ -99,23 +99,35 @@ class StorageComponent:
         self.check_thresholds()
 
     def check_thresholds(self) -> None:
-        """Audit each change of the storage_low / storage_full flags."""
+        """Audit each change of the storage_low / storage_full flags (blocking: journal)."""
+        figures = self.threshold_change()
+        if figures is not None:
+            self.audit_thresholds(figures)
+
+    def threshold_change(self) -> StorageFigures | None:
+        """The figures when storage_low or storage_full changed since last asked; no I/O,
+        so the device's once-a-second tick can ask on the loop."""
         assert self.spool is not None
         figures = self.spool.ledger.figures()
-        if (figures.low, figures.full) != (self._low, self._full):
-            self._low, self._full = figures.low, figures.full
-            self.spool.journal.audit(
-                "storage_thresholds",
-                low=figures.low,
-                full=figures.full,
-                minutes_left=round(figures.minutes_left, 1),
+        if (figures.low, figures.full) == (self._low, self._full):
+            return None
+        self._low, self._full = figures.low, figures.full
+        return figures
+
+    def audit_thresholds(self, figures: StorageFigures) -> None:
+        assert self.spool is not None
+        self.spool.journal.audit(
+            "storage_thresholds",
+            low=figures.low,
+            full=figures.full,
+            minutes_left=round(figures.minutes_left, 1),
+        )
+        if figures.full or figures.low:
+            log.warning(
+                "storage %s: %.0f min of footage left",
+                "full" if figures.full else "low",
+                figures.minutes_left,
             )
-            if figures.full or figures.low:
-                log.warning(
-                    "storage %s: %.0f min of footage left",
-                    "full" if figures.full else "low",
-                    figures.minutes_left,
-                )
 
     def figures(self) -> StorageFigures | None:
         return None if self.spool is None else self.spool.ledger.figures()

@@ -66,13 +66,7 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
         target = layout.ready_path(header.recording_id, header.segment_index)
         row = journal.segment_by_path(layout.relative(target))
         if row is None:
-            sealed = SealedSegment(
-                sealed_path,
-                verdict.digest,
-                verdict.file_size,
-                verdict.plaintext_bytes,
-                verdict.end_of_recording,
-            )
+            sealed = SealedSegment.from_verdict(sealed_path, verdict)
             spool.commit(sealed, torn=verdict.status != "complete", recovered=True)
             report.adopted.append(layout.relative(target))
         elif row.digest == verdict.digest.hex():

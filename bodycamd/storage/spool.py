@@ -104,7 +104,7 @@ class Spool:
 
     def commit(self, sealed: SealedSegment, *, torn: bool, recovered: bool = False) -> Path:
         """Journal a segment sealed in spool/ and move it into ready/ (see module doc)."""
-        recording_id, index = _header_fields(sealed.path)
+        recording_id, index = sealed.recording_id, sealed.segment_index
         target = self.layout.ready_path(recording_id, index)
         relative = self.layout.relative(target)
         with self.journal.transaction() as db:
@@ -189,13 +189,7 @@ class Spool:
                 salvaged=False,
             )
             return None
-        sealed = SealedSegment(
-            recovered.path,
-            recovered.verdict.digest,
-            recovered.verdict.file_size,
-            recovered.plaintext_kept,
-            False,
-        )
+        sealed = SealedSegment.from_verdict(recovered.path, recovered.verdict)
         self.journal.audit(
             "segment_abandoned",
             path=self.layout.relative(part),
@@ -298,12 +292,6 @@ class SpoolSegment:
             raise
         self._spool.ledger.grow(self.path, self._writer.file_size)
         return result
-
-
-def _header_fields(path: Path) -> tuple[uuid.UUID, int]:
-    with path.open("rb") as stream:
-        header = fmt.parse_header(stream.read(fmt.HEADER_SIZE))
-    return header.recording_id, header.segment_index
 
 
 def _now() -> int:

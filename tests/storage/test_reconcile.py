@@ -160,3 +160,15 @@ def test_journal_failure_keeps_footage_and_chain(tmp_path: Path) -> None:
     assert report.adopted == [
         again.layout.relative(again.layout.ready_path(segment.header.recording_id, 0))
     ]
+
+
+def test_upload_progress_is_journalled_for_resumption(spool: Spool) -> None:
+    segment = spool.open_segment(start(spool))
+    segment.write(DATA)
+    segment.seal(end_of_recording=True)
+    (row,) = spool.journal.segments()
+    spool.journal.record_upload_progress(row.id, "https://ingest.example/files/abc", 4096)
+    (again,) = spool.journal.segments("uploading")
+    assert (again.upload_url, again.upload_offset) == ("https://ingest.example/files/abc", 4096)
+    assert spool.journal.segment_by_path(row.path) == again
+    assert spool.journal.segment_by_path("ready/nothing/000000.seg") is None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bodycamd.camera import EncodedPacket
 from bodycamd.config import SessionConfig
 from bodycamd.device import Caller, Device
 from bodycamd.errors import LoginRefused, Refused
@@ -197,9 +198,18 @@ async def test_a_failed_audit_on_the_recording_path_costs_no_footage(
     assert "journal_error" in device.state.health
     recorder = device._capture.recorder
     assert recorder is not None
+    handled = asyncio.Event()
+    handle = recorder.handle
+
+    async def handle_and_tell(packet: EncodedPacket) -> None:
+        await handle(packet)
+        handled.set()
+
+    recorder.handle = handle_and_tell  # type: ignore[method-assign]
     async with asyncio.timeout(20):  # the real-time camera delivers 1.5 s of footage
         while recorder.recording is None or recorder.recording.duration_s < 1.5:
-            await asyncio.sleep(0.05)
+            handled.clear()
+            await handled.wait()
     await device.record_stop(ME)
     assert not device.recording.value
     sealed = list(spool.layout.spool.glob("*/*.seg"))  # sealed; journalled at the next start

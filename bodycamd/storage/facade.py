@@ -66,7 +66,7 @@ class RecordingStorage(Protocol):
 
     async def open_segment(self, start: SegmentStart) -> SpoolSegment: ...
 
-    async def has_room_for_segment(self, sealing: int) -> bool: ...
+    async def has_room_for_segment(self, pending: int) -> bool: ...
 
 
 class Storage(SpoolUploadQueue):
@@ -127,9 +127,10 @@ class Storage(SpoolUploadQueue):
         segment's write/checkpoint/seal block: call them from a worker thread."""
         return await asyncio.to_thread(self._require().open_segment, start)
 
-    async def has_room_for_segment(self, sealing: int) -> bool:
-        """Whether another segment fits after `sealing` more bytes seal the current one."""
-        return await asyncio.to_thread(self._require().has_room_for_segment, sealing)
+    async def has_room_for_segment(self, pending: int) -> bool:
+        """Whether another segment fits after the current one is sealed with `pending`
+        more plaintext bytes (bytes_to_seal, evidence/writer.py)."""
+        return await asyncio.to_thread(self._require().has_room_for_segment, pending)
 
     # -- figures and health -------------------------------------------------------------------
 

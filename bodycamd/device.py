@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .clock import clock_synchronised
 from .errors import QuotaExceeded, Refused
@@ -41,6 +41,18 @@ from .storage.facade import Storage
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
+
+
+class DockView(Protocol):
+    """What the device follows of the DockComponent (dock.py)."""
+
+    docked: Signal
+
+    @property
+    def pending(self) -> str | None: ...
+
+    @property
+    def source(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class Device:
         policy: SessionPolicy,
         storage: Storage,
         capture: CaptureComponent,
+        dock: DockView | None = None,
         *,
         clock_synced: Callable[[], bool] = clock_synchronised,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -73,6 +86,7 @@ class Device:
         self._policy = policy
         self._storage = storage
         self._capture = capture
+        self._dock = dock
         self._clock_synced = clock_synced
         self._sleep = sleep
         self.events = StateEvents()
@@ -85,6 +99,8 @@ class Device:
         self._stopping = asyncio.Event()
         self.recording = Signal("recording")
         self.logged_in = Signal("logged_in")
+        if dock is not None:  # a settled dock change is applied by the run loop at once
+            dock.docked.listen(lambda _docked: self._wakeup.set())
 
     # -- component lifecycle ----------------------------------------------------------------
 
@@ -208,8 +224,11 @@ class Device:
         self._wakeup.set()
 
     async def settle(self) -> None:
-        """Apply the policies that act on their own (logout at the dock), audit clock-sync
-        changes, then publish the state."""
+        """Follow the dock, apply the policies that act on their own (logout at the dock),
+        audit clock-sync changes, then publish the state."""
+        dock = self._dock
+        if dock is not None and dock.docked.value != self._docked:
+            await self.set_docked(dock.docked.value, Caller(f"dock:{dock.source}"))
         if (
             self._docked
             and self.officer is not None
@@ -252,6 +271,7 @@ class Device:
             recording_id=recording.recording_id.hex if recording else None,
             recording_seconds=round(recording.duration_s, 1) if recording else 0.0,
             docked=self._docked,
+            dock_pending=self._dock.pending if self._dock is not None else None,
             stealth=self._stealth,
             health=frozenset(health),
             awaiting_upload=figures.awaiting_upload if figures else 0,

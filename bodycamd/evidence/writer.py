@@ -29,8 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import SegmentAbandoned
+from ..fsutil import fsync_directory
 from . import format as fmt
-from .keys import EvidencePublicKey, device_public_raw, fsync_directory, hpke_suite
+from .keys import EvidencePublicKey, device_public_raw, hpke_suite
 
 if TYPE_CHECKING:
     from .reader import Verdict

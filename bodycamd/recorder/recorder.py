@@ -31,8 +31,8 @@ from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
 from ..storage.facade import RecordingStorage
 from ..storage.quota import WRITE_BATCH
 from ..storage.spool import SegmentStart, SpoolSegment
-from .channel import PreEventBuffer
 from .muxer import TsMuxer
+from .preevent import PreEventBuffer
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
 from ..evidence import format as fmt
-from ..evidence.keys import EvidencePublicKey, fsync_directory
+from ..evidence.keys import EvidencePublicKey
 from ..evidence.recovery import seal_torn
 from ..evidence.writer import (
     SealedSegment,
@@ -41,6 +41,7 @@ from ..evidence.writer import (
     bytes_to_seal,
     record_bytes,
 )
+from ..fsutil import fsync_directory
 from ..journal import Journal, SegmentRow
 from .layout import StateLayout
 from .quota import QuotaLedger

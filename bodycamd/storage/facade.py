@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -70,17 +68,10 @@ class RecordingStorage(Protocol):
 
 
 class Storage(SpoolUploadQueue):
-    """See the module docstring: audit, recording, figures, and the upload queue."""
+    """See the module docstring: audit, recording, figures, and the upload queue. Built
+    with `Storage(device_id, crash_point=None, clock_ns=time.time_ns)` (queue.py)."""
 
-    def __init__(
-        self,
-        device_id: str,
-        *,
-        crash_point: Callable[[str], None] | None = None,
-        clock_ns: Callable[[], int] = time.time_ns,
-    ) -> None:
-        super().__init__(device_id, crash_point=crash_point, clock_ns=clock_ns)
-        self._thresholds: tuple[bool, bool] | None = None
+    _thresholds: tuple[bool, bool] | None = None  # (low, full) as last audited
 
     def attach(self, spool: Spool) -> None:
         """Start serving from an opened, reconciled spool (StorageComponent.start, tests)."""

@@ -11,6 +11,8 @@ builtin it is closest to::
           ├── UploadBusy (BlockingIOError)      another request is writing this upload
           ├── UploadTooLarge (ValueError)       more bytes than the upload's declared length
           ├── SegmentExists (FileExistsError)   the final key holds different bytes already
+          ├── MetadataInvalid (ValueError)      Upload-Metadata missing or malformed
+          ├── SegmentRejected (ValueError)      the uploaded bytes fail verification
           ├── StoreError (OSError)              the store failed; nothing acknowledged is lost
           ├── EnrolmentError (ValueError)       a CSR, device key or device name is unusable
           └── AuditLogInvalid (ValueError)      the audit log's chain or a signature is broken
@@ -55,6 +57,19 @@ class UploadTooLarge(IngestError, ValueError):
 
 class SegmentExists(IngestError, FileExistsError):
     """The final key device/recording/index already holds a segment with another digest."""
+
+
+class MetadataInvalid(IngestError, ValueError):
+    """The upload's metadata lacks a field or holds one that is not what the ingest expects."""
+
+
+class SegmentRejected(IngestError, ValueError):
+    """The uploaded bytes are not a segment we can give a receipt for; `reason` says why.
+    The upload is quarantined with that reason, never dropped."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class StoreError(IngestError, OSError):

@@ -48,6 +48,7 @@ from typing import Literal, Protocol
 DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 Verdict = Literal["complete", "torn"]
+Link = Literal["first", "linked", "pending"]
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class SegmentRecord:
     end_of_recording: bool
     sealed_torn: bool
     prev_digest: str
-    link: Literal["first", "linked", "pending"]
+    link: Link
     stored_at: str
     received_at: str  # RFC 3339 UTC
     upload_id: str

@@ -1,6 +1,6 @@
 """`bodycamd-ingest`: set up, enrol, serve and inspect the ingest.
 
-    bodycamd-ingest init DIR --host NAME [--host NAME...] [--port 8443]
+    bodycamd-ingest init DIR --host NAME [--host NAME...] [--port 8443] [--listen ADDR]
     bodycamd-ingest enroll  [-c CONFIG] --csr FILE --device-key KEY [--device NAME]
                             [--out FILE] [--replace]
     bodycamd-ingest revoke  [-c CONFIG] DEVICE
@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("directory", type=Path, metavar="DIR")
     init.add_argument("--host", action="append", required=True, help="server name or address")
     init.add_argument("--port", type=int, default=8443)
+    init.add_argument("--listen", default="0.0.0.0", help="address to listen on")  # noqa: S104
     enroll = commands.add_parser("enroll", parents=[common], help="issue a device certificate")
     enroll.add_argument("--csr", type=Path, required=True, help="the camera's request (PEM)")
     enroll.add_argument(
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    done = init_ingest(args.directory, args.host, args.port)
+    done = init_ingest(args.directory, args.host, args.port, args.listen)
     print(f"ingest configuration: {done.config}")
     print(f"device CA (pin on every camera): {done.ca_certificate}")
     print(f"receipt public key (every camera's config): {done.receipt_public}")

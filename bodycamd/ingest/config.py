@@ -126,14 +126,14 @@ def load_config(path: Path) -> IngestConfig:
     return config
 
 
-def render_config(hosts: list[str], port: int) -> str:
+def render_config(hosts: list[str], port: int, listen: str) -> str:
     """The ingest.toml that `init` writes: every key with its default, commented."""
     limits = LimitsConfig()
     names = ", ".join(f'"{h}"' for h in hosts)
     return f"""\
 # bodycamd-ingest configuration; relative paths are from this file's directory.
 [server]
-listen = "0.0.0.0"
+listen = "{listen}"
 port = {port}
 hosts = [{names}]   # names and addresses in the server certificate
 

@@ -82,7 +82,7 @@ class Initialised:
     receipt_key_id: str
 
 
-def init_ingest(directory: Path, hosts: list[str], port: int) -> Initialised:
+def init_ingest(directory: Path, hosts: list[str], port: int, listen: str) -> Initialised:
     """Create the CA, server certificate, receipt key and ingest.toml in `directory`."""
     if not hosts:
         raise EnrolmentError("init: give at least one --host name or address for the server")
@@ -123,7 +123,7 @@ def init_ingest(directory: Path, hosts: list[str], port: int) -> Initialised:
     public = receipt_key.public_key()
     public_text = base64.b64encode(public.public_bytes_raw()).decode()
     atomic_write(directory / "receipt.pub", f"{public_text}\n".encode(), 0o644)
-    atomic_write(directory / CONFIG_NAME, render_config(hosts, port).encode(), 0o644)
+    atomic_write(directory / CONFIG_NAME, render_config(hosts, port, listen).encode(), 0o644)
     return Initialised(
         directory / CONFIG_NAME, directory / "ca.pem", public_text, receipt_key_id(public)
     )

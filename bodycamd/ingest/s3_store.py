@@ -69,6 +69,11 @@ class S3Store:
         self._uploads = Uploads(self._bucket, leases, clock)
         self._records = Records(self._bucket)
 
+    @property
+    def bucket(self) -> Bucket:
+        """The bucket the store works in (operator tools and tests look inside)."""
+        return self._bucket
+
     def describe(self) -> str:
         return self._bucket.url().rstrip("/")
 

@@ -1,0 +1,92 @@
+"""moto's standalone S3 server as a real HTTP endpoint for the S3 store's tests.
+
+One server per test module (started as a subprocess on 127.0.0.1, plain HTTP, a free port),
+one fresh bucket per test. Nothing is patched in-process: the store talks to moto through
+aiobotocore exactly as it would to MinIO or AWS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+from aiobotocore.session import get_session
+
+from bodycamd.ingest.s3_objects import S3Options
+
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "bodycamd-test",
+    "AWS_SECRET_ACCESS_KEY": "bodycamd-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@dataclass(frozen=True)
+class MotoServer:
+    endpoint: str
+    process: subprocess.Popen[bytes]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[MotoServer]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):  # readiness, not timing: until it accepts connections
+            if process.poll() is not None:
+                raise AssertionError(f"moto server exited with {process.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("moto server did not start")
+        yield MotoServer(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    return CREDENTIALS
+
+
+async def make_bucket(endpoint: str) -> str:
+    name = f"ingest-{uuid.uuid4().hex[:12]}"
+    async with get_session().create_client("s3", endpoint_url=endpoint) as client:
+        await client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+async def bucket_options(moto: MotoServer, s3_env: dict[str, str]) -> AsyncIterator[S3Options]:
+    """A fresh, empty bucket on the module's moto server."""
+    yield S3Options(bucket=await make_bucket(moto.endpoint), endpoint_url=moto.endpoint)

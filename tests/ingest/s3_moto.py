@@ -3,6 +3,11 @@
 One server per test module (started as a subprocess on 127.0.0.1, plain HTTP, a free port),
 one fresh bucket per test. Nothing is patched in-process: the store talks to moto through
 aiobotocore exactly as it would to MinIO or AWS.
+
+`bucket_options` keeps S3's real 5 MiB minimum part size. `small_parts` is a second server
+whose minimum is 320 KiB (moto's S3_UPLOAD_PART_MIN_SIZE) with a store configured to match
+(`min_part_size`, the option for S3-compatible services with another minimum): the same
+state machine with 16 times less data, for the tests that walk many crash points.
 """
 
 from __future__ import annotations
@@ -43,13 +48,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+SMALL_PART = 320 << 10
+
+
 @contextlib.contextmanager
-def moto_server() -> Iterator[MotoServer]:
+def moto_server(min_part_size: int = 5 << 20) -> Iterator[MotoServer]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "S3_UPLOAD_PART_MIN_SIZE": str(min_part_size)},
     )
     try:
         for _ in range(300):  # readiness, not timing: until it accepts connections
@@ -72,6 +81,12 @@ def moto() -> Iterator[MotoServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def moto_small_parts() -> Iterator[MotoServer]:
+    with moto_server(SMALL_PART) as server:
+        yield server
+
+
 @pytest.fixture
 def s3_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name, value in CREDENTIALS.items():
@@ -90,3 +105,17 @@ async def make_bucket(endpoint: str) -> str:
 async def bucket_options(moto: MotoServer, s3_env: dict[str, str]) -> AsyncIterator[S3Options]:
     """A fresh, empty bucket on the module's moto server."""
     yield S3Options(bucket=await make_bucket(moto.endpoint), endpoint_url=moto.endpoint)
+
+
+@pytest.fixture
+async def small_parts(
+    moto_small_parts: MotoServer, s3_env: dict[str, str]
+) -> AsyncIterator[S3Options]:
+    """A fresh bucket on a server whose minimum part size is 320 KiB, and a store to match."""
+    endpoint = moto_small_parts.endpoint
+    yield S3Options(
+        bucket=await make_bucket(endpoint),
+        endpoint_url=endpoint,
+        min_part_size=SMALL_PART,
+        part_size=SMALL_PART * 8 // 5,
+    )

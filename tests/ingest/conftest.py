@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .helpers import FakeClock, Rig, make_rig
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    return make_rig(tmp_path)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def trust_ingest_ca(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tuspy verifies the server with requests' default CA bundle: point it at the ingest's."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(rig.ca))

@@ -114,8 +114,8 @@ class Rig:
         raw = base64.b64decode((self.directory / "receipt.pub").read_text())
         return ed25519.Ed25519PublicKey.from_public_bytes(raw)
 
-    def enroll(self, device_id: str) -> Camera:
-        folder = self.directory.parent / "cameras" / device_id
+    def enroll(self, device_id: str, *, again: bool = False) -> Camera:
+        folder = self.directory.parent / "cameras" / device_id / ("again" if again else "")
         folder.mkdir(parents=True)
         tls_key, csr = make_csr(folder, device_id)
         signing = ed25519.Ed25519PrivateKey.generate()
@@ -185,3 +185,16 @@ async def audit_events(rig: Rig) -> list[dict[str, object]]:
 
     store = FilesystemStore(rig.config.path(rig.config.store_path))
     return [json.loads(line) async for line in store.read_audit()]
+
+
+async def wait_for_event(rig: Rig, event: str, count: int = 1) -> list[dict[str, object]]:
+    """The audit entries named `event` once `count` are there: a refused TLS handshake is
+    audited by the server after the client has already seen the connection fail."""
+    import asyncio
+
+    for _ in range(500):
+        found = [e for e in await audit_events(rig) if e["event"] == event]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {event!r} entry in the audit log")

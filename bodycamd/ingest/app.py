@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import ssl
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,9 @@ class TlsGate(asyncio.Protocol):
         timeout: float,
         spawn: Spawn,
         refused: Callable[[str, str], Awaitable[None]],
+        connections: weakref.WeakSet[asyncio.Transport],
     ) -> None:
+        self._connections = connections
         self._make_protocol = make_protocol
         self._context = context
         self._timeout = timeout
@@ -68,6 +71,7 @@ class TlsGate(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        self._connections.add(transport)
         transport.pause_reading()  # the ClientHello waits for start_tls
         self._spawn(self._handshake(transport))
 
@@ -184,6 +188,7 @@ async def running_ingest(
     await runner.setup()
     ssl_context = server_ssl_context(config)
     loop = asyncio.get_running_loop()
+    connections: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
 
     async def refused(peer: str, why: str) -> None:
         await audit.record_refusal("tls.refused", peer=peer, reason=why)
@@ -199,6 +204,7 @@ async def running_ingest(
                     config.tls.handshake_timeout,
                     tasks.create_task,
                     refused,
+                    connections,
                 ),
                 config.server.listen,
                 config.server.port if port is None else port,
@@ -212,6 +218,8 @@ async def running_ingest(
                 if sweeper is not None:
                     sweeper.cancel()
                 await runner.cleanup()
+                for transport in list(connections):  # TLS close_notify is not awaited
+                    transport.abort()
                 await server.wait_closed()
     finally:
         await store.close()

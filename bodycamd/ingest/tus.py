@@ -262,6 +262,8 @@ async def _append(
         raise Refusal(413, str(exc)) from exc
     except TimeoutError as exc:
         raise Refusal(408, f"upload {info.upload_id}: no body bytes for too long") from exc
+    except ConnectionError as exc:  # the camera went away; what arrived is durable
+        raise Refusal(400, f"upload {info.upload_id}: connection lost mid-body") from exc
     if new_offset == info.length:
         await _complete(context, await context.store.upload_info(info.device_id, info.upload_id))
     return new_offset

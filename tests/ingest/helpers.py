@@ -5,6 +5,7 @@ own writer, and TLS clients holding a device's certificate."""
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import hashlib
 import ssl
 import uuid
@@ -113,8 +114,8 @@ class Rig:
         raw = base64.b64decode((self.directory / "receipt.pub").read_text())
         return ed25519.Ed25519PublicKey.from_public_bytes(raw)
 
-    def enroll(self, device_id: str) -> Camera:
-        folder = self.directory.parent / "cameras" / device_id
+    def enroll(self, device_id: str, *, again: bool = False) -> Camera:
+        folder = self.directory.parent / "cameras" / device_id / ("again" if again else "")
         folder.mkdir(parents=True)
         tls_key, csr = make_csr(folder, device_id)
         signing = ed25519.Ed25519PrivateKey.generate()
@@ -122,7 +123,7 @@ class Rig:
         cert = folder / "client.pem"
         args = ["enroll", "-c", str(self.directory), "--csr", str(csr)]
         args += ["--device-key", f"device public key: {shown}", "--out", str(cert)]
-        assert cli.main(args) == 0
+        assert run_cli(args) == 0
         return Camera(device_id, signing, tls_key, cert, folder, self.evidence)
 
     def client_context(self, camera: Camera | None) -> ssl.SSLContext:
@@ -140,6 +141,13 @@ class Rig:
         )
 
 
+def run_cli(args: list[str]) -> int:
+    """`bodycamd-ingest ARGS` in this process; in a thread, since it runs its own event loop
+    and an async test already has one."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(cli.main, args).result()
+
+
 def make_rig(tmp_path: Path, **limits: float) -> Rig:
     directory = tmp_path / "ingest"
     hosts = ["--host", "127.0.0.1", "--host", "localhost", "--listen", "127.0.0.1"]
@@ -154,3 +162,39 @@ def make_rig(tmp_path: Path, **limits: float) -> Rig:
 
 def encode_metadata(metadata: dict[str, str]) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items())
+
+
+class FakeClock:
+    """The ingest's clock in tests: time moves only when the test says so."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def audit_events(rig: Rig) -> list[dict[str, object]]:
+    """The audit log's entries, decoded (the server writes them before it answers)."""
+    import json
+
+    from bodycamd.ingest.fs_store import FilesystemStore
+
+    store = FilesystemStore(rig.config.path(rig.config.store_path))
+    return [json.loads(line) async for line in store.read_audit()]
+
+
+async def wait_for_event(rig: Rig, event: str, count: int = 1) -> list[dict[str, object]]:
+    """The audit entries named `event` once `count` are there: a refused TLS handshake is
+    audited by the server after the client has already seen the connection fail."""
+    import asyncio
+
+    for _ in range(500):
+        found = [e for e in await audit_events(rig) if e["event"] == event]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {event!r} entry in the audit log")

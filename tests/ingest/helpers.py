@@ -181,10 +181,13 @@ async def audit_events(rig: Rig) -> list[dict[str, object]]:
     """The audit log's entries, decoded (the server writes them before it answers)."""
     import json
 
-    from bodycamd.ingest.fs_store import FilesystemStore
+    from bodycamd.ingest.app import open_store
 
-    store = FilesystemStore(rig.config.path(rig.config.store_path))
-    return [json.loads(line) async for line in store.read_audit()]
+    store = open_store(rig.config)  # the rig's own store kind (the S3 suite reuses this)
+    try:
+        return [json.loads(line) async for line in store.read_audit()]
+    finally:
+        await store.close()
 
 
 async def wait_for_event(rig: Rig, event: str, count: int = 1) -> list[dict[str, object]]:

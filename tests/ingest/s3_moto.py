@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,11 +22,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiobotocore.session import get_session
 
+from bodycamd.ingest.config import load_config
 from bodycamd.ingest.s3_objects import S3Options
+
+from .helpers import Rig, make_rig
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "bodycamd-test",
@@ -119,3 +124,17 @@ async def small_parts(
         min_part_size=SMALL_PART,
         part_size=SMALL_PART * 8 // 5,
     )
+
+
+def make_s3_rig(tmp_path: Path, endpoint: str, bucket: str, **store: float | str) -> Rig:
+    """`make_rig`, with its ingest.toml's [store] pointing at `bucket` on `endpoint`."""
+    rig = make_rig(tmp_path)
+    path = rig.directory / "ingest.toml"
+    lines = ['kind = "s3"', f'bucket = "{bucket}"', f'endpoint_url = "{endpoint}"']
+    lines += [f"{name} = {value!r}" for name, value in store.items()]
+    text, count = re.subn(
+        r"\[store\]\n(?:[^\[\n].*\n)*", "[store]\n" + "\n".join(lines) + "\n\n", path.read_text()
+    )
+    assert count == 1
+    path.write_text(text.replace("'", '"'))
+    return Rig(rig.directory, load_config(rig.directory), rig.evidence)

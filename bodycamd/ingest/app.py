@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import time
 import weakref
@@ -30,13 +31,14 @@ from aiohttp import web
 from .audit import AuditLog
 from .config import IngestConfig
 from .context import CONTEXT, DEVICE, IngestContext
-from .errors import EnrolmentError, IngestError
+from .errors import EnrolmentError, SegmentRejected, UploadNotFound
 from .fs_store import FilesystemStore
 from .pki import load_receipt_key, peer_certificate, serial_hex, server_ssl_context, subject_cn
 from .store import IngestStore
 from .tus import TUS_VERSION, Refusal, add_routes, tus_headers_needed
 from .verify import Completion, decode_device_key
 
+log = logging.getLogger(__name__)
 Spawn = Callable[[Coroutine[Any, Any, None]], object]
 
 
@@ -143,15 +145,20 @@ def build_app(context: IngestContext) -> web.Application:
 
 
 async def sweep_once(context: IngestContext) -> None:
-    """Expire incomplete uploads past Upload-Expires; finish complete ones a crash left."""
+    """Expire incomplete uploads past Upload-Expires; finish complete ones a crash left.
+    One upload's failure is logged and does not stop the sweep (nor the server)."""
     for info in await context.store.uploads():
-        if info.complete:
-            device = await context.store.get_device(info.device_id)
-            if device is not None:
-                with contextlib.suppress(IngestError):
-                    await context.completion.complete(info, decode_device_key(device.signing_key))
-        elif info.expires_at <= context.clock():
-            await context.expire(info)
+        try:
+            if info.complete:
+                device = await context.store.get_device(info.device_id)
+                if device is not None:
+                    key = decode_device_key(device.signing_key)
+                    with contextlib.suppress(SegmentRejected, UploadNotFound):
+                        await context.completion.complete(info, key)
+            elif info.expires_at <= context.clock():
+                await context.expire(info)
+        except Exception:
+            log.exception("sweep: upload %s of %s", info.upload_id, info.device_id)
 
 
 @dataclass
@@ -227,6 +234,8 @@ async def running_ingest(
 
 async def _sweeper(context: IngestContext) -> None:
     while True:
-        with contextlib.suppress(IngestError):
+        try:
             await sweep_once(context)
+        except Exception:  # the store is unreachable now; the next sweep tries again
+            log.exception("sweep failed")
         await asyncio.sleep(context.config.limits.sweep_interval)

@@ -278,6 +278,8 @@ async def _complete(context: IngestContext, info: UploadInfo) -> None:
         await context.completion.complete(info, decode_device_key(device.signing_key))
     except SegmentRejected as exc:
         raise Refusal(422, f"segment rejected and kept apart: {exc.reason}") from exc
+    except UploadNotFound as exc:
+        raise Refusal(404, f"upload {info.upload_id}: no such upload") from exc
 
 
 async def terminate(request: web.Request) -> web.Response:

@@ -161,11 +161,29 @@ class Completion:
         self._key = receipt_key
         self._key_id = receipt_key_id(receipt_key.public_key())
         self._clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def complete(self, info: UploadInfo, device_key: ed25519.Ed25519PublicKey) -> bytes:
         """The wire receipt for a complete upload. Raises SegmentRejected after quarantining
-        it (the reason is the camera's answer), UploadNotFound if another request finished it
-        without a receipt for this device."""
+        it (the reason is the camera's answer), UploadNotFound if it is gone without a receipt
+        for this device. Concurrent calls for one upload (the last PATCH, a HEAD, the sweep)
+        run one at a time; the later ones answer with the first one's receipt."""
+        lock = self._locks.setdefault(info.upload_id, asyncio.Lock())
+        try:
+            async with lock:
+                try:
+                    current = await self._store.upload_info(info.device_id, info.upload_id)
+                except UploadNotFound:
+                    stored = await self._store.get_receipt(info.metadata.get("digest", ""))
+                    if stored is not None and stored.record.key.device_id == info.device_id:
+                        return stored.wire
+                    raise
+                return await self._complete(current, device_key)
+        finally:
+            if not lock.locked():
+                self._locks.pop(info.upload_id, None)
+
+    async def _complete(self, info: UploadInfo, device_key: ed25519.Ed25519PublicKey) -> bytes:
         received_at = rfc3339(self._clock())
         meta = parse_segment_meta(info.metadata)
         try:

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from bodycamd.ingest.fs_store import FilesystemStore
+from bodycamd.ingest.store import IngestStore
 
 from .helpers import FakeClock, Rig, make_rig
 from .s3_moto import (  # noqa: F401 - the S3 store's fixtures
@@ -28,3 +32,14 @@ def clock() -> FakeClock:
 def trust_ingest_ca(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     """tuspy verifies the server with requests' default CA bundle: point it at the ingest's."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(rig.ca))
+
+
+@pytest.fixture(params=["filesystem"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IngestStore]:
+    """Every store kind runs the same contract tests (test_store.py); the S3 store adds its
+    own parameter here."""
+    opened: IngestStore = FilesystemStore(tmp_path / "store")
+    try:
+        yield opened
+    finally:
+        await opened.close()

@@ -38,6 +38,7 @@ _READ = 1 << 20
 _COPY_RANGE = 1 << 30
 _LOST = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
+_FAILURES = (ClientError, BotoCoreError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,16 @@ class Bucket:
                 await self._stack.aclose()
             self._stack, self._client = None, None
 
-    def _fail(self, what: str, key: str, exc: Exception) -> StoreError:
+    def _settle(self, what: str, key: str, exc: Exception, *accepted: str) -> str:
+        """What a failed call means, "missing" or "lost", if the caller `accepted` that
+        answer; anything else is raised as StoreError naming the call and the key."""
+        code = _code(exc) if isinstance(exc, ClientError) else ""
+        kind = "missing" if code in _MISSING else "lost" if code in _LOST else ""
+        if kind and kind in accepted:
+            return kind
+        raise self._error(what, key, exc) from exc
+
+    def _error(self, what: str, key: str, exc: Exception) -> StoreError:
         detail = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
         return StoreError(f"{self.url(key)}: S3 {what} failed ({detail}: {exc})")
 
@@ -135,12 +145,9 @@ class Bucket:
         client = await self.client()
         try:
             found = await client.head_object(Bucket=self.name, Key=self._prefix + key)
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                return None
-            raise self._fail("HeadObject", key, exc) from exc
-        except BotoCoreError as exc:
-            raise self._fail("HeadObject", key, exc) from exc
+        except _FAILURES as exc:
+            self._settle("HeadObject", key, exc, "missing")
+            return None
         return Head(found["ContentLength"], found["ETag"], dict(found.get("Metadata", {})))
 
     async def get(self, key: str) -> Fetched | None:
@@ -150,12 +157,9 @@ class Bucket:
             found = await client.get_object(Bucket=self.name, Key=self._prefix + key)
             async with found["Body"] as stream:
                 body = await stream.read()
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                return None
-            raise self._fail("GetObject", key, exc) from exc
-        except (TimeoutError, BotoCoreError, OSError) as exc:
-            raise self._fail("GetObject", key, exc) from exc
+        except _FAILURES as exc:
+            self._settle("GetObject", key, exc, "missing")
+            return None
         return Fetched(body, found["ETag"], dict(found.get("Metadata", {})))
 
     async def stream(self, key: str) -> AsyncIterator[bytes]:
@@ -166,8 +170,8 @@ class Bucket:
             async with found["Body"] as body:
                 while block := await body.read(_READ):
                     yield block
-        except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
-            raise self._fail("GetObject", key, exc) from exc
+        except _FAILURES as exc:
+            raise self._error("GetObject", key, exc) from exc
 
     async def put(
         self,
@@ -193,13 +197,11 @@ class Bucket:
                 Metadata=metadata or {},
                 **extra,
             )
-        except ClientError as exc:
-            code = _code(exc)
-            if extra and (code in _LOST or (if_match is not None and code in _MISSING)):
-                return None
-            raise self._fail("PutObject", key, exc) from exc
-        except BotoCoreError as exc:
-            raise self._fail("PutObject", key, exc) from exc
+        except _FAILURES as exc:
+            # a conditional write that lost; with If-Match, the object may be gone instead
+            accepted = ("lost", "missing") if if_match else ("lost",) if extra else ()
+            self._settle("PutObject", key, exc, *accepted)
+            return None
         return done["ETag"]
 
     async def delete(self, key: str, *, if_match: str | None = None) -> bool:
@@ -208,14 +210,9 @@ class Bucket:
         extra: dict[str, Any] = {} if if_match is None else {"IfMatch": if_match}
         try:
             await client.delete_object(Bucket=self.name, Key=self._prefix + key, **extra)
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                return True
-            if extra and _code(exc) in _LOST:
-                return False
-            raise self._fail("DeleteObject", key, exc) from exc
-        except BotoCoreError as exc:
-            raise self._fail("DeleteObject", key, exc) from exc
+        except _FAILURES as exc:
+            accepted = ("missing", "lost") if extra else ("missing",)
+            return self._settle("DeleteObject", key, exc, *accepted) == "missing"
         return True
 
     async def keys(self, prefix: str, *, start_after: str = "") -> AsyncIterator[str]:
@@ -231,8 +228,8 @@ class Bucket:
                 page = await client.list_objects_v2(
                     Bucket=self.name, Prefix=self._prefix + prefix, **extra
                 )
-            except (ClientError, BotoCoreError) as exc:
-                raise self._fail("ListObjectsV2", prefix, exc) from exc
+            except _FAILURES as exc:
+                raise self._error("ListObjectsV2", prefix, exc) from exc
             for entry in page.get("Contents", []):
                 yield entry["Key"][len(self._prefix) :]
             token = page.get("NextContinuationToken")
@@ -246,8 +243,8 @@ class Bucket:
             made = await client.create_multipart_upload(
                 Bucket=self.name, Key=self._prefix + key, Metadata=metadata or {}
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail("CreateMultipartUpload", key, exc) from exc
+        except _FAILURES as exc:
+            raise self._error("CreateMultipartUpload", key, exc) from exc
         return made["UploadId"]
 
     async def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> Part:
@@ -260,8 +257,8 @@ class Bucket:
                 PartNumber=number,
                 Body=body,
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail(f"UploadPart {number}", key, exc) from exc
+        except _FAILURES as exc:
+            raise self._error(f"UploadPart {number}", key, exc) from exc
         return Part(number, len(body), done["ETag"])
 
     async def copy_part(
@@ -278,8 +275,8 @@ class Bucket:
                 CopySource={"Bucket": self.name, "Key": self._prefix + source},
                 CopySourceRange=f"bytes={first}-{last}",
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail(f"UploadPartCopy {number}", key, exc) from exc
+        except _FAILURES as exc:
+            raise self._error(f"UploadPartCopy {number}", key, exc) from exc
         return Part(number, last - first + 1, done["CopyPartResult"]["ETag"])
 
     async def parts(self, key: str, upload_id: str) -> list[Part] | None:
@@ -296,12 +293,9 @@ class Bucket:
                     UploadId=upload_id,
                     PartNumberMarker=marker,
                 )
-            except ClientError as exc:
-                if _code(exc) in _MISSING:
-                    return None
-                raise self._fail("ListParts", key, exc) from exc
-            except BotoCoreError as exc:
-                raise self._fail("ListParts", key, exc) from exc
+            except _FAILURES as exc:
+                self._settle("ListParts", key, exc, "missing")
+                return None
             found += [Part(p["PartNumber"], p["Size"], p["ETag"]) for p in page.get("Parts", [])]
             if not page.get("IsTruncated"):
                 return sorted(found, key=lambda part: part.number)
@@ -323,14 +317,10 @@ class Bucket:
                 MultipartUpload={"Parts": listed},  # type: ignore[typeddict-item]
                 **extra,
             )
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                return False
-            if extra and _code(exc) in _LOST:
-                return None
-            raise self._fail("CompleteMultipartUpload", key, exc) from exc
-        except BotoCoreError as exc:
-            raise self._fail("CompleteMultipartUpload", key, exc) from exc
+        except _FAILURES as exc:
+            accepted = ("missing", "lost") if extra else ("missing",)
+            kind = self._settle("CompleteMultipartUpload", key, exc, *accepted)
+            return None if kind == "lost" else False
         return True
 
     async def abort(self, key: str, upload_id: str) -> None:
@@ -339,11 +329,8 @@ class Bucket:
             await client.abort_multipart_upload(
                 Bucket=self.name, Key=self._prefix + key, UploadId=upload_id
             )
-        except ClientError as exc:
-            if _code(exc) not in _MISSING:
-                raise self._fail("AbortMultipartUpload", key, exc) from exc
-        except BotoCoreError as exc:
-            raise self._fail("AbortMultipartUpload", key, exc) from exc
+        except _FAILURES as exc:
+            self._settle("AbortMultipartUpload", key, exc, "missing")
 
     async def copy(
         self, source: str, target: str, size: int, metadata: dict[str, str], *, once: bool

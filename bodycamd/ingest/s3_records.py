@@ -20,8 +20,10 @@ Who may write what, when several nodes and the operator's CLI share the bucket:
   gets a seq; the other rebuilds its entry on the new last one and tries the next seq. The
   seqs stay gap-free because entry n+1 is only written by someone who read entry n. A
   write whose answer was lost and which botocore retried shows up as 412 on our own bytes,
-  recognised by comparing them. The last entry is found by listing after `audit.head`,
-  which each appender moves forward after its write (a stale hint only costs a longer list).
+  recognised by comparing them. A node's own appenders take turns (a lock) and it keeps
+  the last entry it wrote or read as a hint: only another node's append costs a retry. A
+  node starting cold finds the last entry by listing after `audit.head`, a seq moved forward
+  every 100 entries (a stale hint only costs a longer list).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ _HEX = frozenset("0123456789abcdef")
 _AUDIT_ATTEMPTS = 50
 _AUDIT_MAX = 1 << 16
 _READ_AHEAD = 16
+_HINT_EVERY = 100  # entries between moves of audit.head (the list after it stays one page)
 T = TypeVar("T")
 
 
@@ -58,6 +61,8 @@ async def _in_order(items: Iterable[str], load: Callable[[str], Awaitable[T]]) -
 class Records:
     def __init__(self, bucket: Bucket) -> None:
         self._bucket = bucket
+        self._appending = asyncio.Lock()  # this node's appenders take turns, not race
+        self._last: tuple[int, bytes] | None = None  # a hint, checked by the conditional write
 
     # -- receipts ---------------------------------------------------------------------------
     async def put_receipt(self, record: SegmentRecord, wire: bytes) -> None:
@@ -135,17 +140,30 @@ class Records:
         return seq, fetched.body
 
     async def append_audit(self, make_entry: Callable[[bytes | None], bytes]) -> bytes:
+        async with self._appending:
+            seq, previous = self._last or await self._last_audit()
+            entry = await self._append_after(seq, previous, make_entry)
+        return entry
+
+    async def _append_after(
+        self, seq: int, previous: bytes | None, make_entry: Callable[[bytes | None], bytes]
+    ) -> bytes:
         for _ in range(_AUDIT_ATTEMPTS):
-            seq, previous = await self._last_audit()
             entry = make_entry(previous)
             if b"\n" in entry or len(entry) >= _AUDIT_MAX:
                 raise ValueError("an audit entry must be one line under 64 KiB")
-            key = f"audit/{seq + 1:012d}"
+            seq += 1
+            key = f"audit/{seq:012d}"
             if await self._bucket.put(key, entry, if_none_match=True) is None:
                 won = await self._bucket.get(key)
-                if won is None or won.body != entry:
-                    continue  # another appender took seq+1: rebuild on its entry
-            await self._bucket.put("audit.head", str(seq + 1).encode())
+                if won is None:
+                    raise StoreError(f"{self._bucket.url(key)}: taken, then gone")
+                if won.body != entry:  # another node appended: build on the real last entry
+                    seq, previous = await self._last_audit()
+                    continue
+            self._last = (seq, entry)
+            if seq % _HINT_EVERY == 0:
+                await self._bucket.put("audit.head", str(seq).encode())
             return entry
         raise StoreError(
             f"{self._bucket.url('audit/')}: {_AUDIT_ATTEMPTS} appends in a row lost to others"

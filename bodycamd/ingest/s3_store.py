@@ -4,7 +4,7 @@ Everything lives in one bucket (under an optional prefix), so nodes can be added
 any time and any node continues any upload::
 
     uploads/<device>/<upload>[.info|.part|.lock]   in-progress uploads (s3_uploads.py)
-    segments/<device>/<recording>/<index:06d>      finished segments, written once
+    segments/<device>/<recording>/<index:06d>.seg  finished segments, written once
     quarantine/<device>/<upload>[.json]            uploads kept apart, with the reason
     receipts/, devices/, audit/, audit.head        records (s3_records.py)
 
@@ -111,17 +111,30 @@ class S3Store:
         state = await self._uploads.state(keys)
         if whole and state.info.offset != state.info.length:
             raise StoreError(
-                f"{keys}: has {state.info.offset} of {state.info.length} bytes; an S3 upload "
-                "is read back only when complete"
+                f"{keys}: has {state.info.offset} of {state.info.length} bytes; only a "
+                "complete upload is finished"
             )
         await self._uploads.seal(keys, state)
         return state
 
     async def read_upload(self, device_id: str, upload_id: str) -> AsyncIterator[bytes]:
+        """A complete upload is sealed and read as one object. S3 cannot read back the parts
+        of an unfinished multipart upload, so an incomplete one is readable only while all
+        its bytes are in the incomplete part (under 5 MiB); else StoreError."""
         keys = UploadKeys(device_id, upload_id)
-        await self._sealed(keys, whole=True)
-        async for block in self._bucket.stream(keys.data):
-            yield block
+        state = await self._uploads.state(keys)
+        if state.sealed or state.info.offset == state.info.length:
+            await self._uploads.seal(keys, state)
+            async for block in self._bucket.stream(keys.data):
+                yield block
+        elif not state.parts:
+            if state.tail_size:
+                yield await self._uploads.tail(keys, state.tail_size)
+        else:
+            raise StoreError(
+                f"{keys}: has {state.info.offset} of {state.info.length} bytes in "
+                f"{len(state.parts)} parts; S3 reads an upload back only once it is complete"
+            )
 
     def local_upload_path(self, device_id: str, upload_id: str) -> Path | None:
         return None
@@ -129,7 +142,7 @@ class S3Store:
     async def finish(self, device_id: str, upload_id: str, key: SegmentKey, digest: str) -> str:
         keys = UploadKeys(device_id, upload_id)
         state = await self._sealed(keys, whole=True)
-        target = f"segments/{key.path()}"
+        target = _segment(key)
         tags = {"sha256": digest, "upload": upload_id}
         if not await self._bucket.copy(keys.data, target, state.info.length, tags, once=True):
             held = await self._bucket.head(target)
@@ -159,7 +172,7 @@ class S3Store:
 
     # -- finished segments and receipts -----------------------------------------------------
     async def read_segment(self, key: SegmentKey) -> AsyncIterator[bytes]:
-        async for block in self._bucket.stream(f"segments/{key.path()}"):
+        async for block in self._bucket.stream(_segment(key)):
             yield block
 
     def local_segment_path(self, key: SegmentKey) -> Path | None:
@@ -192,6 +205,10 @@ class S3Store:
 
     def read_audit(self) -> AsyncIterator[bytes]:
         return self._records.read_audit()
+
+
+def _segment(key: SegmentKey) -> str:
+    return f"segments/{key.path()}.seg"  # named as the filesystem store names its files
 
 
 def s3_options(table: dict[str, Any], where: str) -> S3Options:

@@ -30,7 +30,7 @@ only written to S3 once its SHA-256 matched.
 Two nodes and one upload: the node appending holds the upload's lease for the whole append
 (a second concurrent PATCH gets UploadBusy, 423), and reads the offset under it (a stale
 PATCH gets OffsetMismatch, 409, with the true offset). Memory per running append is bounded
-by `part_size` plus one chunk of the request body.
+by about twice `part_size` (the buffer and the copy being sent) plus one chunk of the body.
 """
 
 from __future__ import annotations
@@ -197,10 +197,7 @@ class Uploads:
                     f"{keys}: Upload-Offset {offset}; the upload is at {state.info.offset}",
                     offset=state.info.offset,
                 )
-            sizes = (self._min_part, self._part_size)
-            writer = _PartWriter(
-                self._bucket, sizes, keys, state, lambda: self._leases.renew(lease, str(keys))
-            )
+            writer = _PartWriter(self, keys, state, lambda: self._leases.renew(lease, str(keys)))
             if expect_sha256 is None:
                 await writer.take(chunks)
             else:
@@ -224,8 +221,7 @@ class Uploads:
             return
         parts = list(state.parts)
         if state.tail_size or not parts:
-            fetched = await self._bucket.get(keys.tail) if state.tail_size else None
-            body = fetched.body[: state.tail_size] if fetched else b""
+            body = await self.tail(keys, state.tail_size) if state.tail_size else b""
             number = len(parts) + 1
             last = await self._bucket.upload_part(keys.data, state.multipart_id, number, body)
             parts.append(last)
@@ -233,6 +229,13 @@ class Uploads:
         if completed is False and await self._bucket.head(keys.data) is None:
             raise UploadNotFound(f"{keys}: no such upload (removed while sealing)")
         await self._bucket.delete(keys.tail)
+
+    async def tail(self, keys: UploadKeys, size: int) -> bytes:
+        """The incomplete part's first `size` bytes (all that the offset counted)."""
+        fetched = await self._bucket.get(keys.tail)
+        if fetched is None or len(fetched.body) < size:
+            raise StoreError(f"{keys}: its incomplete part changed under us; retry")
+        return fetched.body[:size]
 
     async def remove(self, keys: UploadKeys, multipart_id: str | None) -> None:
         """Delete every object of the upload, .info last: until then a crash leaves an upload
@@ -252,14 +255,14 @@ class _PartWriter:
 
     def __init__(
         self,
-        bucket: Bucket,
-        sizes: tuple[int, int],
+        uploads: Uploads,
         keys: UploadKeys,
         state: UploadState,
         renew: Callable[[], Awaitable[None]],
     ) -> None:
-        self._bucket = bucket
-        self._min_part, self._part_size = sizes
+        self._uploads = uploads
+        self._bucket = uploads._bucket
+        self._min_part, self._part_size = uploads._min_part, uploads._part_size
         self._keys = keys
         self._multipart_id = state.multipart_id
         self._length = state.info.length
@@ -275,10 +278,7 @@ class _PartWriter:
         """Upload `chunks`; when they raise (the client went away) or pass the declared
         length, what arrived up to there is made durable first, then the error raised."""
         if self._tail_valid:
-            fetched = await self._bucket.get(self._keys.tail)
-            if fetched is None or len(fetched.body) < self._tail_valid:
-                raise StoreError(f"{self._keys}: its incomplete part vanished; retry")
-            self._buffer += fetched.body[: self._tail_valid]
+            self._buffer += await self._uploads.tail(self._keys, self._tail_valid)
         try:
             async for chunk in chunks:
                 room = self._length - self._parts_size - len(self._buffer)

@@ -1,6 +1,6 @@
 """moto's standalone S3 server as a real HTTP endpoint for the S3 store's tests.
 
-One server per test module (started as a subprocess on 127.0.0.1, plain HTTP, a free port),
+One server per test session (started as a subprocess on 127.0.0.1, plain HTTP, a free port),
 one fresh bucket per test. Nothing is patched in-process: the store talks to moto through
 aiobotocore exactly as it would to MinIO or AWS.
 
@@ -55,12 +55,27 @@ def free_port() -> int:
 
 SMALL_PART = 320 << 10
 
+# moto's own server (`python -m moto.server`), but with werkzeug serving one request at a
+# time: moto checks If-None-Match / If-Match and then writes, so its threaded server lets two
+# concurrent conditional PUTs of one key both succeed (seen here: 11 winners in 10 rounds of
+# 20), where S3 lets exactly one. One request at a time makes moto's conditional writes
+# atomic, as they are on AWS, MinIO and Ceph RGW (HTTP/1.0: one connection per request).
+SERVE_ONE_AT_A_TIME = """
+import sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication, MotoRequestHandler, create_backend_app,
+)
+run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app),
+           threaded=False, request_handler=MotoRequestHandler)
+"""
+
 
 @contextlib.contextmanager
 def moto_server(min_part_size: int = 5 << 20) -> Iterator[MotoServer]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-c", SERVE_ONE_AT_A_TIME, str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "S3_UPLOAD_PART_MIN_SIZE": str(min_part_size)},
@@ -80,13 +95,13 @@ def moto_server(min_part_size: int = 5 << 20) -> Iterator[MotoServer]:
         process.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
     with moto_server() as server:
         yield server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moto_small_parts() -> Iterator[MotoServer]:
     with moto_server(SMALL_PART) as server:
         yield server

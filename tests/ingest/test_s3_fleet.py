@@ -139,7 +139,7 @@ async def test_an_upload_survives_its_node_being_killed(
     public = rig.receipt_public()
     receipt = parse_receipt(receipt_doc.content, {receipt_key_id(public): public})
     check_covers(receipt, digest=digest, size=len(data), device_id="cam-1")
-    assert receipt.stored_at == f"s3://{bucket}/segments/cam-1/{sealed.recording_id}/000000"
+    assert receipt.stored_at == f"s3://{bucket}/segments/cam-1/{sealed.recording_id}/000000.seg"
     assert [key async for key in store.bucket.keys("receipts/")] == [f"receipts/{digest}.json"]
     assert [key async for key in store.bucket.keys("uploads/")] == []
     segment = SegmentKey("cam-1", str(sealed.recording_id), 0)

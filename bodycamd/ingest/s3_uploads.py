@@ -171,11 +171,12 @@ class Uploads:
         gate = asyncio.Semaphore(16)
 
         async def one(name: str) -> UploadInfo | None:
-            device_id, upload_id = name.removesuffix(".info").split("/")[-2:]
+            keys = UploadKeys(*name.removesuffix(".info").split("/")[-2:])
             async with gate:
                 try:
-                    return (await self.state(UploadKeys(device_id, upload_id))).info
-                except UploadNotFound:
+                    return (await self.state(keys)).info
+                except UploadNotFound:  # a removal cut short (see `remove`): finish it
+                    await self.remove(keys, None)
                     return None
 
         found = await asyncio.gather(*(one(name) for name in names))
@@ -192,11 +193,16 @@ class Uploads:
         lease = await self._leases.take(keys.lock, str(keys))
         try:
             state = await self.state(keys)
-            if offset != state.info.offset or state.sealed:
+            if offset != state.info.offset:
                 raise OffsetMismatch(
                     f"{keys}: Upload-Offset {offset}; the upload is at {state.info.offset}",
                     offset=state.info.offset,
                 )
+            if state.sealed:  # every byte is there: only an empty body fits
+                async for chunk in chunks:
+                    if chunk:
+                        raise UploadTooLarge(f"{keys}: has all its {state.info.length} bytes")
+                return offset
             writer = _PartWriter(self, keys, state, lambda: self._leases.renew(lease, str(keys)))
             if expect_sha256 is None:
                 await writer.take(chunks)
@@ -238,8 +244,9 @@ class Uploads:
         return fetched.body[:size]
 
     async def remove(self, keys: UploadKeys, multipart_id: str | None) -> None:
-        """Delete every object of the upload, .info last: until then a crash leaves an upload
-        that reads as gone (UploadNotFound) and that the next remove finishes off."""
+        """Delete every object of the upload, .info last. A crash in between leaves a `.info`
+        whose bytes are gone: it reads as UploadNotFound, and the next listing (the expiry
+        sweep) finishes the removal."""
         if multipart_id is not None:
             await self._bucket.abort(keys.data, multipart_id)
         for key in (keys.data, keys.tail, keys.lock, keys.info):

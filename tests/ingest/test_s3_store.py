@@ -22,6 +22,7 @@ from bodycamd.ingest.errors import (
     OffsetMismatch,
     UploadBusy,
     UploadNotFound,
+    UploadTooLarge,
 )
 from bodycamd.ingest.s3_objects import S3Options
 from bodycamd.ingest.s3_store import S3Store, s3_options
@@ -163,6 +164,39 @@ async def test_a_node_killed_at_any_s3_write_loses_no_acknowledged_byte(
     await later.close()
 
 
+# finish's S3 writes: the copy (CreateMultipartUpload, UploadPartCopy, conditional
+# CompleteMultipartUpload), then deleting the upload's data, .part, .lock and .info.
+WRITES_IN_FINISH = 7
+
+
+@pytest.mark.parametrize("write", range(1, WRITES_IN_FINISH + 2))
+async def test_a_node_killed_while_finishing(
+    small_parts: S3Options, monkeypatch: pytest.MonkeyPatch, write: int
+) -> None:
+    """Killed before any of finish's writes, another node either finishes the upload again
+    (same location, nothing replaced) or finds it gone with the segment stored; a removal
+    cut short is completed by the next listing (the sweep). Nothing is left behind."""
+    data = os.urandom(3 * U)
+    key = SegmentKey("cam-1", "rec", 1)
+    digest = hashlib.sha256(data).hexdigest()
+    node, other = S3Store(small_parts), S3Store(small_parts)
+    upload = await start(node, data)
+    await node.append("cam-1", upload, 0, stream(data))
+    died = kill_at(node, monkeypatch, write)
+    with contextlib.suppress(NodeDied):
+        await node.finish("cam-1", upload, key, digest)
+    await node.close()
+    assert died() == (write <= WRITES_IN_FINISH)
+    try:
+        await other.finish("cam-1", upload, key, digest)
+    except UploadNotFound:
+        assert write > 4  # gone only once the copy completed
+    assert await other.uploads() == []
+    assert [k async for k in other.bucket.keys("uploads/")] == []
+    assert b"".join([block async for block in other.read_segment(key)]) == data
+    await other.close()
+
+
 async def test_two_nodes_on_one_upload(small_parts: S3Options) -> None:
     """A second PATCH while one runs gets UploadBusy (423); a stale one OffsetMismatch (409)."""
     node_a, node_b = S3Store(small_parts), S3Store(small_parts)
@@ -186,6 +220,9 @@ async def test_two_nodes_on_one_upload(small_parts: S3Options) -> None:
         await node_b.append("cam-1", upload, U, stream(data[U:]))
     assert stale.value.offset == 2 * U
     assert await node_b.append("cam-1", upload, 2 * U, stream(data[2 * U :])) == len(data)
+    assert await node_a.append("cam-1", upload, len(data), stream(b"")) == len(data)
+    with pytest.raises(UploadTooLarge):
+        await node_a.append("cam-1", upload, len(data), stream(b"more"))
     assert await read_back(node_a, "cam-1", upload) == data
     await node_a.close()
     await node_b.close()

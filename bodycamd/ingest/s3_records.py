@@ -35,7 +35,7 @@ from dataclasses import asdict
 from typing import TypeVar
 
 from .errors import StoreError
-from .fs_store import segment_record_from_json
+from .fs_records import segment_record_fromjson_bytes
 from .s3_objects import Bucket
 from .store import DEVICE_ID, DeviceRecord, Quarantined, SegmentRecord, StoredReceipt
 
@@ -81,7 +81,7 @@ class Records:
             return None
         try:
             document = json.loads(fetched.body)
-            record = segment_record_from_json(document["record"])
+            record = segment_record_fromjson_bytes(document["record"])
             return StoredReceipt(record, document["receipt"].encode())
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"{self._bucket.url(key)}: unreadable receipt ({exc})") from exc

@@ -113,9 +113,13 @@ class TusClient:
     # -- requests ---------------------------------------------------------------------------
 
     async def options(self) -> ServerInfo:
+        """OPTIONS is optional in tus: a server that does not serve it (404, 405, a
+        redirect) gets no extensions assumed. Its Date is taken from any answer."""
         response, _ = await self._request("OPTIONS", self.endpoint, "OPTIONS endpoint")
-        self._expect(response, (200, 204), "OPTIONS endpoint")
-        headers = response.headers
+        served = response.status_code in (200, 204)
+        if not served and (response.status_code in TRANSIENT_STATUS or response.status_code >= 500):
+            self._expect(response, (200, 204), "OPTIONS endpoint")
+        headers = response.headers if served else httpx.Headers()
         return ServerInfo(
             extensions=_token_set(headers.get("Tus-Extension")),
             checksum_algorithms=_token_set(headers.get("Tus-Checksum-Algorithm")),

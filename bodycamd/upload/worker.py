@@ -33,12 +33,11 @@ from ..receipt import ReceiptInvalid, check_covers, parse_receipt
 from ..storage.uploads import UploadJob, UploadQueue
 from .pacing import Backoff, Clock, Sleep, retry_delay
 from .progress import ProgressTracker
-from .tus import ServerInfo, TusClient
+from .tus import TusClient
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
 MAX_RESTARTS = 2  # new uploads per segment and attempt after the server dropped one
-NO_SERVER_INFO = ServerInfo(frozenset(), frozenset(), None, None)
 
 
 @dataclass(frozen=True)
@@ -111,14 +110,7 @@ class UploadWorker:
         while True:
             try:
                 info = await self._tus.options()
-            except UploadGone:
-                info = NO_SERVER_INFO  # OPTIONS is optional in tus: assume core + creation
-            except UploadRejected as exc:
-                if exc.status != 405:  # TLS refused or untrusted, 403…: nothing will go up
-                    await self._fail_session(exc)
-                    continue
-                info = NO_SERVER_INFO
-            except TransientUploadError as exc:
+            except UploadError as exc:  # transport, 5xx, TLS refused or untrusted
                 await self._fail_session(exc)
                 continue
             break

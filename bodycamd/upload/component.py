@@ -70,6 +70,7 @@ class UploadComponent:
         self.progress = ProgressTracker(clock, on_progress)
         self.clock_unsynced = Signal("clock_unsynced")  # for the device's health set
         self._session: asyncio.Task[None] | None = None
+        self.sent_bytes = 0  # handed to the transport since start (acknowledged or not)
         self._wake = asyncio.Event()
         self._stopping = False
         docked.listen(self._gate_changed)
@@ -116,7 +117,9 @@ class UploadComponent:
                     exc = self._session.exception()
                     reason = f"upload stopped: {exc}"
                     log.error("%s", reason, exc_info=exc)
-                    self.progress.update(state="backoff", reason=reason, last_error=reason)
+                    self.progress.update(
+                        state="backoff", reason=reason, last_error=reason, failing=True
+                    )
                     await self._sleep(backoff.next_delay())
                 self._session = None
         finally:
@@ -142,6 +145,14 @@ class UploadComponent:
             line += f" ({value.reason})"
         return line
 
+    @property
+    def session(self) -> asyncio.Task[None] | None:
+        """The running dock session, if any (tests watch its cancellation)."""
+        return self._session
+
+    def _count_sent(self, amount: int) -> None:
+        self.sent_bytes += amount
+
     def progress_json(self) -> dict[str, Any]:
         return self.progress.value.to_json()
 
@@ -153,6 +164,7 @@ class UploadComponent:
     def _gate_changed(self, _value: bool) -> None:
         if not self._gate_open():
             self._cancel_session()
+            self._show_gate()
         self._wake.set()
 
     def _cancel_session(self) -> None:
@@ -160,6 +172,8 @@ class UploadComponent:
             self._session.cancel()
 
     def _show_gate(self) -> None:
+        if self._disabled is not None:
+            return
         if self._recording.value:
             self.progress.update(state="paused", reason="recording", current=None)
         elif not self._docked.value:
@@ -174,6 +188,7 @@ class UploadComponent:
             settings.endpoint,
             chunk_size=settings.chunk_size,
             pace=bucket.take if settings.max_rate > 0 else None,
+            on_sent=self._count_sent,
         )
         return UploadWorker(
             self._queue(),
@@ -187,6 +202,7 @@ class UploadComponent:
             sleep=self._sleep,
             on_clock_offset=self._clock_offset,
             rng=self._rng,
+            client_cert=settings.client_cert is not None,
         )
 
     def _clock_offset(self, offset: float) -> None:

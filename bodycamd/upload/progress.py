@@ -33,7 +33,8 @@ class UploadProgress:
     rate: float = 0.0  # bytes per second over the last RATE_WINDOW seconds
     eta_seconds: float | None = None
     current: str | None = None  # "<recording>/<index>" being sent
-    last_error: str | None = None
+    last_error: str | None = None  # the latest failure, kept after later successes
+    failing: bool = False  # the latest attempt failed (the upload_error indicator)
     receipts: int = 0  # receipts verified (and segments deleted) since the daemon started
     clock_offset: float | None = None  # server minus device seconds, measured at the last dock
 

@@ -229,7 +229,7 @@ class TusClient:
         try:
             response = await self._http.send(request, stream=True)
             try:
-                body = await _read_bounded(response, bound, what)
+                body = b"" if method == "HEAD" else await _read_bounded(response, bound, what)
             finally:
                 await response.aclose()
         except httpx.TransportError as exc:
@@ -252,6 +252,8 @@ class TusClient:
 
 
 async def _read_bounded(response: httpx.Response, bound: int, what: str) -> bytes:
+    """The body, refused past `bound` bytes (declared or read). Not for HEAD, whose
+    Content-Length describes a body that is never sent."""
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > bound:
         raise UploadRejected(f"{what}: body of {declared} bytes; at most {bound} expected")
@@ -282,8 +284,21 @@ def transport_error(exc: httpx.TransportError, what: str) -> UploadError:
         if "CERTIFICATE_REQUIRED" in detail or "BAD_CERTIFICATE" in detail:
             detail += ": the server refused our client certificate (upload.client_cert)"
         return UploadRejected(f"{what}: TLS refused: {detail}")
+    return TransientUploadError(f"{what}: {_deepest(exc)}")
+
+
+def _deepest(exc: BaseException) -> str:
+    """The innermost cause that says something ("Connection reset by peer"), since httpx's
+    own ReadError often carries an empty message."""
     text = str(exc) or type(exc).__name__
-    return TransientUploadError(f"{what}: {type(exc).__name__}: {text}")
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            text = cause.strerror
+        elif str(cause):
+            text = str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return text
 
 
 def server_date(response: httpx.Response) -> datetime | None:

@@ -37,6 +37,7 @@ from .tus import TusClient
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
+SEGMENT_MEDIA_TYPE = "application/vnd.bodycamd.segment"
 MAX_RESTARTS = 2  # new uploads per segment and attempt after the server dropped one
 
 
@@ -59,6 +60,10 @@ def upload_metadata(job: UploadJob, device_id: str) -> dict[str, str]:
         "index": str(job.index),
         "digest": job.digest,
         "torn": "1" if job.torn else "0",
+        # the conventional keys of tus clients; some servers (tuspyserver) refuse HEAD
+        # on an upload without them
+        "filename": f"{job.recording_id}-{job.index:06d}.seg",
+        "filetype": SEGMENT_MEDIA_TYPE,
     }
 
 
@@ -77,6 +82,7 @@ class UploadWorker:
         sleep: Sleep,
         on_clock_offset: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
+        client_cert: bool = True,
     ) -> None:
         self._queue = queue
         self._tus = tus
@@ -90,6 +96,7 @@ class UploadWorker:
         self._on_clock_offset = on_clock_offset
         self._backoff = Backoff(timing.retry_min, timing.retry_max, rng)
         self._sha256 = False
+        self._client_cert = client_cert
         self._no_receipt_reason = "the server has no receipt for it"
 
     async def run(self) -> None:
@@ -111,12 +118,24 @@ class UploadWorker:
             try:
                 info = await self._tus.options()
             except UploadError as exc:  # transport, 5xx, TLS refused or untrusted
-                await self._fail_session(exc)
+                await self._fail_session(self._explain(exc))
                 continue
             break
         self._sha256 = info.sha256
         if info.date is not None:
             await self._check_clock(info.date)
+
+    def _explain(self, exc: UploadError) -> UploadError:
+        """A server that requires a client certificate it does not get (or does not accept)
+        often just resets the connection after the TLS 1.3 handshake, so the alert never
+        arrives: say what that usually means."""
+        if not isinstance(exc, TransientUploadError) or self._tus.endpoint.scheme != "https":
+            return exc
+        if not self._client_cert:
+            hint = "no client certificate is configured (upload.client_cert); the ingest needs one"
+        else:
+            hint = "if this persists, is this device's client certificate enrolled at the ingest?"
+        return TransientUploadError(f"{exc.reason}; {hint}", exc.retry_after)
 
     async def _check_clock(self, server: datetime) -> None:
         device = datetime.fromtimestamp(self._wall(), UTC)
@@ -134,7 +153,9 @@ class UploadWorker:
     async def _fail_session(self, exc: UploadError) -> None:
         delay = self._backoff.next_delay(getattr(exc, "retry_after", None))
         log.warning("upload: %s; next try in %.0f s", exc.reason, delay)
-        self.progress.update(state="backoff", reason=exc.reason, last_error=exc.reason)
+        self.progress.update(
+            state="backoff", reason=exc.reason, last_error=exc.reason, failing=True
+        )
         await self._sleep(delay)
 
     # -- one segment ------------------------------------------------------------------------
@@ -196,7 +217,7 @@ class UploadWorker:
             job = await self._queue.record_upload_progress(job, new)
             self.progress.sent(new - offset)
             self._backoff.reset()
-            self.progress.update(last_error=None)
+            self.progress.update(failing=False)
             offset = new
         return await self._queue.record_uploaded(job)
 
@@ -223,7 +244,7 @@ class UploadWorker:
             raise UploadRejected(f"{segment_label(job)}: receipt rejected: {exc}") from exc
         await self._queue.confirm_and_delete(job, receipt, wire)
         log.info("upload: %s confirmed by receipt, deleted from flash", segment_label(job))
-        self.progress.update(receipts=self.progress.value.receipts + 1, last_error=None)
+        self.progress.update(receipts=self.progress.value.receipts + 1, failing=False)
         return True
 
     async def _no_receipt(self, job: UploadJob) -> None:
@@ -236,7 +257,7 @@ class UploadWorker:
     async def _failed(self, job: UploadJob, reason: str, delay: float) -> None:
         log.warning("upload of %s: %s; next try in %.0f s", segment_label(job), reason, delay)
         await self._queue.record_upload_failure(job, reason, self._now_ns() + int(delay * NS))
-        self.progress.update(last_error=reason)
+        self.progress.update(last_error=reason, failing=True)
 
     # -- waiting ----------------------------------------------------------------------------
 

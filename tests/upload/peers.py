@@ -168,7 +168,7 @@ class TuspyPeer:
 
     async def __aenter__(self) -> TuspyPeer:
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
-        while not self._server.started:
+        while not self._server.started:  # noqa: ASYNC110 - uvicorn has no started event
             await asyncio.sleep(0.01)
         return self
 

@@ -68,7 +68,7 @@ class Rig:
     async def until(self, predicate: Callable[[], bool], what: str, limit: float = 60) -> None:
         """Wait (events, not a timing claim) until `predicate()`; fail naming `what`."""
         async with asyncio.timeout(limit):
-            while not predicate():
+            while not predicate():  # noqa: ASYNC110 - state without change events; no timing claim
                 await asyncio.sleep(0.005)
         assert predicate(), what
 

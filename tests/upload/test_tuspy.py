@@ -35,7 +35,7 @@ async def test_uploads_everything_and_keeps_it_without_receipt(
     for job, done in zip(jobs, peer.completed, strict=True):
         assert done["digest"] == job.digest and done["device"] == "test-cam"
         assert done["torn"] == "0" and done["recording"] == job.recording_id
-        assert hashlib.sha256(Path(done["path"]).read_bytes()).hexdigest() == job.digest
+        assert _sha256(done["path"]) == job.digest
         assert job.path.exists()  # no receipt: stays on flash
     assert queue.deleted == {}
     assert progress.no_receipt == 3
@@ -79,6 +79,10 @@ async def test_receipt_after_upload_deletes(
     assert [offset for _, offset in queue.progress] == [CHUNK, 2 * CHUNK, 2 * CHUNK + 17]
     posts = [s for s in peer.faults.seen if s[0] == "POST"]
     assert len(posts) == 1
+
+
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _metadata(value: str) -> dict[str, str]:

@@ -20,8 +20,11 @@ const { values } = parseArgs({
   },
 });
 
+// relativeLocation: behind node's https, @tus/server 2.4 would otherwise answer with an
+// http:// Location, which the camera refuses (another origin: never downgrade to plain http).
 const tus = new Server({
   path: '/files',
+  relativeLocation: true,
   datastore: new FileStore({ directory: values.dir }),
   maxSize: values['max-size'] ? Number(values['max-size']) : undefined,
 });

@@ -220,9 +220,13 @@ class NodePeer:
         self.port = json.loads(line)["port"]
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def __enter__(self) -> NodePeer:
         self.start()
@@ -230,8 +234,6 @@ class NodePeer:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 class CuttingProxy:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 Clock = Callable[[], float]
+MIN_PACE_SLEEP = 0.001  # a float clock far from zero cannot advance by less
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -59,4 +60,5 @@ class TokenBucket:
             if self._tokens >= amount or (self._tokens >= self.burst and amount > self.burst):
                 self._tokens -= amount  # a block larger than the burst may go into debt
                 return
-            await self._sleep((min(amount, self.burst) - self._tokens) / self.rate)
+            missing = min(amount, self.burst) - self._tokens
+            await self._sleep(max(missing / self.rate, MIN_PACE_SLEEP))

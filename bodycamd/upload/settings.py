@@ -70,7 +70,12 @@ def upload_settings(config: Config) -> UploadSettings | None:
     tls = parts.scheme == "https"
     ca = _existing(section.ca_file, f"{where}.ca_file", required=tls)
     cert = _existing(section.client_cert, f"{where}.client_cert", required=tls)
-    key = _existing(str(client_key_path(config)), f"{where}.client_key", required=tls)
+    key_file = section.client_key or (str(client_key_path(config)) if tls else "")
+    if tls and not section.client_key and not Path(key_file).is_file():
+        raise ConfigError(
+            f"{where}.client_key: {key_file} does not exist; make it with `bodycamd keys csr`"
+        )
+    key = _existing(key_file, f"{where}.client_key", required=tls)
     base = config.source.parent if config.source else Path.cwd()
     keys = load_receipt_keys(section.receipt_keys, base, f"{where}.receipt_keys")
     return UploadSettings(

@@ -35,7 +35,9 @@ async def test_uploads_complete_nothing_deleted_status_says_why(
 ) -> None:
     queue = MemoryQueue()
     jobs = [
-        queue.add(write_segment(tmp_path / "ready" / f"{i}.seg", CHUNK * 3 + i, seed=i + 2), index=i)
+        queue.add(
+            write_segment(tmp_path / "ready" / f"{i}.seg", CHUNK * 3 + i, seed=i + 2), index=i
+        )
         for i in range(2)
     ]
     files = tmp_path / "files"

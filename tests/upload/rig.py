@@ -17,6 +17,7 @@ from bodycamd.signals import Signal
 from bodycamd.storage.uploads import UploadJob, UploadQueue
 from bodycamd.upload import UploadComponent, UploadProgress, UploadSettings
 
+from .memory_queue import MemoryQueue
 from .peers import Pki
 from .vclock import VirtualClock
 
@@ -71,6 +72,12 @@ class Rig:
             while not predicate():  # noqa: ASYNC110 - state without change events; no timing claim
                 await asyncio.sleep(0.005)
         assert predicate(), what
+
+    async def until_all_sent(self, queue: MemoryQueue) -> UploadProgress:
+        """Every job fully sent, then the worker idle; returns the progress then."""
+        await self.until(lambda: all(j.phase == "uploaded" for j in queue.jobs.values()), "sent")
+        await self.until(lambda: self.component.progress.value.state == "idle", "idle")
+        return self.component.progress.value
 
 
 def settings(

@@ -46,11 +46,7 @@ async def test_uploads_complete_nothing_deleted_status_says_why(
         rig = make_rig(settings(peer.endpoint, pki, signer.trusted, chunk_size=CHUNK), queue)
         async with rig:
             rig.docked.set(True)
-            await rig.until(
-                lambda: all(j.phase == "uploaded" for j in queue.jobs.values()), "all sent"
-            )
-            await rig.until(lambda: rig.component.progress.value.state == "idle", "idle")
-            progress = rig.component.progress.value
+            progress = await rig.until_all_sent(queue)
     assert sorted(_stored(files).values()) == sorted(j.digest for j in jobs)
     assert all(j.path.exists() for j in jobs) and queue.deleted == {}
     assert progress.no_receipt == 2
@@ -58,35 +54,12 @@ async def test_uploads_complete_nothing_deleted_status_says_why(
     assert all("uploaded, no receipt" in (j.last_error or "") for j in queue.jobs.values())
 
 
-async def test_cut_mid_patch_resumes(tmp_path: Path, pki: Pki, signer: ReceiptSigner) -> None:
-    queue = MemoryQueue()
-    size = CHUNK * 4
-    job = queue.add(write_segment(tmp_path / "ready" / "0.seg", size, seed=3))
-    files = tmp_path / "files"
-    files.mkdir()
-    with NodePeer(files, pki) as peer:
-        async with CuttingProxy(lambda: peer.port) as proxy:
-            endpoint = f"https://127.0.0.1:{proxy.port}/files"
-            rig = make_rig(settings(endpoint, pki, signer.trusted, chunk_size=CHUNK), queue)
-            async with rig:
-                rig.docked.set(True)
-                await rig.until(lambda: len(queue.progress) == 1, "first chunk acknowledged")
-                proxy.hold_after(CHUNK // 2)
-                await proxy.held.wait()
-                proxy.cut()
-                proxy.release()
-                await rig.until(lambda: queue.jobs[job.segment_id].phase == "uploaded", "sent")
-    assert list(_stored(files).values()) == [job.digest]
-    assert len(queue.started) == 1
-    assert rig.component.sent_bytes <= size + CHUNK
-    assert any("PATCH upload" in reason for _, reason in queue.failures)
-
-
-async def test_server_killed_mid_patch_and_restarted(
-    tmp_path: Path, pki: Pki, signer: ReceiptSigner
+async def _interrupted_mid_patch(
+    tmp_path: Path, pki: Pki, signer: ReceiptSigner, *, kill_server: bool
 ) -> None:
-    """SIGKILL while a PATCH is provably in flight; the restarted server (same port, same
-    store) has what it wrote; the camera resumes at the server's offset, not its own."""
+    """Hold the second PATCH in flight at the proxy, then cut it (and, with `kill_server`,
+    SIGKILL the server and start it again on the same port and store); the camera must
+    resume the same upload at the server's offset and send at most one chunk twice."""
     queue = MemoryQueue()
     size = CHUNK * 4
     job = queue.add(write_segment(tmp_path / "ready" / "0.seg", size, seed=4))
@@ -101,14 +74,27 @@ async def test_server_killed_mid_patch_and_restarted(
                 await rig.until(lambda: len(queue.progress) == 1, "first chunk acknowledged")
                 proxy.hold_after(CHUNK // 2)
                 await proxy.held.wait()
-                await asyncio.to_thread(peer.kill)
+                if kill_server:
+                    await asyncio.to_thread(peer.kill)
                 proxy.cut()
                 proxy.release()
-                await asyncio.to_thread(peer.start)  # same port and directory
+                if kill_server:
+                    await asyncio.to_thread(peer.start)  # same port and directory
                 await rig.until(lambda: queue.jobs[job.segment_id].phase == "uploaded", "sent")
     assert list(_stored(files).values()) == [job.digest]
     assert len(queue.started) == 1  # the same upload, resumed
     assert rig.component.sent_bytes <= size + CHUNK
+    assert any("PATCH upload" in reason for _, reason in queue.failures)
+
+
+async def test_cut_mid_patch_resumes(tmp_path: Path, pki: Pki, signer: ReceiptSigner) -> None:
+    await _interrupted_mid_patch(tmp_path, pki, signer, kill_server=False)
+
+
+async def test_server_killed_mid_patch_and_restarted(
+    tmp_path: Path, pki: Pki, signer: ReceiptSigner
+) -> None:
+    await _interrupted_mid_patch(tmp_path, pki, signer, kill_server=True)
 
 
 async def test_payload_too_large_refused_with_reason(

@@ -26,11 +26,7 @@ async def test_uploads_everything_and_keeps_it_without_receipt(
         rig = make_rig(settings(peer.endpoint, pki, signer.trusted), queue)
         async with rig:
             rig.docked.set(True)
-            await rig.until(
-                lambda: all(j.phase == "uploaded" for j in queue.jobs.values()), "all sent"
-            )
-            await rig.until(lambda: rig.component.progress.value.state == "idle", "idle")
-        progress = rig.component.progress.value
+            progress = await rig.until_all_sent(queue)
     assert [p["index"] for p in peer.completed] == ["0", "1", "2"]  # oldest first
     for job, done in zip(jobs, peer.completed, strict=True):
         assert done["digest"] == job.digest and done["device"] == "test-cam"

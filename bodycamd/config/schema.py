@@ -417,6 +417,13 @@ class UploadConfig:
             "footage stays on flash (docs/upload.md)."
         ),
     )
+    receipts_url: str = field(
+        default="",
+        metadata=_doc(
+            "Where receipts are asked for: GET {receipts_url}/{digest}. Empty means "
+            "{endpoint}/receipts; the project's ingest serves them at https://HOST:PORT/receipts."
+        ),
+    )
     ca_file: str = field(
         default="",
         metadata=_doc(
@@ -452,8 +459,7 @@ class UploadConfig:
     chunk_size: str = field(
         default="8MiB",
         metadata=_doc(
-            "Bytes per PATCH (64KiB to 256MiB); the acknowledged offset is journalled after "
-            "each.",
+            "Bytes per PATCH (64KiB to 256MiB); the acknowledged offset is journalled after each.",
             size=True,
         ),
     )

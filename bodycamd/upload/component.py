@@ -186,6 +186,7 @@ class UploadComponent:
         tus = TusClient(
             self._http,
             settings.endpoint,
+            receipts_url=settings.receipts_url,
             chunk_size=settings.chunk_size,
             pace=bucket.take if settings.max_rate > 0 else None,
             on_sent=self._count_sent,

@@ -27,6 +27,7 @@ MAX_CHUNK = 256 * 2**20
 @dataclass(frozen=True)
 class UploadSettings:
     endpoint: str
+    receipts_url: str  # GET {receipts_url}/{digest}
     ca_file: Path | None  # None only for a development http:// endpoint
     client_cert: Path | None
     client_key: Path | None
@@ -62,6 +63,12 @@ def upload_settings(config: Config) -> UploadSettings | None:
             f"{where}.endpoint: {section.endpoint} is plain http; footage goes over https "
             "with mutual TLS (set upload.development = true only on a bench)"
         )
+    receipts_url = section.receipts_url or section.endpoint.rstrip("/") + "/receipts"
+    receipts = urlsplit(receipts_url)
+    if receipts.scheme not in ("https", "http") or not receipts.hostname:
+        raise ConfigError(f"{where}.receipts_url: expected an https:// URL, got {receipts_url!r}")
+    if receipts.scheme != parts.scheme:
+        raise ConfigError(f"{where}.receipts_url: {receipts_url} must be {parts.scheme}:// too")
     chunk = parse_size(section.chunk_size, 0)
     if not MIN_CHUNK <= chunk <= MAX_CHUNK:
         raise ConfigError(f"{where}.chunk_size: {chunk} bytes; expected 64KiB to 256MiB")
@@ -80,6 +87,7 @@ def upload_settings(config: Config) -> UploadSettings | None:
     keys = load_receipt_keys(section.receipt_keys, base, f"{where}.receipt_keys")
     return UploadSettings(
         endpoint=section.endpoint,
+        receipts_url=receipts_url.rstrip("/"),
         ca_file=ca,
         client_cert=cert,
         client_key=key,

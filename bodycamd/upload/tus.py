@@ -93,19 +93,22 @@ def encode_metadata(metadata: Mapping[str, str]) -> str:
 
 
 class TusClient:
-    """One endpoint, one httpx client (owned by the caller, which closes it)."""
+    """One endpoint, one httpx client (owned by the caller, which closes it). Receipts are
+    asked for at `{receipts_url}/{digest}` (default `{endpoint}/receipts`)."""
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         endpoint: str,
         *,
+        receipts_url: str | None = None,
         chunk_size: int = 8 * 2**20,
         pace: Pace | None = None,
         on_sent: Callable[[int], None] | None = None,
     ) -> None:
         self._http = http
         self.endpoint = httpx.URL(endpoint)
+        self.receipts_url = (receipts_url or endpoint.rstrip("/") + "/receipts").rstrip("/")
         self.chunk_size = chunk_size
         self._pace = pace
         self._on_sent = on_sent
@@ -190,7 +193,7 @@ class TusClient:
 
     async def receipt(self, digest: str) -> bytes | None:
         """GET the receipt for `digest`: its wire bytes, or None when the server has none."""
-        url = self.endpoint.join(f"{self.endpoint.path.rstrip('/')}/receipts/{digest}")
+        url = httpx.URL(f"{self.receipts_url}/{digest}")
         response, body = await self._request("GET", url, "GET receipt", bound=MAX_RECEIPT_BYTES)
         if response.status_code in (404, 410):
             return None

@@ -92,6 +92,7 @@ def settings(
 ) -> UploadSettings:
     return UploadSettings(
         endpoint=endpoint,
+        receipts_url=endpoint + "/receipts",
         ca_file=(ca_file or pki.ca_file) if pki else None,
         client_cert=pki.client_cert if pki and client_cert else None,
         client_key=pki.client_key if pki and client_cert else None,

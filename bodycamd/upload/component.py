@@ -113,8 +113,10 @@ class UploadComponent:
                     continue
                 self._session = asyncio.create_task(self._worker().run(), name="upload-session")
                 await asyncio.wait({self._session})
-                if not self._session.cancelled() and self._session.exception() is not None:
-                    exc = self._session.exception()
+                exc = None if self._session.cancelled() else self._session.exception()
+                if exc is not None:
+                    if not isinstance(exc, Exception):
+                        raise exc  # KeyboardInterrupt and kin end the daemon, not a session
                     reason = f"upload stopped: {exc}"
                     log.error("%s", reason, exc_info=exc)
                     self.progress.update(

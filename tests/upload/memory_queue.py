@@ -95,3 +95,36 @@ class MemoryQueue:
 
     async def audit(self, kind: str, **fields: Any) -> None:
         self.audits.append((kind, fields))
+
+
+class Crash(BaseException):
+    """A power cut at a crash point: nothing after it runs, no handler catches it."""
+
+
+class CrashingQueue(MemoryQueue):
+    """Raises Crash when `method` is called for the `nth` time (1-based), before it acts:
+    the journal write it stands for never happened."""
+
+    def __init__(self, method: str, nth: int = 1, device_id: str = "test-cam") -> None:
+        super().__init__(device_id)
+        self.crash_method, self.crash_nth, self.calls = method, nth, 0
+        self.crashed = False
+
+    def _maybe_crash(self, method: str) -> None:
+        if method == self.crash_method and not self.crashed:
+            self.calls += 1
+            if self.calls == self.crash_nth:
+                self.crashed = True
+                raise Crash(method)
+
+    async def record_upload_started(self, job: UploadJob, url: str) -> UploadJob:
+        self._maybe_crash("record_upload_started")
+        return await super().record_upload_started(job, url)
+
+    async def record_upload_progress(self, job: UploadJob, offset: int) -> UploadJob:
+        self._maybe_crash("record_upload_progress")
+        return await super().record_upload_progress(job, offset)
+
+    async def record_uploaded(self, job: UploadJob) -> UploadJob:
+        self._maybe_crash("record_uploaded")
+        return await super().record_uploaded(job)

@@ -17,8 +17,9 @@ committed; a journal that cannot be written refuses them with code "storage" and
 changes. Dock and clock events are written after the fact and never refused; a failure
 shows as the journal_error health flag.
 
-`recording` and `logged_in` are Signals kept in step with the published state, for the
-uploader (it yields to recording) and whoever else must wait for a flip.
+`recording`, `logged_in` and `docked` (the settled dock) are Signals kept in step with the
+published state, for the uploader (it runs while docked and yields to recording) and
+whoever else must wait for a flip. The uploader reports back through `set_upload`.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ class Device:
         self._stopping = asyncio.Event()
         self.recording = Signal("recording")
         self.logged_in = Signal("logged_in")
+        self.docked = Signal("docked")
+        self._upload_progress: float | None = None
+        self._upload_error = False
 
     # -- component lifecycle ----------------------------------------------------------------
 
@@ -200,6 +204,13 @@ class Device:
             self._stealth = stealth
             self.refresh("stealth")
 
+    def set_upload(self, progress: float | None, error: bool) -> None:
+        """The uploader's report: 0..1 while uploading (None otherwise) and whether its
+        latest attempt failed (the upload_error health flag and its LED pattern)."""
+        if (progress, error) != (self._upload_progress, self._upload_error):
+            self._upload_progress, self._upload_error = progress, error
+            self.refresh("upload")
+
     # -- state ------------------------------------------------------------------------------
 
     def changed(self) -> None:
@@ -234,6 +245,7 @@ class Device:
             old, self.state = self.state, new
             self.logged_in.set(new.officer is not None)
             self.recording.set(new.recording == "recording")
+            self.docked.set(new.docked)
             self.events.publish(StateChange(old, new, reason))
 
     def _compute(self) -> DeviceState:
@@ -245,6 +257,8 @@ class Device:
             health.add("camera_fault")
         if not self._clock_synced():
             health.add("clock_unsynced")
+        if self._upload_error:
+            health.add("upload_error")
         return dataclasses.replace(
             self.state,
             officer=self.officer.personnel_number if self.officer else None,
@@ -255,6 +269,7 @@ class Device:
             stealth=self._stealth,
             health=frozenset(health),
             awaiting_upload=figures.awaiting_upload if figures else 0,
+            upload_progress=self._upload_progress,
         )
 
     def _is_recording(self) -> bool:

@@ -3,11 +3,7 @@
 `tus` speaks tus 1.0.0 over httpx with mutual TLS; `worker` runs one dock's uploads against
 storage's UploadQueue (receipt first, URL journalled before the first PATCH, deletion only
 against a verified receipt); `component` starts and cancels the worker on the dock and
-recording signals; `progress` is what status shows; `settings` checks the `[upload]` section.
+recording signals; `progress` is what status shows; `settings` checks the `[upload]`
+section; `csr` makes the device's TLS key and request. Nothing is imported here, so that
+`bodycamctl` can render progress without loading httpx.
 """
-
-from .component import UploadComponent
-from .progress import UploadProgress, progress_bar
-from .settings import UploadSettings, upload_settings
-
-__all__ = ["UploadComponent", "UploadProgress", "UploadSettings", "progress_bar", "upload_settings"]

@@ -24,11 +24,13 @@ from typing import Any
 
 import httpx
 
+from ..config import Config
+from ..errors import ConfigError
 from ..signals import Signal
 from ..storage.uploads import UploadQueue
 from .pacing import Backoff, Clock, Sleep, TokenBucket
 from .progress import ProgressTracker, UploadProgress
-from .settings import UploadSettings
+from .settings import UploadSettings, upload_settings
 from .tus import TusClient, make_http_client, make_ssl_context
 from .worker import UploadWorker, WorkerTiming
 
@@ -213,3 +215,29 @@ class UploadComponent:
         if unsynced:
             log.warning("device clock is %.1f s off the ingest's", -offset)
         self.clock_unsynced.set(unsynced)
+
+
+def build_uploader(
+    config: Config,
+    queue: UploadQueue,
+    docked: Signal,
+    recording: Signal,
+    on_progress: Callable[[UploadProgress], None],
+) -> UploadComponent:
+    """The daemon's uploader. A broken `[upload]` section disables uploading (status and
+    the log say why; `bodycamd check-config` refuses it) but never stops the camera from
+    recording: footage simply stays on flash."""
+    reason = "no upload.endpoint configured"
+    try:
+        settings = upload_settings(config)
+    except ConfigError as exc:
+        settings, reason = None, f"bad [upload] config: {exc}"
+        log.error("upload disabled: %s", exc)
+    return UploadComponent(
+        settings,
+        lambda: queue,
+        docked,
+        recording,
+        on_progress=on_progress,
+        disabled_reason=reason,
+    )

@@ -50,6 +50,11 @@ class UploadProgress:
         data["fraction"] = self.fraction
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UploadProgress:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
 
 def progress_bar(progress: UploadProgress, width: int = 30) -> str:
     """`[#########.........]  31%  12.0 MiB/s  ETA 0:42  <segment>` for the human form."""

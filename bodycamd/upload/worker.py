@@ -28,7 +28,13 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ..errors import TransientUploadError, UploadError, UploadGone, UploadRejected
+from ..errors import (
+    NotAwaitingUpload,
+    TransientUploadError,
+    UploadError,
+    UploadGone,
+    UploadRejected,
+)
 from ..receipt import ReceiptInvalid, check_covers, parse_receipt
 from ..storage.uploads import UploadJob, UploadQueue
 from .pacing import Backoff, Clock, Sleep, retry_delay
@@ -164,6 +170,8 @@ class UploadWorker:
         self.progress.update(state="uploading", reason="docked", current=segment_label(job))
         try:
             await self._upload(job)
+        except NotAwaitingUpload as exc:  # deleted or settled meanwhile: nothing left to do
+            log.info("upload of %s: %s", segment_label(job), exc)
         except TransientUploadError as exc:
             delay = self._backoff.next_delay(exc.retry_after)
             await self._failed(job, exc.reason, delay)
@@ -242,7 +250,10 @@ class UploadWorker:
                 "receipt_rejected", segment=segment_label(job), digest=job.digest, reason=str(exc)
             )
             raise UploadRejected(f"{segment_label(job)}: receipt rejected: {exc}") from exc
-        await self._queue.confirm_and_delete(job, receipt, wire)
+        try:
+            await self._queue.confirm_and_delete(job, receipt, wire)
+        except ReceiptInvalid as exc:  # storage's own check against the journal (audited)
+            raise UploadRejected(f"{segment_label(job)}: receipt refused: {exc}") from exc
         log.info("upload: %s confirmed by receipt, deleted from flash", segment_label(job))
         self.progress.update(receipts=self.progress.value.receipts + 1, failing=False)
         return True

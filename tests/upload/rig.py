@@ -12,13 +12,17 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from bodycamd.journal.db import SegmentRow
 from bodycamd.receipt import Receipt, receipt_key_id, sign_receipt
 from bodycamd.signals import Signal
 from bodycamd.storage.uploads import UploadJob, UploadQueue
-from bodycamd.upload import UploadComponent, UploadProgress, UploadSettings
+from bodycamd.upload.component import UploadComponent
+from bodycamd.upload.progress import UploadProgress
+from bodycamd.upload.settings import UploadSettings
 
 from .memory_queue import MemoryQueue
 from .peers import Pki
+from .real_storage import RealStorage
 from .vclock import VirtualClock
 
 
@@ -78,6 +82,24 @@ class Rig:
         await self.until(lambda: all(j.phase == "uploaded" for j in queue.jobs.values()), "sent")
         await self.until(lambda: self.component.progress.value.state == "idle", "idle")
         return self.component.progress.value
+
+
+def job_of(store: RealStorage, row: SegmentRow) -> UploadJob:
+    """The UploadJob fields a receipt is about, for a row of the real journal."""
+    return UploadJob(
+        segment_id=row.id,
+        path=store.path(row),
+        size=row.size,
+        digest=row.digest,
+        recording_id=row.recording_id,
+        index=row.segment_index,
+        torn=row.torn,
+        phase="sealed",
+        upload_url=None,
+        upload_offset=0,
+        attempts=0,
+        last_error=None,
+    )
 
 
 def settings(

@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 
 from bodycamd.ingest.app import running_ingest
-from bodycamd.receipt import receipt_key_id
 from bodycamd.upload.component import UploadComponent
-from bodycamd.upload.settings import UploadSettings
 
 from .memory_queue import Crash, CrashingQueue
 from .rig import make_rig as make_upload_rig
-from .test_ingest_e2e import DEVICE, _enrol
+from .test_ingest_e2e import DEVICE, _enrol, ingest_settings
 
 CHUNK = 128 * 1024
 
@@ -41,20 +39,8 @@ async def test_crash_then_restart_ends_with_one_receipt(
     recording = uuid.uuid4()
     sealed = camera.segment(recording, size=400_000)
     job = queue.add(sealed.path, recording_id=recording.hex, index=0)
-    public = ingest.receipt_public()
     async with running_ingest(ingest.config, port=0) as server:
-        upload = UploadSettings(
-            endpoint=f"{server.url}/files/",
-            receipts_url=f"{server.url}/receipts",
-            ca_file=ingest.ca,
-            client_cert=camera.certificate,
-            client_key=camera.tls_key,
-            receipt_keys={receipt_key_id(public): public},
-            chunk_size=CHUNK,
-            max_rate=0,
-            retry_min=1.0,
-            retry_max=300.0,
-        )
+        upload = ingest_settings(ingest, camera, server.url, CHUNK)
         first = make_upload_rig(upload, queue)
         await first.component.start()
         first.docked.set(True)

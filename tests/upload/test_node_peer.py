@@ -12,6 +12,7 @@ import pytest
 
 from .memory_queue import MemoryQueue
 from .peers import CuttingProxy, NodePeer, Pki, write_segment
+from .real_storage import real_storage
 from .rig import ReceiptSigner, make_rig, settings
 
 CHUNK = 256 * 1024
@@ -33,25 +34,24 @@ def _stored(files: Path) -> dict[str, str]:
 async def test_uploads_complete_nothing_deleted_status_says_why(
     tmp_path: Path, pki: Pki, signer: ReceiptSigner
 ) -> None:
-    queue = MemoryQueue()
-    jobs = [
-        queue.add(
-            write_segment(tmp_path / "ready" / f"{i}.seg", CHUNK * 3 + i, seed=i + 2), index=i
-        )
-        for i in range(2)
-    ]
+    store = real_storage(tmp_path / "state")
+    rows = store.seal(2, 700_000)
     files = tmp_path / "files"
     files.mkdir()
     with NodePeer(files, pki) as peer:
-        rig = make_rig(settings(peer.endpoint, pki, signer.trusted, chunk_size=CHUNK), queue)
+        upload = settings(peer.endpoint, pki, signer.trusted, chunk_size=CHUNK)
+        rig = make_rig(upload, store.storage)
         async with rig:
             rig.docked.set(True)
-            progress = await rig.until_all_sent(queue)
-    assert sorted(_stored(files).values()) == sorted(j.digest for j in jobs)
-    assert all(j.path.exists() for j in jobs) and queue.deleted == {}
+            await rig.until(lambda: all(r.state == "uploaded" for r in store.rows()), "sent")
+            await rig.until(lambda: rig.component.progress.value.state == "idle", "idle")
+            progress = rig.component.progress.value
+    assert sorted(_stored(files).values()) == sorted(r.digest for r in rows)
+    assert all(store.path(r).exists() for r in rows) and store.audit("segment_deleted") == []
     assert progress.no_receipt == 2
     assert progress.reason == "2 segment(s) uploaded without receipt stay on flash"
-    assert all("uploaded, no receipt" in (j.last_error or "") for j in queue.jobs.values())
+    assert all("uploaded, no receipt" in (r.last_error or "") for r in store.rows())
+    store.close()
 
 
 async def _interrupted_mid_patch(
@@ -60,18 +60,18 @@ async def _interrupted_mid_patch(
     """Hold the second PATCH in flight at the proxy, then cut it (and, with `kill_server`,
     SIGKILL the server and start it again on the same port and store); the camera must
     resume the same upload at the server's offset and send at most one chunk twice."""
-    queue = MemoryQueue()
-    size = CHUNK * 4
-    job = queue.add(write_segment(tmp_path / "ready" / "0.seg", size, seed=4))
+    store = real_storage(tmp_path / "state")
+    (row,) = store.seal(1, CHUNK * 4)
     files = tmp_path / "files"
     files.mkdir()
     with NodePeer(files, pki) as peer:
         async with CuttingProxy(lambda: peer.port) as proxy:
             endpoint = f"https://127.0.0.1:{proxy.port}/files"
-            rig = make_rig(settings(endpoint, pki, signer.trusted, chunk_size=CHUNK), queue)
+            upload = settings(endpoint, pki, signer.trusted, chunk_size=CHUNK)
+            rig = make_rig(upload, store.storage)
             async with rig:
                 rig.docked.set(True)
-                await rig.until(lambda: len(queue.progress) == 1, "first chunk acknowledged")
+                await rig.until(lambda: store.row(row.id).upload_offset >= CHUNK, "a chunk")
                 proxy.hold_after(CHUNK // 2)
                 await proxy.held.wait()
                 if kill_server:
@@ -80,11 +80,12 @@ async def _interrupted_mid_patch(
                 proxy.release()
                 if kill_server:
                     await asyncio.to_thread(peer.start)  # same port and directory
-                await rig.until(lambda: queue.jobs[job.segment_id].phase == "uploaded", "sent")
-    assert list(_stored(files).values()) == [job.digest]
-    assert len(queue.started) == 1  # the same upload, resumed
-    assert rig.component.sent_bytes <= size + CHUNK
-    assert any("PATCH upload" in reason for _, reason in queue.failures)
+                await rig.until(lambda: store.row(row.id).state == "uploaded", "sent")
+    assert list(_stored(files).values()) == [row.digest]
+    assert len(store.audit("upload_started")) == 1  # the same upload, resumed
+    assert rig.component.sent_bytes <= row.size + CHUNK
+    assert any("PATCH upload" in str(f.get("reason")) for f in store.audit("upload_failed"))
+    store.close()
 
 
 async def test_cut_mid_patch_resumes(tmp_path: Path, pki: Pki, signer: ReceiptSigner) -> None:

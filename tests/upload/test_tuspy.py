@@ -1,84 +1,96 @@
-"""The uploader against tuspyserver (PyPI), over mutual TLS, with the worker's unit fake of
-the journal (MemoryQueue): the protocol paths, receipts and the faults."""
+"""The uploader against tuspyserver (PyPI), over mutual TLS, on the real storage façade:
+segments recorded through the spool, the journal and its audit trail as the daemon has them."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
-from .memory_queue import MemoryQueue
-from .peers import Pki, TuspyPeer, write_segment
-from .rig import ReceiptSigner, make_rig, settings
+import pytest
+
+from .peers import Pki, TuspyPeer
+from .real_storage import RealStorage, real_storage
+from .rig import ReceiptSigner, job_of, make_rig, settings
 
 CHUNK = 256 * 1024
 
 
-async def test_uploads_everything_and_keeps_it_without_receipt(
-    tmp_path: Path, pki: Pki, signer: ReceiptSigner, segments: Path
-) -> None:
-    queue = MemoryQueue()
-    jobs = [
-        queue.add(write_segment(segments / f"{i}.seg", CHUNK * 2 + 1000 * i, seed=i + 1), index=i)
-        for i in range(3)
-    ]
-    async with TuspyPeer(tmp_path / "files", pki) as peer:
-        rig = make_rig(settings(peer.endpoint, pki, signer.trusted), queue)
-        async with rig:
-            rig.docked.set(True)
-            progress = await rig.until_all_sent(queue)
-    assert [p["index"] for p in peer.completed] == ["0", "1", "2"]  # oldest first
-    for job, done in zip(jobs, peer.completed, strict=True):
-        assert done["digest"] == job.digest and done["device"] == "test-cam"
-        assert done["torn"] == "0" and done["recording"] == job.recording_id
-        assert _sha256(done["path"]) == job.digest
-        assert job.path.exists()  # no receipt: stays on flash
-    assert queue.deleted == {}
-    assert progress.no_receipt == 3
-    assert "uploaded without receipt stay on flash" in progress.reason
-    assert all("no receipt" in reason for _, reason in queue.failures)
-    # the URL was journalled before the first PATCH of its upload
-    assert [sid for sid, _ in queue.started] == [1, 2, 3]
-
-
-async def test_receipt_verified_then_deleted(
-    tmp_path: Path, pki: Pki, signer: ReceiptSigner, segments: Path
-) -> None:
-    queue = MemoryQueue()
-    job = queue.add(write_segment(segments / "0.seg", CHUNK * 3))
-    async with TuspyPeer(tmp_path / "files", pki) as peer:
-        peer.receipts[job.digest] = signer.sign(job)
-        rig = make_rig(settings(peer.endpoint, pki, signer.trusted), queue)
-        async with rig:
-            rig.docked.set(True)
-            await rig.until(lambda: job.segment_id in queue.deleted, "deleted")
-    # asked first: a receipt already there means the segment is never uploaded again
-    assert not any(method == "POST" for method, _, _ in peer.faults.seen)
-    assert not job.path.exists()
-    wire = queue.deleted[job.segment_id]
-    assert ("segment_deleted", {"receipt_sha256": hashlib.sha256(wire).hexdigest()}) in queue.audits
-    assert rig.component.progress.value.receipts == 1
-
-
-async def test_receipt_after_upload_deletes(
-    tmp_path: Path, pki: Pki, signer: ReceiptSigner, segments: Path
-) -> None:
-    queue = MemoryQueue()
-    job = queue.add(write_segment(segments / "0.seg", CHUNK * 2 + 17))
-    async with TuspyPeer(tmp_path / "files", pki) as peer:
-        rig = make_rig(settings(peer.endpoint, pki, signer.trusted, chunk_size=CHUNK), queue)
-        async with rig:
-            rig.docked.set(True)
-            await rig.until(lambda: queue.jobs[job.segment_id].phase == "uploaded", "sent")
-            peer.receipts[job.digest] = signer.sign(job)  # the ingest verified it meanwhile
-            await rig.until(lambda: job.segment_id in queue.deleted, "deleted")
-    assert [offset for _, offset in queue.progress] == [CHUNK, 2 * CHUNK, 2 * CHUNK + 17]
-    posts = [s for s in peer.faults.seen if s[0] == "POST"]
-    assert len(posts) == 1
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RealStorage]:
+    opened = real_storage(tmp_path / "state")
+    yield opened
+    opened.close()
 
 
 def _sha256(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+async def test_uploads_everything_and_keeps_it_without_receipt(
+    tmp_path: Path, pki: Pki, signer: ReceiptSigner, store: RealStorage
+) -> None:
+    rows = store.seal(3, 600_000)
+    async with TuspyPeer(tmp_path / "files", pki) as peer:
+        rig = make_rig(settings(peer.endpoint, pki, signer.trusted), store.storage)
+        async with rig:
+            rig.docked.set(True)
+            await rig.until(lambda: all(r.state == "uploaded" for r in store.rows()), "all sent")
+            await rig.until(lambda: rig.component.progress.value.state == "idle", "idle")
+        progress = rig.component.progress.value
+    assert [p["index"] for p in peer.completed] == ["0", "1", "2"]  # oldest first
+    for row, done in zip(rows, peer.completed, strict=True):
+        assert done["digest"] == row.digest and done["device"] == "test-cam"
+        assert done["torn"] == "0" and done["recording"] == row.recording_id
+        assert _sha256(done["path"]) == row.digest
+        assert store.path(row).exists()  # no receipt: stays on flash
+    assert store.audit("segment_deleted") == []
+    assert progress.no_receipt == 3
+    assert "uploaded without receipt stay on flash" in progress.reason
+    assert all("no receipt" in (r.last_error or "") for r in store.rows())
+    # each upload's URL was journalled (and audited) before its first PATCH
+    started = store.audit("upload_started")
+    assert [s["digest"] for s in started] == [r.digest for r in rows]
+
+
+async def test_receipt_first_means_no_second_upload(
+    tmp_path: Path, pki: Pki, signer: ReceiptSigner, store: RealStorage
+) -> None:
+    (row,) = store.seal(1, 500_000)
+    async with TuspyPeer(tmp_path / "files", pki) as peer:
+        peer.receipts[row.digest] = signer.sign(job_of(store, row))
+        rig = make_rig(settings(peer.endpoint, pki, signer.trusted), store.storage)
+        async with rig:
+            rig.docked.set(True)
+            await rig.until(lambda: rig.component.progress.value.receipts == 1, "confirmed")
+    assert store.row(row.id).state == "deleted"
+    assert not any(method == "POST" for method, _, _ in peer.faults.seen)
+    assert not store.path(row).exists()
+    wire = peer.receipts[row.digest]
+    assert store.row(row.id).receipt == wire.decode()
+    deleted = store.audit("segment_deleted")
+    assert [d["receipt_sha256"] for d in deleted] == [hashlib.sha256(wire).hexdigest()]
+    assert rig.component.progress.value.receipts == 1
+
+
+async def test_receipt_after_upload_deletes(
+    tmp_path: Path, pki: Pki, signer: ReceiptSigner, store: RealStorage
+) -> None:
+    (row,) = store.seal(1, 700_000)
+    async with TuspyPeer(tmp_path / "files", pki) as peer:
+        rig = make_rig(
+            settings(peer.endpoint, pki, signer.trusted, chunk_size=CHUNK), store.storage
+        )
+        async with rig:
+            rig.docked.set(True)
+            await rig.until(lambda: store.row(row.id).state == "uploaded", "sent")
+            peer.receipts[row.digest] = signer.sign(job_of(store, row))  # verified meanwhile
+            await rig.until(lambda: store.row(row.id).state == "deleted", "deleted")
+    posts = [s for s in peer.faults.seen if s[0] == "POST"]
+    patches = [s for s in peer.faults.seen if s[0] == "PATCH"]
+    assert len(posts) == 1 and len(patches) == -(-row.size // CHUNK)
+    assert not store.path(row).exists()
 
 
 def _metadata(value: str) -> dict[str, str]:

@@ -412,9 +412,8 @@ class UploadConfig:
     endpoint: str = field(
         default="",
         metadata=_doc(
-            "tus creation URL of the ingest, e.g. https://ingest.example:8443/files; receipts "
-            "are asked for at {endpoint}/receipts/{digest}. Empty: nothing is uploaded and "
-            "footage stays on flash (docs/upload.md)."
+            "tus creation URL of the ingest, e.g. https://ingest.example:8443/files/. Empty: "
+            "nothing is uploaded and footage stays on flash (docs/upload.md)."
         ),
     )
     receipts_url: str = field(

@@ -19,7 +19,7 @@ from typing import Any
 from bodycamd.ingest.app import running_ingest
 
 from ..conftest import NotifySocket, write_config
-from ..ingest.helpers import make_rig, run_cli
+from ..ingest.helpers import Rig, make_rig, run_cli
 from ..test_control import request
 
 
@@ -52,26 +52,37 @@ def _until(predicate: Any, what: str, limit: float = 90) -> None:
         time.sleep(0.1)
 
 
-async def test_shift_record_dock_upload_receipts(
-    tmp_path: Path, notify_socket: NotifySocket
-) -> None:
+def enrolled_config(tmp_path: Path) -> tuple[Rig, Path]:
+    """A daemon config (simulated hardware) whose device key and `keys csr` request are
+    enrolled at a fresh ingest; the [upload] section is added once the ingest listens."""
     ingest = make_rig(tmp_path)
     config = write_config(tmp_path)
     shown = _cli("keys", "show", "--config", str(config)).splitlines()[0]
     csr = tmp_path / "cam.csr"
     _cli("keys", "csr", "--config", str(config), "--out", str(csr))
-    cert = tmp_path / "client.pem"
     enrol = ["enroll", "-c", str(ingest.directory), "--csr", str(csr), "--device-key", shown]
-    assert run_cli([*enrol, "--out", str(cert)]) == 0
+    assert run_cli([*enrol, "--out", str(tmp_path / "client.pem")]) == 0
+    return ingest, config
+
+
+def add_upload_section(config: Path, ingest: Rig, url: str, extra: str = "") -> None:
+    config.write_text(
+        config.read_text()
+        + "[upload]\n"
+        + f'endpoint = "{url}/files/"\nreceipts_url = "{url}/receipts"\n'
+        + f'ca_file = "{ingest.ca}"\nclient_cert = "{config.parent / "client.pem"}"\n'
+        + f'receipt_keys = "{ingest.directory / "receipt.pub"}"\nchunk_size = "256KiB"\n'
+        + extra
+    )
+
+
+async def test_shift_record_dock_upload_receipts(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
+    ingest, config = enrolled_config(tmp_path)
     state, sock = tmp_path / "state", tmp_path / "run" / "control.sock"
     async with running_ingest(ingest.config, port=0) as server:
-        config.write_text(
-            config.read_text()
-            + "[upload]\n"
-            + f'endpoint = "{server.url}/files/"\nreceipts_url = "{server.url}/receipts"\n'
-            + f'ca_file = "{ingest.ca}"\nclient_cert = "{cert}"\n'
-            + f'receipt_keys = "{ingest.directory / "receipt.pub"}"\nchunk_size = "256KiB"\n'
-        )
+        add_upload_section(config, ingest, server.url)
         assert "OK" in _cli("check-config", str(config))
         proc = _daemon(config, notify_socket)
         try:

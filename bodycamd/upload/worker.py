@@ -127,6 +127,8 @@ class UploadWorker:
                 await self._fail_session(self._explain(exc))
                 continue
             break
+        self._backoff.reset()
+        self.progress.update(failing=False)
         self._sha256 = info.sha256
         if info.date is not None:
             await self._check_clock(info.date)

@@ -1,6 +1,6 @@
 """Upload throughput on loopback TLS against the project's ingest, as a ratio to `curl`
 sending the same number of bytes to the same server in the same run (DESIGN.md §10 holds
-us to ≥ 0.9×), and the uploader's own CPU seconds per GB.
+us to at least 0.9 times curl), and the uploader's own CPU seconds per GB.
 
 The ingest runs as its own process (`bodycamd-ingest serve`), so the CPU time measured in
 this process is the client's alone. Both clients send a real sealed segment of the same
@@ -22,6 +22,7 @@ from pathlib import Path
 MIB = 1 << 20
 SIZE = 96 * MIB
 CHUNK = 8 * MIB
+_PYTHON_INGEST = [sys.executable, "-m", "bodycamd.ingest.cli"]
 
 
 def main() -> None:
@@ -36,8 +37,7 @@ def main() -> None:
         camera = ingest.enroll("bench-cam")
         ours, theirs = (camera.segment(uuid.uuid4(), size=SIZE) for _ in range(2))
         server = subprocess.Popen(
-            [sys.executable, "-m", "bodycamd.ingest.cli", "serve", "-c", str(ingest.directory)]
-            + ["--port", "0"],
+            [*_PYTHON_INGEST, "serve", "-c", str(ingest.directory), "--port", "0"],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -83,9 +83,11 @@ def _curl(base: str, ingest, camera, sealed) -> float:  # type: ignore[no-untype
     tls += ["--key", str(camera.tls_key), "-sS", "--http1.1"]
     size = sealed.path.stat().st_size
     created = subprocess.run(
-        ["curl", *tls, "-X", "POST", "-D", "-", "-o", "/dev/null", f"{base}/files/"]
-        + ["-H", "Tus-Resumable: 1.0.0", "-H", f"Upload-Length: {size}"]
-        + ["-H", f"Upload-Metadata: {encode_metadata(camera.metadata(sealed))}"],
+        [
+            *("curl", *tls, "-X", "POST", "-D", "-", "-o", "/dev/null", f"{base}/files/"),
+            *("-H", "Tus-Resumable: 1.0.0", "-H", f"Upload-Length: {size}"),
+            *("-H", f"Upload-Metadata: {encode_metadata(camera.metadata(sealed))}"),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -97,9 +99,11 @@ def _curl(base: str, ingest, camera, sealed) -> float:  # type: ignore[no-untype
         target = base + target
     start = time.perf_counter()
     subprocess.run(
-        ["curl", *tls, "-X", "PATCH", "--data-binary", f"@{sealed.path}", target]
-        + ["-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Offset: 0"]
-        + ["-H", "Content-Type: application/offset+octet-stream", "-o", "/dev/null"],
+        [
+            *("curl", *tls, "-X", "PATCH", "--data-binary", f"@{sealed.path}", target),
+            *("-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Offset: 0"),
+            *("-H", "Content-Type: application/offset+octet-stream", "-o", "/dev/null"),
+        ],
         check=True,
     )
     return size / (time.perf_counter() - start)

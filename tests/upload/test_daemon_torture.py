@@ -72,7 +72,8 @@ async def test_twenty_sigkills_during_upload(tmp_path: Path, notify_socket: Noti
         if event["event"] == "receipt.issued":
             issued.add(event["fields"]["digest"])
         elif event["event"] == "upload.created":
-            assert event["fields"]["digest"] not in issued, f"seed {seed}: uploaded again after receipt"
+            again = event["fields"]["digest"] in issued
+            assert not again, f"seed {seed}: uploaded again after its receipt"
 
 
 def _record(config: Path, notify: NotifySocket, sock: Path) -> None:

@@ -36,7 +36,7 @@ from ..systemd import Notifier
 from .app import open_store, running_ingest
 from .audit import AuditLog, verify_audit
 from .config import IngestConfig, load_config
-from .errors import EnrolmentError
+from .errors import AuditLogInvalid, EnrolmentError
 from .pki import init_ingest, issue_device_certificate, load_receipt_key, serial_hex
 from .report import list_store, verify_store
 from .store import DeviceRecord, IngestStore
@@ -136,7 +136,11 @@ async def _offline(config: IngestConfig, args: argparse.Namespace) -> int:
                 return 1
             print(stored.wire.decode())
             return 0
-        summary = await verify_audit(store, trusted)
+        try:
+            summary = await verify_audit(store, trusted)
+        except AuditLogInvalid as exc:
+            print(f"audit log: {exc}", file=sys.stderr)
+            return 1
         print(f"audit log: {summary.entries} entries, chain and signatures valid")
         print(f"last entry hash: {summary.last_hash}")
         return 0

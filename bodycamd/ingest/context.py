@@ -8,8 +8,9 @@ TLS layer verified for this request.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -27,6 +28,9 @@ class IngestContext:
     audit: AuditLog
     completion: Completion
     clock: Callable[[], float]
+    # one creation at a time per device on this node, so the in-flight limit is checked and
+    # applied as one step (across nodes it may be passed by at most one upload per node)
+    creating: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def expire(self, info: UploadInfo) -> None:
         """Remove an upload past its Upload-Expires (tus expiration); idempotent."""

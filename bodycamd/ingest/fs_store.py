@@ -6,7 +6,7 @@ Layout under the root::
     uploads/<device>/<upload>/state.json  durable offset and expiry (replaced atomically)
     uploads/<device>/<upload>/data        the bytes; anything past state.json's offset is junk
     segments/<device>/<recording>/<index>.seg
-    receipts/<dd>/<digest>.json           the segment record and the signed receipt
+    receipts/<dd>/<digest>.json           the segment record and the signed receipt (fs_records)
     quarantine/<device>/<upload>/         the upload as it was, plus reason.json
     devices/<device>.json                 registry entries
     audit.log                             one JSON entry per line
@@ -32,10 +32,9 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from ..evidence.keys import atomic_write, fsync_directory
 from .errors import (
@@ -47,50 +46,26 @@ from .errors import (
     UploadNotFound,
     UploadTooLarge,
 )
+from .fs_records import FilesystemRecords, json_bytes, make_dirs
 from .store import (
     DEVICE_ID,
     UPLOAD_ID,
-    DeviceRecord,
     Quarantined,
     SegmentKey,
-    SegmentRecord,
-    StoredReceipt,
     UploadInfo,
 )
 
 _WRITE_BATCH = 1 << 20  # bytes gathered before one write() in a worker thread
 _READ = 1 << 20
-_AUDIT_TAIL = 1 << 16  # an audit entry is far shorter; the last one is found in this tail
 
 
-def _json(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _mkdirs(path: Path) -> None:
-    """Create `path` and fsync every parent whose entry we added."""
-    missing = []
-    probe = path
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            directory.mkdir(mode=0o700)
-        fsync_directory(directory.parent)
-
-
-def segment_record_from_json(data: dict[str, Any]) -> SegmentRecord:
-    return SegmentRecord(**{**data, "key": SegmentKey(**data["key"])})
-
-
-class FilesystemStore:
+class FilesystemStore(FilesystemRecords):
     """`IngestStore` on a local filesystem that honours fsync and rename (ext4, xfs, btrfs)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self._locks: dict[str, asyncio.Lock] = {}
-        _mkdirs(self.root)
+        make_dirs(self.root)
 
     def describe(self) -> str:
         return f"file://{self.root}"
@@ -107,9 +82,6 @@ class FilesystemStore:
     def _segment_path(self, key: SegmentKey) -> Path:
         return self.root / "segments" / f"{key.path()}.seg"
 
-    def _receipt_path(self, digest: str) -> Path:
-        return self.root / "receipts" / digest[:2] / f"{digest}.json"
-
     # -- uploads --------------------------------------------------------------------------
     async def create_upload(
         self, device_id: str, length: int, metadata: dict[str, str], expires_at: float
@@ -121,12 +93,14 @@ class FilesystemStore:
 
     def _create(self, info: UploadInfo) -> None:
         final = self._upload_dir(info.device_id, info.upload_id)
-        _mkdirs(final.parent)
+        make_dirs(final.parent)
         staging = final.with_name(f".new-{info.upload_id}")
         staging.mkdir(mode=0o700)
         fixed = {k: v for k, v in asdict(info).items() if k not in ("offset", "expires_at")}
-        atomic_write(staging / "info.json", _json(fixed))
-        atomic_write(staging / "state.json", _json({"offset": 0, "expires_at": info.expires_at}))
+        atomic_write(staging / "info.json", json_bytes(fixed))
+        atomic_write(
+            staging / "state.json", json_bytes({"offset": 0, "expires_at": info.expires_at})
+        )
         atomic_write(staging / "data", b"")
         staging.rename(final)
         fsync_directory(final.parent)
@@ -253,7 +227,7 @@ class FilesystemStore:
     def _commit(self, directory: Path, fd: int, offset: int) -> None:
         os.fsync(fd)
         state = json.loads((directory / "state.json").read_bytes())
-        atomic_write(directory / "state.json", _json({**state, "offset": offset}))
+        atomic_write(directory / "state.json", json_bytes({**state, "offset": offset}))
 
     async def _iterate(self, path: Path, end: int) -> AsyncIterator[bytes]:
         handle = await asyncio.to_thread(path.open, "rb")
@@ -284,7 +258,7 @@ class FilesystemStore:
 
     def _finish(self, directory: Path, key: SegmentKey, digest: str) -> None:
         target = self._segment_path(key)
-        _mkdirs(target.parent)
+        make_dirs(target.parent)
         try:
             os.link(directory / "data", target)
         except FileExistsError:
@@ -313,8 +287,8 @@ class FilesystemStore:
     def _quarantine(self, directory: Path, target: Path, reason: str) -> None:
         if not directory.exists():
             raise UploadNotFound(f"upload {directory.name}: no such upload")
-        atomic_write(directory / "reason.json", _json({"reason": reason, "at": time.time()}))
-        _mkdirs(target.parent)
+        atomic_write(directory / "reason.json", json_bytes({"reason": reason, "at": time.time()}))
+        make_dirs(target.parent)
         directory.rename(target)
         fsync_directory(target.parent)
         fsync_directory(directory.parent)
@@ -325,7 +299,7 @@ class FilesystemStore:
             raise UploadNotFound(f"upload {upload_id} of device {device_id}: no such upload")
         await asyncio.to_thread(self._remove, directory)
 
-    # -- segments and receipts ------------------------------------------------------------
+    # -- segments ------------------------------------------------------------------------
     async def read_segment(self, key: SegmentKey) -> AsyncIterator[bytes]:
         path = self._segment_path(key)
         size = (await asyncio.to_thread(path.stat)).st_size
@@ -335,35 +309,7 @@ class FilesystemStore:
     def local_segment_path(self, key: SegmentKey) -> Path | None:
         return self._segment_path(key)
 
-    async def put_receipt(self, record: SegmentRecord, wire: bytes) -> None:
-        document = _json({"record": asdict(record), "receipt": wire.decode()})
-        path = self._receipt_path(record.digest)
-        await asyncio.to_thread(_mkdirs, path.parent)
-        await asyncio.to_thread(atomic_write, path, document, 0o644)
-
-    async def get_receipt(self, digest: str) -> StoredReceipt | None:
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            return None
-        return await asyncio.to_thread(self._load_receipt, self._receipt_path(digest))
-
-    @staticmethod
-    def _load_receipt(path: Path) -> StoredReceipt | None:
-        try:
-            document = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"{path}: unreadable receipt ({exc})") from exc
-        record = segment_record_from_json(document["record"])
-        return StoredReceipt(record, document["receipt"].encode())
-
-    async def receipts(self) -> list[StoredReceipt]:
-        def load_all() -> list[StoredReceipt]:
-            paths = sorted((self.root / "receipts").glob("*/*.json"))
-            return [r for r in map(self._load_receipt, paths) if r is not None]
-
-        return await asyncio.to_thread(load_all)
-
+    # -- quarantine -----------------------------------------------------------------------
     async def quarantined(self) -> list[Quarantined]:
         def load_all() -> list[Quarantined]:
             found = []
@@ -379,70 +325,6 @@ class FilesystemStore:
             return found
 
         return await asyncio.to_thread(load_all)
-
-    # -- device registry ------------------------------------------------------------------
-    async def get_device(self, device_id: str) -> DeviceRecord | None:
-        if not DEVICE_ID.fullmatch(device_id):
-            return None
-        path = self.root / "devices" / f"{device_id}.json"
-        try:
-            data = await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError:
-            return None
-        return DeviceRecord(**json.loads(data))
-
-    async def put_device(self, record: DeviceRecord) -> None:
-        path = self.root / "devices" / f"{record.device_id}.json"
-        await asyncio.to_thread(_mkdirs, path.parent)
-        await asyncio.to_thread(atomic_write, path, _json(asdict(record)), 0o644)
-
-    async def devices(self) -> list[DeviceRecord]:
-        def load_all() -> list[DeviceRecord]:
-            paths = sorted((self.root / "devices").glob("*.json"))
-            return [DeviceRecord(**json.loads(p.read_bytes())) for p in paths]
-
-        return await asyncio.to_thread(load_all)
-
-    # -- audit log ------------------------------------------------------------------------
-    async def append_audit(self, make_entry: Callable[[bytes | None], bytes]) -> bytes:
-        return await asyncio.to_thread(self._append_audit, make_entry)
-
-    def _append_audit(self, make_entry: Callable[[bytes | None], bytes]) -> bytes:
-        path = self.root / "audit.log"
-        created = not path.exists()
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            if created:
-                fsync_directory(self.root)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            size = os.fstat(fd).st_size
-            start = max(0, size - _AUDIT_TAIL)
-            tail = os.pread(fd, size - start, start)
-            cut = tail.rfind(b"\n")
-            end = start + cut + 1  # what follows the last newline was never acknowledged
-            if end != size:
-                os.ftruncate(fd, end)
-            before = tail[:cut] if cut >= 0 else b""
-            if end > 0 and start > 0 and b"\n" not in before:
-                raise StoreError(f"{path}: last entry longer than {_AUDIT_TAIL} bytes")
-            previous = before.rsplit(b"\n", 1)[-1] if end > 0 else None
-            entry = make_entry(previous)
-            if b"\n" in entry or len(entry) >= _AUDIT_TAIL:
-                raise ValueError("an audit entry must be one line under 64 KiB")
-            os.pwrite(fd, entry + b"\n", end)
-            os.fsync(fd)
-            return entry
-        finally:
-            os.close(fd)
-
-    async def read_audit(self) -> AsyncIterator[bytes]:
-        path = self.root / "audit.log"
-        try:
-            data = await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError:
-            return
-        for line in data.split(b"\n")[:-1]:
-            yield line
 
 
 def _file_sha256(path: Path) -> str:

@@ -184,15 +184,17 @@ async def create(request: web.Request) -> web.Response:
         raise Refusal(
             403, f"upload metadata names device {meta.device!r}; this is {device.device_id!r}"
         )
-    in_flight = await context.store.uploads(device.device_id)
-    if len(in_flight) >= context.config.limits.max_uploads_per_device:
-        raise Refusal(
-            429,
-            f"{device.device_id} has {len(in_flight)} uploads in flight; at most "
-            f"{context.config.limits.max_uploads_per_device} (finish or DELETE one)",
-        )
-    expires_at = context.clock() + context.config.limits.upload_expiry
-    info = await context.store.create_upload(device.device_id, length, metadata, expires_at)
+    async with context.creating.setdefault(device.device_id, asyncio.Lock()):
+        in_flight = await context.store.uploads(device.device_id)
+        limit = context.config.limits.max_uploads_per_device
+        if len(in_flight) >= limit:
+            raise Refusal(
+                429,
+                f"{device.device_id} has {len(in_flight)} uploads in flight; at most {limit} "
+                "(finish or DELETE one)",
+            )
+        expires_at = context.clock() + context.config.limits.upload_expiry
+        info = await context.store.create_upload(device.device_id, length, metadata, expires_at)
     await context.audit.record(
         "upload.created",
         device=device.device_id,

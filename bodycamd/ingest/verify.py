@@ -186,6 +186,9 @@ class Completion:
     async def _complete(self, info: UploadInfo, device_key: ed25519.Ed25519PublicKey) -> bytes:
         received_at = rfc3339(self._clock())
         meta = parse_segment_meta(info.metadata)
+        await self._audit.record(
+            "upload.completed", device=info.device_id, upload=info.upload_id, size=info.length
+        )
         try:
             verdict, digest, size = await scan_stored(self._store, info, device_key)
             judge(verdict, digest, meta, info.device_id)

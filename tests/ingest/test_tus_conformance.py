@@ -51,6 +51,13 @@ def tus_upload(
     return cls(file_stream=stream, client=tus_client(base, camera), **kw)
 
 
+async def started(base: str, camera: Camera, sealed: SealedSegment) -> Uploader:
+    """An upload of `sealed` created and its first 50,000 bytes sent."""
+    uploader = tus_upload(base, camera, sealed, chunk_size=50_000)
+    await asyncio.to_thread(uploader.upload, 50_000)
+    return uploader
+
+
 async def fetch_receipt(rig: Rig, url: str, camera: Camera, digest: str) -> Any:
     async with rig.client(camera, url) as client:
         return await client.get(f"/receipts/{digest}")
@@ -165,14 +172,7 @@ async def test_expired_upload_is_gone(rig: Rig, clock: FakeClock) -> None:
     camera = rig.enroll("cam-1")
     sealed = camera.segment()
     async with running_ingest(rig.config, port=0, clock=clock, sweep=False) as server:
-        uploader = tus_upload(
-            server.url,
-            camera,
-            sealed,
-            Uploader,
-            chunk_size=50_000,
-        )
-        await asyncio.to_thread(uploader.upload, 50_000)
+        uploader = await started(server.url, camera, sealed)
         async with rig.client(camera, server.url) as http:
             head = await http.head(uploader.url)
         expires = head.headers["Upload-Expires"]
@@ -192,14 +192,7 @@ async def test_head_after_expiry_says_gone_before_the_sweep(rig: Rig, clock: Fak
     camera = rig.enroll("cam-1")
     sealed = camera.segment()
     async with running_ingest(rig.config, port=0, clock=clock, sweep=False) as server:
-        uploader = tus_upload(
-            server.url,
-            camera,
-            sealed,
-            Uploader,
-            chunk_size=50_000,
-        )
-        await asyncio.to_thread(uploader.upload, 50_000)
+        uploader = await started(server.url, camera, sealed)
         clock.advance(rig.config.limits.upload_expiry + 1)
         with pytest.raises(TusCommunicationError) as gone:
             await asyncio.to_thread(uploader.get_offset)
@@ -210,14 +203,7 @@ async def test_termination(rig: Rig) -> None:
     camera = rig.enroll("cam-1")
     sealed = camera.segment()
     async with running_ingest(rig.config, port=0) as server:
-        uploader = tus_upload(
-            server.url,
-            camera,
-            sealed,
-            Uploader,
-            chunk_size=50_000,
-        )
-        await asyncio.to_thread(uploader.upload, 50_000)
+        uploader = await started(server.url, camera, sealed)
         async with rig.client(camera, server.url) as http:
             deleted = await http.delete(uploader.url)
             assert deleted.status_code == 204

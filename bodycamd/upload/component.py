@@ -20,9 +20,7 @@ import random
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..errors import ConfigError
@@ -31,8 +29,11 @@ from ..storage.uploads import UploadQueue
 from .pacing import Backoff, Clock, Sleep, TokenBucket
 from .progress import ProgressTracker, UploadProgress
 from .settings import UploadSettings, upload_settings
-from .tus import TusClient, make_http_client, make_ssl_context
-from .worker import UploadWorker, WorkerTiming
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .worker import UploadWorker
 
 log = logging.getLogger(__name__)
 CLOCK_TOLERANCE = 2.0  # seconds between the server's Date and ours before clock_unsynced
@@ -55,18 +56,18 @@ class UploadComponent:
         wall: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
-        http: httpx.AsyncClient | None = None,
         idle_poll: float = 5.0,
     ) -> None:
-        """`queue` returns storage's UploadQueue once storage has started. `http` replaces
-        the client built from `settings` (tests that speak to a plain-http peer)."""
+        """`queue` returns storage's UploadQueue once storage has started; `clock` (seconds,
+        monotonic) paces, `now_ns` (wall) dates the journal's retries, `wall` is compared
+        with the server's Date, `sleep` waits (all injected for virtual time in tests)."""
         self._settings = settings
         self._queue = queue
         self._docked = docked
         self._recording = recording
         self._clock, self._now_ns, self._wall, self._sleep = clock, now_ns, wall, sleep
         self._rng = rng
-        self._http = http
+        self._http: httpx.AsyncClient | None = None
         self._idle_poll = idle_poll
         self._disabled = disabled_reason if settings is None else None
         self.progress = ProgressTracker(clock, on_progress)
@@ -84,17 +85,20 @@ class UploadComponent:
         if self._settings is None:
             self.progress.update(state="disabled", reason=self._disabled)
             return
-        if self._http is None:
-            try:
-                self._http = make_http_client(await asyncio.to_thread(self._ssl_context))
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                self._disabled = f"TLS files unusable: {exc}"
-                log.error("upload disabled: %s", self._disabled)
-                self.progress.update(state="disabled", reason=self._disabled)
-                return
+        from .tus import make_http_client  # httpx loads only where uploading is configured
+
+        try:
+            self._http = make_http_client(await asyncio.to_thread(self._ssl_context))
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self._disabled = f"TLS files unusable: {exc}"
+            log.error("upload disabled: %s", self._disabled)
+            self.progress.update(state="disabled", reason=self._disabled)
+            return
         self._show_gate()
 
     def _ssl_context(self) -> ssl.SSLContext | bool:
+        from .tus import make_ssl_context
+
         settings = self._settings
         assert settings is not None
         if not settings.tls or settings.ca_file is None:
@@ -186,6 +190,9 @@ class UploadComponent:
     def _worker(self) -> UploadWorker:
         settings = self._settings
         assert settings is not None and self._http is not None
+        from .tus import TusClient
+        from .worker import UploadWorker, WorkerTiming
+
         bucket = TokenBucket(settings.max_rate, self._clock, self._sleep)
         tus = TusClient(
             self._http,

@@ -25,6 +25,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -39,7 +40,9 @@ from ..receipt import ReceiptInvalid, check_covers, parse_receipt
 from ..storage.uploads import UploadJob, UploadQueue
 from .pacing import Backoff, Clock, Sleep, retry_delay
 from .progress import ProgressTracker
-from .tus import TusClient
+
+if TYPE_CHECKING:
+    from .tus import TusClient
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000

@@ -21,7 +21,14 @@ from bodycamd.receipt import check_covers, parse_receipt, receipt_key_id
 
 from ..conftest import NotifySocket
 from ..test_control import request
-from .test_daemon_upload import _daemon, _journal, _until, add_upload_section, enrolled_config
+from .test_daemon_upload import (
+    _daemon,
+    _journal,
+    _until,
+    add_upload_section,
+    enrolled_config,
+    record_footage,
+)
 
 KILLS = 20
 
@@ -81,13 +88,7 @@ def _record(config: Path, notify: NotifySocket, sock: Path) -> None:
     proc = _daemon(config, notify)
     try:
         notify.wait_for("READY")
-        assert request(sock, "login", personnel_number="123456")["ok"]
-        assert request(sock, "record_start")["ok"]
-        _until(
-            lambda: request(sock, "status")["result"]["state"]["recording_seconds"] >= 4.5,
-            "footage",
-        )
-        assert request(sock, "record_stop")["ok"]
+        record_footage(sock)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)

@@ -102,14 +102,20 @@ async def test_shift_record_dock_upload_receipts(
     _cli("audit", "verify", "--config", str(config))  # the trail's chain and signatures
 
 
-def _shift(sock: Path, state: Path) -> None:
+def record_footage(sock: Path, seconds: float = 4.5) -> None:
+    """Log in, record `seconds` of footage by the daemon's own count, stop (two segments
+    or more at the tests' 2 s segments)."""
     assert request(sock, "login", personnel_number="123456")["ok"]
     assert request(sock, "record_start")["ok"]
     _until(
-        lambda: request(sock, "status")["result"]["state"]["recording_seconds"] >= 4.5,
+        lambda: request(sock, "status")["result"]["state"]["recording_seconds"] >= seconds,
         "footage",
     )
     assert request(sock, "record_stop")["ok"]
+
+
+def _shift(sock: Path, state: Path) -> None:
+    record_footage(sock)
     assert request(sock, "sim", action="dock")["ok"]
     _until(lambda: request(sock, "status")["result"]["state"]["docked"], "docked")
     _until(

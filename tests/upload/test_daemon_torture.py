@@ -43,7 +43,7 @@ async def test_twenty_sigkills_during_upload(tmp_path: Path, notify_socket: Noti
     async with running_ingest(ingest.config, port=0) as server:
         # slow and small chunks, so that a kill lands mid-upload more often than not
         add_upload_section(
-            config, ingest, server.url, 'max_rate = "60KB"\n[gpio]\ndock_stable_seconds = 0.1\n'
+            config, ingest, server.url, 'max_rate = "60KB"\n[dock]\nstable_seconds = 0.1\n'
         )
         await asyncio.to_thread(_record, config, notify_socket, sock)
         for kill in range(KILLS + 1):

@@ -143,7 +143,7 @@ def test_footer_replayed_from_another_segment(tmp_path: Path, small: tuple[bytes
 def test_footer_appended_twice(tmp_path: Path, small: tuple[bytes, bytes]) -> None:
     header, frames = split_frames(small[0])
     _, status, why = read_bytes(tmp_path, join_frames(header, [*frames, frames[-1]]))
-    assert status == "error" and why.endswith("149 bytes after the footer")
+    assert status == "error" and why.endswith(f"{8 + fmt.FOOTER_BODY[2]} bytes after the footer")
 
 
 def test_segment_signed_by_another_device(tmp_path: Path) -> None:

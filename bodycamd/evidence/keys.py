@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -200,18 +201,40 @@ def device_public_raw(key: ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
     return public.public_bytes_raw()
 
 
-def load_device_public_key(text: str) -> ed25519.Ed25519PublicKey:
-    """A device public key as `bodycamd keys show` prints it (base64 of the raw 32 bytes),
-    or a path to a file holding that line."""
-    candidate = Path(text)
-    value = candidate.read_text().strip() if candidate.is_file() else text.strip()
+_SHOWN_KEY = re.compile(r"device public key:\s*(\S+)")
+_SHOWN_FINGERPRINT = re.compile(r"fingerprint:\s*((?:[0-9a-f]{4}\s*){8})")
+
+
+def parse_device_public_key(text: str, *, where: str = "") -> ed25519.Ed25519PublicKey:
+    """A device public key exactly as `bodycamd keys show` prints it (both lines, or on one
+    line), or just its base64. A fingerprint given with it must match, which catches a key
+    pasted from the wrong device or mangled on the way."""
+    shown = _SHOWN_KEY.search(text)
+    value = shown.group(1) if shown else text.strip()
+    label = where or (value[:20] + "…" if len(value) > 20 else value)
     try:
-        raw = base64.b64decode(value.split()[-1], validate=True)
-        return ed25519.Ed25519PublicKey.from_public_bytes(raw)
-    except (binascii.Error, ValueError, IndexError) as exc:
+        raw = base64.b64decode(value, validate=True)
+        key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError) as exc:
         raise KeyFileError(
-            f"{text}: expected a device public key (base64 of 32 bytes) or a file holding one"
+            f"{label}: expected a device public key as `bodycamd keys show` prints it "
+            "(device public key: BASE64) or its base64 alone"
         ) from exc
+    printed = _SHOWN_FINGERPRINT.search(text)
+    if printed and " ".join(printed.group(1).split()) != fingerprint(raw):
+        raise KeyFileError(
+            f"{label}: fingerprint {printed.group(1).strip()!r} does not match the key "
+            f"(its fingerprint is {fingerprint(raw)})"
+        )
+    return key
+
+
+def load_device_public_key(text: str) -> ed25519.Ed25519PublicKey:
+    """`parse_device_public_key` of `text`, or of the file `text` names."""
+    candidate = Path(text)
+    if "\n" not in text and len(text) < 4096 and candidate.is_file():
+        return parse_device_public_key(candidate.read_text(), where=str(candidate))
+    return parse_device_public_key(text)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:

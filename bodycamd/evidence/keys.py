@@ -155,6 +155,7 @@ def load_evidence_public_key(path: Path) -> EvidencePublicKey:
 
 
 def load_evidence_private_key(path: Path) -> EvidencePrivateKey:
+    check_private_mode(path)
     kem, raw = _decode(path, _PRIVATE_TITLE)
     try:
         return evidence_private_key_from_raw(kem, raw)
@@ -174,17 +175,44 @@ def write_evidence_key_pair(private: EvidencePrivateKey, private_path: Path) -> 
 
 
 def load_or_create_device_key(path: Path) -> ed25519.Ed25519PrivateKey:
-    """The device signing key: created on first start, then loaded; never regenerated
-    silently (a new key would orphan the audit trail), so a corrupt file is an error."""
+    """Load the device key at `path`, or make one if there is none. Only for places that
+    know the key cannot be missing for a bad reason (tests, a fresh state directory): the
+    daemon goes through bodycamd.identity, which refuses to make a key where footage is."""
     if not path.exists():
-        key = ed25519.Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
+        return create_device_key(path)
+    return load_device_key(path)
+
+
+def create_device_key(path: Path) -> ed25519.Ed25519PrivateKey:
+    """A new Ed25519 device key in PKCS#8 PEM, written atomically, 0600; refuses to replace."""
+    if path.exists():
+        raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    atomic_write(path, pem)
+    return key
+
+
+def check_private_mode(path: Path) -> None:
+    """Refuse a private key that others can read or write, as ssh does: whoever could read it
+    could have copied it, and then it proves nothing."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read key file: {exc.strerror or exc}") from exc
+    if mode & 0o077:
+        raise KeyFileError(
+            f"{path}: private key is accessible by others (mode {mode:04o}); it must be "
+            f"readable by its owner only: chmod 600 {path}"
         )
-        atomic_write(path, pem)
-        return key
+
+
+def load_device_key(path: Path) -> ed25519.Ed25519PrivateKey:
+    """The device signing key; a corrupt, foreign or world-readable file is an error (never
+    regenerated silently: a new key would orphan the audit trail)."""
+    check_private_mode(path)
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except OSError as exc:
@@ -244,6 +272,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
+        os.fchmod(fd, mode)  # a temp file left by a crash keeps its old mode otherwise
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]

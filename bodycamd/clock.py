@@ -27,7 +27,7 @@ STA_UNSYNC = 0x0040
 TIME_ERROR = 5  # adjtimex's return value while the clock is not synchronised
 
 
-class _Timex(ctypes.Structure):
+class Timex(ctypes.Structure):
     """The leading fields of `struct timex` (they come before any time_t, so their layout is
     the same on 32- and 64-bit ABIs); the padding covers the rest generously."""
 
@@ -49,15 +49,20 @@ class ClockState:
     max_error_us: int  # the kernel's bound on it (grows by 500 ppm while undisciplined)
 
 
-def read_kernel_clock() -> ClockState:
-    """adjtimex(2), read only. Raises OSError if the call fails (not Linux, seccomp)."""
-    path = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(path, use_errno=True)
-    timex = _Timex()
-    state = libc.adjtimex(ctypes.byref(timex))
+def _libc_adjtimex(timex: Timex) -> int:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    state: int = libc.adjtimex(ctypes.byref(timex))
     if state < 0:
         error = ctypes.get_errno()
         raise OSError(error, f"adjtimex: {os.strerror(error)}")
+    return state
+
+
+def read_kernel_clock(adjtimex: Callable[[Timex], int] = _libc_adjtimex) -> ClockState:
+    """adjtimex(2) with modes = 0 (read only); `adjtimex` is the seam tests replace. Raises
+    OSError if the call fails (not Linux, a seccomp filter)."""
+    timex = Timex()
+    state = adjtimex(timex)
     synchronised = not (timex.status & STA_UNSYNC) and state != TIME_ERROR
     return ClockState(synchronised, int(timex.esterror), int(timex.maxerror))
 

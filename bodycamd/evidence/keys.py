@@ -155,8 +155,8 @@ def load_evidence_public_key(path: Path) -> EvidencePublicKey:
 
 
 def load_evidence_private_key(path: Path) -> EvidencePrivateKey:
-    check_private_mode(path)
     kem, raw = _decode(path, _PRIVATE_TITLE)
+    check_private_mode(path)
     try:
         return evidence_private_key_from_raw(kem, raw)
     except ValueError as exc:

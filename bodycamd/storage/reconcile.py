@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from ..errors import EvidenceError
 from ..evidence.keys import fsync_directory
 from ..evidence.reader import scan_segment
-from ..evidence.recovery import seal_torn
+from ..evidence.recovery import interrupted_roll, seal_interrupted_roll, seal_torn
 from ..evidence.writer import SealedSegment
+from ..journal import SegmentRow
 from .spool import Spool
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class ReconcileReport:
     quarantined: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # rows whose file is gone
     deletions_finished: list[str] = field(default_factory=list)
+    rolls_interrupted: list[str] = field(default_factory=list)  # placeholders written
 
     def summary(self) -> str:
         parts = [f"{len(v)} {k.replace('_', ' ')}" for k, v in self.__dict__.items() if v]
@@ -112,7 +114,48 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
                 journal.audit_in(db, "segment_missing", path=row.path, digest=row.digest)
             log.error("%s: in the journal but not on flash; marked missing", row.path)
             report.missing.append(row.path)
+    _mark_interrupted_rolls(spool, device_key, report)
     return report
+
+
+def _mark_interrupted_rolls(
+    spool: Spool, device_key: ed25519.Ed25519PrivateKey, report: ReconcileReport
+) -> None:
+    """A recording whose last segment is complete but not end of recording, with no
+    successor anywhere, lost power at a segment roll: leave the placeholder segment the
+    spec asks for (docs/segment-format.md §7), sealed, journalled and audited like any
+    recovered segment, so the chain reads "interrupted (power loss)", not "missing"."""
+    layout, journal = spool.layout, spool.journal
+    last: dict[str, SegmentRow] = {}
+    for row in journal.segments():
+        if row.recording_id not in last or row.segment_index > last[row.recording_id].segment_index:
+            last[row.recording_id] = row
+    for row in last.values():
+        path = layout.root / row.path
+        if row.torn or row.end_of_recording or row.state != "sealed" or not path.exists():
+            continue
+        previous = scan_segment(path, device_key.public_key())
+        if interrupted_roll([previous]) is None:
+            continue
+        header = previous.header
+        part = layout.part_path(header.recording_id, header.segment_index + 1)
+        if not part.parent.exists():
+            part.parent.mkdir(mode=0o700)
+            fsync_directory(part.parent.parent)
+        recovered = seal_interrupted_roll(previous, part, device_key, spool.evidence_key)
+        target = spool.commit(
+            SealedSegment.from_verdict(recovered.path, recovered.verdict), torn=True, recovered=True
+        )
+        journal.audit(
+            "roll_interrupted",
+            recording=row.recording_id,
+            after=row.path,
+            path=layout.relative(target),
+        )
+        log.warning(
+            "%s: power was lost at a segment roll; placeholder %s written", row.path, target
+        )
+        report.rolls_interrupted.append(layout.relative(target))
 
 
 def _quarantine(spool: Spool, path: Path, reason: str, report: ReconcileReport) -> None:

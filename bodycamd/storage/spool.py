@@ -74,6 +74,7 @@ class Spool:
         self.ledger = ledger
         self._device_key = device_key
         self._evidence_key = evidence_key
+        self.evidence_key = evidence_key  # public: recovery seals placeholders with it
         self._device_name = device_name
         self._fsync = fsync
 

@@ -38,7 +38,7 @@ def _fsync(fd: int) -> None:
 os.fsync = _fsync
 
 
-def _install() -> None:
+def install() -> None:
     from bodycamd.evidence import writer
 
     seal, init = writer.SegmentWriter.seal, writer.SegmentWriter.__init__
@@ -59,7 +59,7 @@ def _install() -> None:
 
 
 if __name__ == "__main__":
-    _install()
+    install()
     from bodycamd.cli import main
 
     sys.exit(main(sys.argv[1:]))

@@ -16,6 +16,7 @@ change; `queue_counts` is that answer, readable from the event loop without I/O.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -66,6 +67,19 @@ class QueueCounts:
     no_receipt: int = 0  # every byte sent, no receipt (a generic tus server): stays
 
 
+def _private_file(path: Path) -> None:
+    """Create the journal 0600 whatever the umask (SQLite gives its -wal and -shm files the
+    database file's mode), and tighten one an older bodycamd left readable by others."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot open the journal: {exc.strerror or exc}") from exc
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 class Journal:
     def __init__(self, path: Path, device_key: ed25519.Ed25519PrivateKey) -> None:
         self.path = path
@@ -74,6 +88,7 @@ class Journal:
         self._segments_touched = False
         self.write_failed = False  # the last write failed; cleared by the next that commits
         self.queue_counts = QueueCounts()
+        _private_file(path)
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")

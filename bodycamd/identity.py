@@ -37,6 +37,7 @@ from .evidence.keys import (
     load_evidence_public_key,
     write_evidence_key_pair,
 )
+from .instance import StateLock
 from .journal import Journal
 from .storage.layout import StateLayout
 
@@ -87,6 +88,7 @@ class IdentityComponent:
         self._layout = layout
         self.device_key: ed25519.Ed25519PrivateKey | None = None
         self.evidence_key: EvidencePublicKey | None = None
+        self.lock = StateLock(layout.root)
 
     def signing_key(self) -> ed25519.Ed25519PrivateKey:
         if self.device_key is None:
@@ -95,6 +97,7 @@ class IdentityComponent:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._layout.prepare)
+        await asyncio.to_thread(self.lock.acquire)  # before anything else touches the state
         device_key, made = await asyncio.to_thread(device_key_for, self._layout)
         self.device_key = device_key
         if made:
@@ -114,7 +117,7 @@ class IdentityComponent:
         return None
 
     async def stop(self) -> None:
-        return None
+        self.lock.release()  # the first component to start is the last to stop
 
     def status(self) -> str:
         if self.device_key is None or self.evidence_key is None:
@@ -157,8 +160,18 @@ def rotate_device_key(layout: StateLayout, audit: AuditWriter) -> tuple[str | No
 
 
 def rotate_command(layout: StateLayout) -> int:
-    """`bodycamd keys rotate`: the event goes into the journal of the state directory."""
+    """`bodycamd keys rotate`: the event goes into the journal of the state directory;
+    refused while a daemon holds the state directory."""
     layout.prepare()
+    lock = StateLock(layout.root)
+    lock.acquire()
+    try:
+        return _rotate(layout)
+    finally:
+        lock.release()
+
+
+def _rotate(layout: StateLayout) -> int:
 
     def audit(key: ed25519.Ed25519PrivateKey, fields: dict[str, str | None]) -> None:
         journal = Journal(layout.journal, key)

@@ -8,12 +8,13 @@ quarantine/ (and reported), never removed.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ..errors import EvidenceError
+from ..errors import EvidenceError, StorageError
 from ..evidence.keys import fsync_directory
 from ..evidence.reader import scan_segment
 from ..evidence.recovery import interrupted_roll, seal_interrupted_roll, seal_torn
@@ -160,12 +161,27 @@ def _mark_interrupted_rolls(
 
 def _quarantine(spool: Spool, path: Path, reason: str, report: ReconcileReport) -> None:
     layout = spool.layout
-    target = layout.quarantine / f"{path.parent.name}-{path.name}"
-    path.rename(target)
-    fsync_directory(layout.quarantine)
-    fsync_directory(path.parent)
+    target = move_without_overwriting(path, layout.quarantine, f"{path.parent.name}-{path.name}")
     spool.journal.audit(
         "file_quarantined", path=layout.relative(target), was=layout.relative(path), reason=reason
     )
     log.error("%s: not a readable segment (%s); moved to %s", path, reason, target)
     report.quarantined.append(layout.relative(target))
+
+
+def move_without_overwriting(path: Path, directory: Path, name: str) -> Path:
+    """Move `path` into `directory` as `name`, or `name.1`, `name.2`… if taken: link(2)
+    fails rather than replace, so nothing on flash is ever overwritten. A crash between the
+    link and the unlink leaves both names; the next start quarantines the source again under
+    a new name, and the copies are identical."""
+    for attempt in range(10_000):
+        target = directory / (name if attempt == 0 else f"{name}.{attempt}")
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            continue
+        fsync_directory(directory)
+        path.unlink()
+        fsync_directory(path.parent)
+        return target
+    raise StorageError(f"{directory}: no free name for {name}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,18 @@ def test_journal_files_are_private_whatever_the_umask(tmp_path: Path, mode: int)
     path.chmod(0o644)  # made by an older bodycamd: tightened when opened
     spool, _ = make_spool(tmp_path / "state")
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_quarantine_never_overwrites(tmp_path: Path) -> None:
+    spool, keys = make_spool(tmp_path / "state")
+    layout = spool.layout
+    names = []
+    for content in (b"first unreadable file", b"second, same name"):
+        part = layout.part_path(uuid.UUID(int=7), 0)
+        part.parent.mkdir(exist_ok=True)
+        part.write_bytes(content)
+        names += reconcile(spool, keys.device).quarantined
+    first = "quarantine/00000000000000000000000000000007-000000.part"
+    assert names == [first, f"{first}.1"]
+    kept = sorted(p.read_bytes() for p in layout.quarantine.iterdir())
+    assert kept == [b"first unreadable file", b"second, same name"]

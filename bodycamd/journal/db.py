@@ -20,6 +20,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +29,10 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ..clock import boot_id
 from ..errors import JournalCorrupt, StorageError
+from ..evidence.keys import EvidencePublicKey
+from ..evidence.sealed import seal_personal
 from .audit import AuditEvent, AuditReport, append_event, read_events, verify_audit
 from .migrations import SCHEMA_VERSION, migrate
 
@@ -81,9 +85,19 @@ def _private_file(path: Path) -> None:
 
 
 class Journal:
-    def __init__(self, path: Path, device_key: ed25519.Ed25519PrivateKey) -> None:
+    def __init__(
+        self,
+        path: Path,
+        device_key: ed25519.Ed25519PrivateKey,
+        *,
+        seal_to: EvidencePublicKey | None = None,
+    ) -> None:
+        """`seal_to`: the evidence public key that personal fields of audit events are
+        sealed to (evidence/sealed.py); None only where no event carries any (tools)."""
         self.path = path
         self._device_key = device_key
+        self._seal_to = seal_to
+        self._boot = uuid.UUID(bytes=boot_id()).hex
         self._lock = threading.Lock()
         self._segments_touched = False
         self.write_failed = False  # the last write failed; cleared by the next that commits
@@ -142,11 +156,19 @@ class Journal:
     def audit(self, kind: str, **fields: Any) -> None:
         """Append one signed audit event in its own transaction."""
         with self.transaction() as db:
-            append_event(db, self._device_key, kind, fields)
+            append_event(db, self._device_key, kind, self._stored(kind, fields))
 
     def audit_in(self, db: sqlite3.Connection, kind: str, **fields: Any) -> None:
         """Append an audit event inside a transaction the caller holds."""
-        append_event(db, self._device_key, kind, fields)
+        append_event(db, self._device_key, kind, self._stored(kind, fields))
+
+    def _stored(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Every event names its boot (its monotonic time means nothing without it), and
+        its personal fields are sealed to the evidence key before they reach flash."""
+        fields = {**fields, "boot": self._boot}
+        if self._seal_to is not None:
+            fields = seal_personal(kind, fields, self._seal_to)
+        return fields
 
     def events(self) -> list[AuditEvent]:
         """The whole audit trail, in order (tests, exports)."""

@@ -89,8 +89,9 @@ class StorageComponent:
         moved file; the new trail starts by saying so. A journal from a newer bodycamd is
         not corrupt: it is refused (JournalTooNew) and left as it is."""
         path = self.layout.journal
+        seal_to = self._identity.evidence_key
         try:
-            return Journal(path, key)
+            return Journal(path, key, seal_to=seal_to)
         except JournalCorrupt as exc:
             stamp = time.strftime("%Y%m%dT%H%M%S")
             kept = path.with_name(f"{path.name}.corrupt-{stamp}")
@@ -99,7 +100,7 @@ class StorageComponent:
                 if old.exists():
                     old.rename(kept.with_name(kept.name + suffix))
             log.error("%s; moved to %s and starting a new journal", exc, kept)
-            journal = Journal(path, key)
+            journal = Journal(path, key, seal_to=seal_to)
             journal.audit("journal_replaced", reason=str(exc), kept=kept.name)
             return journal
 

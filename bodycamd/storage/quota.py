@@ -97,7 +97,9 @@ class QuotaLedger:
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read free space (about once a second, from checkpoints; not per write)."""
+        """Re-read free space: at checkpoints (about once a second while recording), before
+        every decision to start a recording or a segment, and on the storage component's
+        timer while idle; not per write."""
         space = self._space_fn(self._root)
         with self._lock:
             self._space = space
@@ -122,7 +124,9 @@ class QuotaLedger:
         )
 
     def check_start(self) -> None:
-        """Refuse a new recording unless `min_free_minutes` of footage fit."""
+        """Refuse a new recording unless `min_free_minutes` of footage fit, by free space
+        read now (a decision never rests on a stale reading)."""
+        self.refresh()
         figures = self.figures()
         if figures.full or figures.minutes_left < self._min_free_minutes:
             raise QuotaExceeded(

@@ -80,7 +80,9 @@ class Spool:
 
     def has_room_for_segment(self, sealing: int = 0) -> bool:
         """Whether a new segment could still be opened after `sealing` more bytes go into
-        the current one (the check open_segment makes, plus what the seal writes)."""
+        the current one (the check open_segment makes, plus what the seal writes), by free
+        space read now."""
+        self.ledger.refresh()
         try:
             self.ledger.check(self.layout.spool / "next.part", NEW_SEGMENT_BYTES + sealing)
         except QuotaExceeded:

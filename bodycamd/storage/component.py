@@ -78,6 +78,11 @@ class StorageComponent:
             min_free_minutes=config.min_free_minutes,
             bitrate=config.assumed_bitrate,
         )
+        journal_files = [
+            self.layout.journal.with_name(self.layout.journal.name + s)
+            for s in ("", "-wal", "-shm")
+        ]
+        ledger.count_also(journal_files)
         spool = Spool(
             self.layout, journal, ledger, key, self._identity.evidence_key, self._device_name
         )

@@ -43,6 +43,7 @@ class Tally:
     lost_s: list[float] = field(default_factory=list)
     unexplained: list[str] = field(default_factory=list)
     roll_fsyncs: int = 0
+    before_first_segment: int = 0  # killed before the first keyframe's segment was on flash
 
 
 def request(path: Path, cmd: str, **args: Any) -> dict[str, Any]:
@@ -78,6 +79,7 @@ class Run:
         )
         notify.wait_for("READY")
         self.control = work / "run" / "control.sock"
+        self.recording = ""
         if record:
             self.record()
 
@@ -85,6 +87,7 @@ class Run:
         assert request(self.control, "login", personnel_number="123456")["ok"]
         answer = request(self.control, "record_start")
         assert answer["ok"], answer
+        self.recording = str(answer["result"]["recording_id"])
 
     def kill(self) -> int:
         self.proc.send_signal(signal.SIGKILL)
@@ -112,17 +115,14 @@ class Run:
             raise RuntimeError(f"the daemon exited {code}; see daemon.log")
 
 
-def latest_recording_end(state: Path) -> tuple[int | None, int]:
-    """End wall time (ns) of the most recently started recording, and its segment count."""
-    verdicts = [scan_segment(path) for path in sorted(state.glob("ready/*/*.seg"))]
+def recording_end(state: Path, recording: str) -> tuple[int | None, int]:
+    """End wall time (ns) of the recording as recovered, and its segment count (None, 0
+    when the kill came before its first segment reached flash)."""
+    verdicts = [scan_segment(path) for path in sorted(state.glob(f"ready/{recording}/*.seg"))]
     if not verdicts:
         return None, 0
-    groups: dict[Any, list[Any]] = {}
-    for verdict in verdicts:
-        groups.setdefault(verdict.header.recording_id, []).append(verdict)
-    latest = max(groups.values(), key=lambda g: min(v.header.wall_start_ns for v in g))
-    last = max(latest, key=lambda v: v.header.segment_index)
-    return last.end_wall_ns, len(latest)
+    last = max(verdicts, key=lambda v: v.header.segment_index)
+    return last.end_wall_ns, len(verdicts)
 
 
 def torture(work: Path, kills: int, seed: int, points: list[int] | None = None) -> int:
@@ -134,15 +134,17 @@ def torture(work: Path, kills: int, seed: int, points: list[int] | None = None) 
     notify = NotifySocket(work / "notify.sock")
     tally = Tally()
 
-    def after_kill(how: str, when: int) -> Run:
+    def after_kill(how: str, killed: Run, when: int) -> Run:
         """The next start recovers what the kill left; measure it before recording again."""
         run = Run(work, notify, record=False)
-        end, segments = latest_recording_end(state)
+        end, segments = recording_end(state, killed.recording)
         tally.kills.append((how, when))
-        lost = (when - end) / 1e9 if end is not None else float("nan")
-        if end is not None:
-            tally.lost_s.append(lost)
-        print(f"  {how}: {segments} segment(s) in that recording, lost {lost:.2f} s")
+        if end is None:
+            tally.before_first_segment += 1
+            print(f"  {how}: killed before the recording's first segment was on flash")
+        else:
+            tally.lost_s.append((when - end) / 1e9)
+            print(f"  {how}: {segments} segment(s), lost {(when - end) / 1e9:.2f} s")
         run.record()
         return run
 
@@ -150,7 +152,7 @@ def torture(work: Path, kills: int, seed: int, points: list[int] | None = None) 
     for number in range(kills):
         time.sleep(rng.uniform(0.2, 2.5))  # the power goes at a random moment
         when = run.kill()
-        run = after_kill(f"random kill {number + 1}", when)
+        run = after_kill(f"random kill {number + 1}", run, when)
     for point in points if points is not None else range(1000):
         run.kill()  # a fresh recording for each roll point
         run = Run(work, notify, roll_point=point)
@@ -158,7 +160,7 @@ def torture(work: Path, kills: int, seed: int, points: list[int] | None = None) 
         if when is None:
             tally.roll_fsyncs = point // 2
             break
-        run = after_kill(f"roll fsync point {point}", when)
+        run = after_kill(f"roll fsync point {point}", run, when)
     run.stop()
     return report(work, state, tally)
 
@@ -211,7 +213,8 @@ def report(work: Path, state: Path, tally: Tally) -> int:
     if tally.lost_s:
         print(
             f"footage lost: worst {worst:.2f} s per kill (target <= 1 s), median "
-            f"{statistics.median(tally.lost_s):.2f} s"
+            f"{statistics.median(tally.lost_s):.2f} s; {tally.before_first_segment} kill(s) "
+            "came before the recording's first segment (nothing recorded yet to lose)"
         )
     print(f"evidence verify exit {verify.returncode}, audit verify exit {audit.returncode}")
     print(f"unexplained:  {len(tally.unexplained)} (target 0)")

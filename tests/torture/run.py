@@ -132,6 +132,20 @@ def torture(work: Path, kills: int, seed: int, points: list[int] | None = None) 
     write_config(work)  # 2 s segments, 5 s pre-event, simulated hardware
     state = work / "state"
     notify = NotifySocket(work / "notify.sock")
+    try:
+        return _torture(work, state, notify, rng, kills, points)
+    finally:
+        notify.sock.close()
+
+
+def _torture(
+    work: Path,
+    state: Path,
+    notify: NotifySocket,
+    rng: random.Random,
+    kills: int,
+    points: list[int] | None,
+) -> int:
     tally = Tally()
 
     def after_kill(how: str, killed: Run, when: int) -> Run:

@@ -17,7 +17,7 @@ from bodycamd.camera import EncodedPacket
 from bodycamd.recorder.muxer import MuxState, TsMuxer, continue_counters
 from bodycamd.recorder.recorder import Recorder
 from tests.recorder.helpers import decrypt, recorder_config, synthetic_packets
-from tests.storage.helpers import make_spool
+from tests.storage.helpers import make_spool, storage_for
 
 PACKETS, PARAMS = synthetic_packets(7)
 
@@ -27,7 +27,7 @@ async def record(
 ) -> list[bytes]:
     spool, keys = make_spool(tmp_path / "state")
     config = recorder_config(segment_seconds=2.0, pre_event_seconds=pre_event)
-    recorder = Recorder(spool, config, PARAMS)
+    recorder = Recorder(storage_for(spool), config, PARAMS)
     recorder.set_buffering(True)
     for packet in packets[:started_at]:
         await recorder.handle(packet)

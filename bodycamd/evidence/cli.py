@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChainError, EvidenceError
+from ..fsutil import fsync_directory
 from .chain import ACCEPTABLE, ChainFault, ChainLink, ChainReport, assess_chain, group_by_recording
-from .keys import fingerprint, fsync_directory, kem_by_id, load_evidence_private_key
+from .keys import fingerprint, kem_by_id, load_evidence_private_key
 from .origin import Origin, origin_from
 from .reader import SegmentReader, Verdict, read_header, scan_segment
 

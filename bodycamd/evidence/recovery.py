@@ -22,8 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..clock import boot_id
 from ..errors import SegmentAbandoned
+from ..fsutil import fsync_directory
 from . import format as fmt
-from .keys import EvidencePublicKey, fsync_directory
+from .keys import EvidencePublicKey
 from .reader import Verdict, scan_segment
 from .writer import PART_SUFFIX, SEALED_SUFFIX, SegmentInfo, SegmentWriter
 

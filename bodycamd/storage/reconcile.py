@@ -15,10 +15,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..errors import EvidenceError, StorageError
-from ..evidence.keys import fsync_directory
 from ..evidence.reader import scan_segment
 from ..evidence.recovery import interrupted_roll, seal_interrupted_roll, seal_torn
 from ..evidence.writer import SealedSegment
+from ..fsutil import fsync_directory
 from ..journal import SegmentRow
 from .spool import Spool
 

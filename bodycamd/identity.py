@@ -31,12 +31,12 @@ from .evidence.keys import (
     create_device_key,
     device_public_raw,
     fingerprint,
-    fsync_directory,
     generate_evidence_key,
     load_device_key,
     load_evidence_public_key,
     write_evidence_key_pair,
 )
+from .fsutil import fsync_directory
 from .instance import StateLock
 from .journal import Journal
 from .storage.layout import StateLayout

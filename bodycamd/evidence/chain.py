@@ -217,9 +217,7 @@ def _segment_faults(link: ChainLink, *, is_last: bool) -> list[ChainFault]:
     return faults
 
 
-def check_chain(
-    links: Sequence[ChainLink], accept: Collection[str] = EXPLAINED
-) -> ChainReport:
+def check_chain(links: Sequence[ChainLink], accept: Collection[str] = EXPLAINED) -> ChainReport:
     """assess_chain, raising ChainError naming the first fault not accepted (by default,
     faults the device signed for are accepted: a power loss is reported, not a failure)."""
     report = assess_chain(links)

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
 from ..errors import KeyFileError
-from ..fsutil import fsync_directory
+from ..fsutil import fsync_directory as fsync_directory  # re-exported: ingest imports it here
 
 KemName = Literal["x25519", "mlkem768-x25519"]
 

@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PREFIX ?= /opt/bodycamd
 
-.PHONY: run demo test lint typecheck pytest bench install clean
+.PHONY: run demo test lint typecheck pytest bench torture install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Not part of `make test`: kills the daemon 30 times at random moments and at every fsync of a
+# segment roll, then verifies every recording and the audit trail (tests/torture/run.py).
+torture: $(STAMP)
+	$(BIN)/python -m tests.torture.run --kills 30
 
 # On the Pi: picamera2 and libcamera come from Raspberry Pi OS packages (python3-picamera2),
 # which cannot be installed from PyPI, so the venv must see the system site-packages.

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, identity
 from .config import DEFAULT_CONFIG_PATH, Config, load_config, to_toml
 from .errors import BodycamError
 from .evidence import cli as evidence_cli
@@ -24,7 +24,6 @@ from .evidence.keys import (
     device_public_raw,
     fingerprint,
     generate_evidence_key,
-    load_or_create_device_key,
     write_evidence_key_pair,
 )
 from .journal import cli as audit_cli
@@ -68,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(csr)
     csr.add_argument("--out", type=Path, help="write the CSR (PEM) here instead of stdout")
+    rotate = key_commands.add_parser(
+        "rotate", help="replace the device key on purpose (audited; re-enrol the device after)"
+    )
+    with_config(rotate)
+    rotate.add_argument(
+        "--i-understand",
+        action="store_true",
+        required=True,
+        help="that footage and audit events made so far stay signed by the old key",
+    )
 
     evidence_cli.add_commands(commands)
     audit_cli.add_commands(commands)
@@ -124,10 +133,11 @@ def _keys(args: argparse.Namespace) -> int:
     if args.keys_command == "csr":
         return _csr(config, args.out)
     layout = StateLayout(config.device.state_dir)
-    existed = layout.device_key.exists()
-    key = load_or_create_device_key(layout.device_key)
+    if args.keys_command == "rotate":
+        return identity.rotate_command(layout)
+    key, made = identity.device_key_for(layout)
     raw = device_public_raw(key)
-    if not existed:
+    if made:
         print(f"created device key {layout.device_key}", file=sys.stderr)
     print(f"device public key: {base64.b64encode(raw).decode()}")
     print(f"fingerprint: {fingerprint(raw)}")

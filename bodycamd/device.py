@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from .clock import clock_synchronised
 from .errors import QuotaExceeded, Refused
+from .markers import MarkerLimiter
 from .recorder.component import CaptureComponent
 from .session import Officer, SessionPolicy
 from .signals import Signal
@@ -96,6 +97,7 @@ class Device:
         self._docked = False
         self._stealth = False
         self._clock_was_synced: bool | None = None
+        self.markers = MarkerLimiter()  # note size and rate bounds (markers.py)
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._changing = asyncio.Lock()  # one audited change at a time: decided, then applied
@@ -227,6 +229,7 @@ class Device:
         recorder = self._capture.recorder
         if recorder is None or recorder.recording is None:
             raise Refused("not_recording", "a marker needs a recording")
+        self.markers.admit(note, storage_full="storage_full" in self._storage.health())
         await recorder.marker(note, caller.audit_fields())
         self.refresh("marker")
 

@@ -131,7 +131,7 @@ class DockComponent:
 
     @property
     def pending(self) -> str | None:
-        """"docking" or "undocking" while a new level waits out the debounce, else None."""
+        """ "docking" or "undocking" while a new level waits out the debounce, else None."""
         if self._debouncer.pending_until is None:
             return None
         return "undocking" if self._debouncer.settled else "docking"

@@ -1,19 +1,50 @@
-"""The hash chain across the segments of one recording.
+"""The hash chain across the segments of one recording (docs/segment-format.md §8).
 
 Each segment's signed header carries the SHA-256 of the whole previous segment file, and the
-last segment's footer carries the end-of-recording flag, so a deleted, reordered, substituted
-or missing-last segment shows up here even when every file verifies on its own.
+last segment's footer carries the end-of-recording flag, so a deleted, substituted or
+missing-last segment shows up here even when every file verifies on its own.
+
+Segments are put in order by the index their signed headers give, never by file name, and
+every fault is named by kind, so a court report can tell the two kinds apart:
+
+- *explained* faults are ones the device itself signed a statement about: the recording was
+  `interrupted` by a power loss (its last segment was sealed torn by recovery, or is the empty
+  placeholder recovery writes when the power went at a segment roll), or a segment in the
+  middle is torn (`torn-middle`: a write or fsync failed and the recording carried on in a
+  new segment);
+- *unexplained* faults are everything else: a `missing` segment, a `truncated` file (no
+  footer: cut short after the device let go of it), a `duplicated` file, a `substituted`
+  segment (the chain's digest does not match), or one signed by `another-device` than
+  segment 0.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import ChainError
+from .keys import fingerprint
 from .reader import Verdict
+
+FaultKind = Literal[
+    "interrupted",
+    "torn-middle",
+    "missing",
+    "truncated",
+    "duplicated",
+    "substituted",
+    "another-device",
+]
+EXPLAINED: frozenset[str] = frozenset({"interrupted", "torn-middle"})
+# what an operator may accept by name to decrypt anyway; a segment of another device or one
+# that breaks the hash chain is never footage of this recording, so it cannot be accepted
+ACCEPTABLE: frozenset[str] = frozenset(
+    {"interrupted", "torn-middle", "missing", "truncated", "duplicated"}
+)
+Ending = Literal["end-of-recording", "interrupted (power loss)", "incomplete"]
 
 
 @dataclass(frozen=True)
@@ -23,61 +54,174 @@ class ChainLink:
 
 
 @dataclass(frozen=True)
+class ChainFault:
+    kind: FaultKind
+    message: str
+
+    @property
+    def explained(self) -> bool:
+        return self.kind in EXPLAINED
+
+
+@dataclass(frozen=True)
 class ChainReport:
     recording_id: uuid.UUID
-    segments: int
-    ending: Literal["end-of-recording", "torn"]
+    links: tuple[ChainLink, ...]  # in index order, duplicates left out
+    ending: Ending
+    device_key: bytes  # the key that signed segment 0 (or the first segment given)
+    faults: tuple[ChainFault, ...] = field(default=())
+
+    @property
+    def segments(self) -> int:
+        return len(self.links)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.device_key)
+
+    @property
+    def unexplained(self) -> tuple[ChainFault, ...]:
+        return tuple(f for f in self.faults if not f.explained)
+
+    def refused(self, accepted: Collection[str]) -> tuple[ChainFault, ...]:
+        """The faults that stop a decrypt when the operator accepted the kinds given."""
+        return tuple(f for f in self.faults if f.kind not in accepted or f.kind not in ACCEPTABLE)
+
+    def summary(self) -> str:
+        kinds = sorted({f.kind for f in self.faults})
+        state = "chain OK" if not self.faults else f"chain faults: {', '.join(kinds)}"
+        return (
+            f"recording {self.recording_id}: {state}; {self.segments} segment(s), ends "
+            f"{self.ending}; signed by device key {self.fingerprint}"
+        )
 
 
-def check_chain(links: Sequence[ChainLink]) -> ChainReport:
-    """Check segments given in recording order; raise ChainError naming the first problem.
+def group_by_recording(links: Sequence[ChainLink]) -> dict[uuid.UUID, list[ChainLink]]:
+    """Split files of several recordings apart; order within each is left to assess_chain."""
+    groups: dict[uuid.UUID, list[ChainLink]] = {}
+    for link in links:
+        groups.setdefault(link.verdict.header.recording_id, []).append(link)
+    return groups
 
-    A recording whose last segment was sealed torn (power cut) is accepted with ending
-    "torn": the device could not write an end-of-recording flag, and the segments before it
-    still prove nothing is missing up to there.
-    """
+
+def assess_chain(links: Sequence[ChainLink]) -> ChainReport:
+    """Order the segments of one recording by index and name every fault of the chain."""
     if not links:
         raise ChainError("no segments given")
     recording = links[0].verdict.header.recording_id
-    for position, link in enumerate(links):
+    faults: list[ChainFault] = []
+    ordered: list[ChainLink] = []
+    for link in sorted(links, key=lambda item: item.verdict.header.segment_index):
         header = link.verdict.header
         if header.recording_id != recording:
-            raise ChainError(
-                f"{link.name}: belongs to recording {header.recording_id}, not {recording} "
-                "(substituted or mixed up)"
-            )
-        if header.segment_index != position:
-            comes_later = any(
-                other.verdict.header.segment_index == position for other in links[position + 1 :]
-            )
-            if header.segment_index > position and not comes_later:
-                raise ChainError(
-                    f"segment {position} of recording {recording} is missing "
-                    f"({link.name} is segment {header.segment_index})"
+            raise ChainError(f"{link.name}: belongs to recording {header.recording_id}")
+        if ordered and ordered[-1].verdict.header.segment_index == header.segment_index:
+            same = ordered[-1].verdict.digest == link.verdict.digest
+            faults.append(
+                ChainFault(
+                    "duplicated" if same else "substituted",
+                    f"{link.name}: segment {header.segment_index} given twice"
+                    + (" (identical copy, ignored)" if same else " with different contents"),
                 )
-            raise ChainError(
-                f"{link.name}: segment {header.segment_index} found at position {position} "
-                "(reordered or duplicated)"
             )
-        if position == 0:
-            if any(header.prev_digest):
-                raise ChainError(f"{link.name}: first segment names a previous segment")
-        elif header.prev_digest != links[position - 1].verdict.digest:
-            raise ChainError(
-                f"{link.name}: does not follow {links[position - 1].name} (previous-segment "
-                "digest differs: substituted or altered)"
+            continue
+        ordered.append(link)
+    device_key = ordered[0].verdict.header.device_key
+    expected = 0
+    for position, link in enumerate(ordered):
+        header = link.verdict.header
+        index, is_last = header.segment_index, position == len(ordered) - 1
+        if header.device_key != device_key:
+            faults.append(
+                ChainFault(
+                    "another-device",
+                    f"{link.name}: signed by device key {fingerprint(header.device_key)}, "
+                    f"not by {fingerprint(device_key)} like segment "
+                    f"{ordered[0].verdict.header.segment_index}",
+                )
             )
-        is_last = position == len(links) - 1
-        if link.verdict.end_of_recording and not is_last:
-            raise ChainError(f"{link.name}: marked end of recording but more segments follow")
-        if not is_last and link.verdict.status != "complete":
-            raise ChainError(f"{link.name}: torn segment in the middle of a recording")
-    last = links[-1].verdict
+        if index != expected:
+            gap = f"{expected}" if index == expected + 1 else f"{expected} to {index - 1}"
+            faults.append(
+                ChainFault("missing", f"segment {gap} of recording {recording} is missing")
+            )
+        elif index == 0 and any(header.prev_digest):
+            faults.append(
+                ChainFault("substituted", f"{link.name}: first segment names a previous one")
+            )
+        elif index > 0 and header.prev_digest != ordered[position - 1].verdict.digest:
+            faults.append(
+                ChainFault(
+                    "substituted",
+                    f"{link.name}: does not follow {ordered[position - 1].name} "
+                    "(previous-segment digest differs: substituted or altered)",
+                )
+            )
+        expected = index + 1
+        faults.extend(_segment_faults(link, is_last=is_last))
+    last = ordered[-1].verdict
+    ending: Ending = "incomplete"
     if last.end_of_recording:
-        return ChainReport(recording, len(links), "end-of-recording")
-    if last.sealed_torn:
-        return ChainReport(recording, len(links), "torn")
-    raise ChainError(
-        f"recording {recording} ends without its last segment ({links[-1].name} is not "
-        "marked end of recording)"
-    )
+        ending = "end-of-recording"
+    elif last.sealed_torn:
+        ending = "interrupted (power loss)"
+        where = (
+            "at a segment roll, before the segment began"
+            if last.placeholder
+            else "inside the last segment"
+        )
+        faults.append(
+            ChainFault(
+                "interrupted",
+                f"recording {recording} was interrupted by a power loss {where}; the device "
+                f"sealed segment {last.header.segment_index} as torn on recovery",
+            )
+        )
+    elif last.status == "complete":
+        faults.append(
+            ChainFault(
+                "missing",
+                f"recording {recording} ends without its last segment ({ordered[-1].name} is "
+                f"not marked end of recording; segment {last.header.segment_index + 1} or "
+                "later is missing)",
+            )
+        )
+    return ChainReport(recording, tuple(ordered), ending, device_key, tuple(faults))
+
+
+def _segment_faults(link: ChainLink, *, is_last: bool) -> list[ChainFault]:
+    verdict = link.verdict
+    faults: list[ChainFault] = []
+    if verdict.end_of_recording and not is_last:
+        faults.append(
+            ChainFault(
+                "substituted", f"{link.name}: marked end of recording but more segments follow"
+            )
+        )
+    if verdict.status == "torn" and not verdict.sealed_torn:
+        faults.append(
+            ChainFault(
+                "truncated",
+                f"{link.name}: {verdict.tail} (not sealed by the device: cut short or never "
+                "recovered)",
+            )
+        )
+    elif verdict.sealed_torn and not is_last:
+        faults.append(
+            ChainFault(
+                "torn-middle",
+                f"{link.name}: sealed torn by the device in the middle of the recording (a "
+                "write failed; the recording went on in the next segment)",
+            )
+        )
+    return faults
+
+
+def check_chain(links: Sequence[ChainLink], accept: Collection[str] = EXPLAINED) -> ChainReport:
+    """assess_chain, raising ChainError naming the first fault not accepted (by default,
+    faults the device signed for are accepted: a power loss is reported, not a failure)."""
+    report = assess_chain(links)
+    refused = report.refused(accept)
+    if refused:
+        raise ChainError(f"{refused[0].kind}: {refused[0].message}")
+    return report

@@ -2,8 +2,17 @@
 back end), never on a device; the device has no command that exports footage.
 
 - inspect FILE        header and keyless verdict
-- verify FILE...      signatures, checkpoints, footers and the chain of each recording
-- decrypt --key K FILE... -o OUT   the recovered MPEG-TS; torn segments only with --allow-torn
+- verify FILE...      signatures, checkpoints, footers and the chain of each recording;
+                      exit 1 on a bad file or an unexplained chain fault (a power loss the
+                      device signed for is reported, not a failure)
+- decrypt --key K FILE... -o OUT   one MPEG-TS per recording, segments in index order; any
+                      chain fault refuses (exit 1, nothing written) unless `--accept KIND`
+                      names it. OUT is a directory (OUT/<recording id>.ts) or a pattern
+                      holding `{recording}`.
+
+`--device-key` (one device, as `bodycamd keys show` prints it) or `--registry` (a file of
+enrolled devices, see origin.py) checks origin; without them the tools say "origin not
+checked".
 """
 
 from __future__ import annotations
@@ -12,59 +21,69 @@ import argparse
 import datetime as dt
 import os
 import sys
-from collections import defaultdict
+import uuid
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
-from ..errors import EvidenceError
+from ..errors import ChainError, EvidenceError
 from ..fsutil import fsync_directory
-from .chain import ChainLink, check_chain
-from .keys import (
-    fingerprint,
-    kem_by_id,
-    load_device_public_key,
-    load_evidence_private_key,
-)
-from .reader import SegmentReader, Verdict, scan_segment
+from .chain import ACCEPTABLE, ChainFault, ChainLink, ChainReport, assess_chain, group_by_recording
+from .keys import fingerprint, kem_by_id, load_evidence_private_key
+from .origin import Origin, origin_from
+from .reader import SegmentReader, Verdict, read_header, scan_segment
 
 
 def add_commands(commands: Any) -> None:
     evidence = commands.add_parser("evidence", help="operator tool for segment files")
     actions = evidence.add_subparsers(dest="evidence_command", required=True, metavar="ACTION")
 
-    def device_key_option(sub: argparse.ArgumentParser) -> None:
+    def origin_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--device-key",
             metavar="KEY",
-            help="enrolled device public key (as `bodycamd keys show` prints it, or a file); "
-            "without it signatures are checked against the key the segment embeds",
+            help="enrolled device public key: what `bodycamd keys show` prints, or a file "
+            "holding it",
+        )
+        sub.add_argument(
+            "--registry",
+            type=Path,
+            metavar="FILE",
+            help="enrolled devices, one per line: NAME then what `bodycamd keys show` prints",
         )
 
     inspect = actions.add_parser("inspect", help="show a segment's header and verdict")
     inspect.add_argument("file", type=Path)
-    device_key_option(inspect)
+    origin_options(inspect)
     verify = actions.add_parser("verify", help="check segments and the chain between them")
     verify.add_argument("files", type=Path, nargs="+", metavar="FILE")
-    device_key_option(verify)
-    decrypt = actions.add_parser("decrypt", help="decrypt segments to one MPEG-TS file")
+    origin_options(verify)
+    decrypt = actions.add_parser("decrypt", help="decrypt each recording to one MPEG-TS file")
     decrypt.add_argument("files", type=Path, nargs="+", metavar="FILE")
     decrypt.add_argument("--key", type=Path, required=True, help="evidence private key file")
-    decrypt.add_argument("-o", "--output", type=Path, required=True)
     decrypt.add_argument(
-        "--allow-torn", action="store_true", help="also write the recovered part of torn segments"
+        "-o",
+        "--output",
+        required=True,
+        help="directory (one OUT/<recording id>.ts per recording) or a pattern with {recording}",
     )
-    device_key_option(decrypt)
+    decrypt.add_argument(
+        "--accept",
+        action="append",
+        default=[],
+        choices=sorted(ACCEPTABLE),
+        metavar="KIND",
+        help=f"decrypt despite this chain fault (repeatable): {', '.join(sorted(ACCEPTABLE))}",
+    )
+    origin_options(decrypt)
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    device_key = load_device_public_key(args.device_key) if args.device_key else None
+    origin = origin_from(args.device_key, args.registry)
     if args.evidence_command == "inspect":
-        return _inspect(args.file, device_key)
+        return _inspect(args.file, origin)
     if args.evidence_command == "verify":
-        return _verify(args.files, device_key)
-    return _decrypt(args, device_key)
+        return _verify(args.files, origin)
+    return _decrypt(args, origin)
 
 
 def _when(ns: int) -> str:
@@ -81,30 +100,41 @@ def describe_verdict(verdict: Verdict) -> str:
     )
 
 
-def _inspect(path: Path, device_key: ed25519.Ed25519PublicKey | None) -> int:
-    verdict = scan_segment(path, device_key)
+def scan_with_origin(path: Path, origin: Origin) -> Verdict:
+    """Keyless scan, signatures checked against the enrolled key for the segment's device."""
+    with path.open("rb") as stream:
+        header = read_header(stream, None)
+    return scan_segment(path, origin.key_for(header, str(path)))
+
+
+def _inspect(path: Path, origin: Origin) -> int:
+    verdict = scan_with_origin(path, origin)
     h = verdict.header
+    ending = ""
+    if verdict.end_wall_ns is not None:
+        ending = f"{_when(verdict.end_wall_ns)}"
+        if verdict.recovered_wall_ns:
+            ending += (
+                f" (last checkpoint); sealed by recovery at {_when(verdict.recovered_wall_ns)}"
+            )
     rows = [
         ("file", str(path)),
         (
             "format",
-            f"bodycamd segment v1, KEM {kem_by_id(h.kem_id)} (0x{h.kem_id:04x}), "
+            f"bodycamd segment v{h.version}, KEM {kem_by_id(h.kem_id)} (0x{h.kem_id:04x}), "
             "HKDF-SHA256, AES-256-GCM",
         ),
         ("recording", f"{h.recording_id}, segment {h.segment_index}"),
         ("device", f"{h.device_name or '(unnamed)'}, key {fingerprint(h.device_key)}"),
-        (
-            "signatures",
-            "checked against the enrolled device key"
-            if device_key
-            else "checked against the key the segment embeds (not an enrolled key)",
-        ),
+        ("signatures", origin.describe()),
         (
             "started",
             f"{_when(h.wall_start_ns)} (clock "
             f"{'synchronised' if h.clock_synced else 'NOT synchronised'}), "
             f"monotonic {h.mono_start_ns / 1e9:.3f} s",
         ),
+        ("boot", uuid.UUID(bytes=h.boot_id).hex if any(h.boot_id) else "unknown"),
+        ("ended", ending or "no footer"),
         ("previous", h.prev_digest.hex() if any(h.prev_digest) else "none (first segment)"),
         ("verdict", describe_verdict(verdict)),
         (
@@ -120,64 +150,108 @@ def _inspect(path: Path, device_key: ed25519.Ed25519PublicKey | None) -> int:
     return 0
 
 
-def _verify(paths: list[Path], device_key: ed25519.Ed25519PublicKey | None) -> int:
-    failures = 0
-    recordings: dict[object, list[ChainLink]] = defaultdict(list)
+def _scan_all(paths: list[Path], origin: Origin) -> tuple[list[ChainLink], int]:
+    links, failures = [], 0
     for path in paths:
         try:
-            verdict = scan_segment(path, device_key)
+            verdict = scan_with_origin(path, origin)
         except (EvidenceError, OSError) as exc:
             print(f"{path}: FAILED: {exc}")
             failures += 1
             continue
         print(f"{path}: {describe_verdict(verdict)}")
-        recordings[verdict.header.recording_id].append(ChainLink(str(path), verdict))
-    for recording, links in recordings.items():
-        try:
-            report = check_chain(links)
-        except EvidenceError as exc:
-            print(f"recording {recording}: CHAIN FAILED: {exc}")
-            failures += 1
-            continue
-        print(
-            f"recording {recording}: chain OK, {report.segments} segment(s), ends {report.ending}"
-        )
+        links.append(ChainLink(str(path), verdict))
+    return links, failures
+
+
+def _report(report: ChainReport) -> None:
+    print(report.summary())
+    for fault in report.faults:
+        print(f"  {fault.kind}: {fault.message}")
+
+
+def _verify(paths: list[Path], origin: Origin) -> int:
+    links, failures = _scan_all(paths, origin)
+    for group in group_by_recording(links).values():
+        report = assess_chain(group)
+        _report(report)
+        failures += len(report.unexplained)
+    print(origin.describe())
     if failures:
         print(f"{failures} problem(s) found")
     return 1 if failures else 0
 
 
-def _decrypt(args: argparse.Namespace, device_key: ed25519.Ed25519PublicKey | None) -> int:
-    """Write to a hidden .partial file, fsync, rename, fsync the directory: after a crash
-    OUT is either absent or whole, never a truncated recording that looks complete."""
+def output_path(pattern: str, recording: uuid.UUID) -> Path:
+    if "{recording}" in pattern:
+        return Path(pattern.replace("{recording}", str(recording)))
+    return Path(pattern) / f"{recording}.ts"
+
+
+def _decrypt(args: argparse.Namespace, origin: Origin) -> int:
+    """Check every file and every chain first; refuse before writing anything. Then write
+    each recording to a hidden .partial file, fsync, and rename all of them only when every
+    one decrypted: after a crash or a bad record an output is absent or whole, never a
+    truncated recording that looks complete. Existing outputs are never overwritten."""
     key = load_evidence_private_key(args.key)
-    output: Path = args.output
-    tmp = output.with_name(f".{output.name}.partial")
-    total = 0
+    links, failures = _scan_all(args.files, origin)
+    if failures:
+        raise EvidenceError(f"{failures} file(s) failed verification; nothing written")
+    reports = [assess_chain(group) for group in group_by_recording(links).values()]
+    refused: list[ChainFault] = []
+    for report in reports:
+        _report(report)
+        refused += report.refused(args.accept)
+    print(origin.describe(), file=sys.stderr)
+    if refused:
+        kinds = ", ".join(sorted({fault.kind for fault in refused}))
+        raise ChainError(
+            f"chain faults ({kinds}); nothing written. Name the ones to accept "
+            "with --accept KIND, if the report above explains them"
+        )
+    targets = {
+        report.recording_id: output_path(args.output, report.recording_id) for report in reports
+    }
+    for target in targets.values():
+        if target.exists():
+            raise FileExistsError(f"{target}: already exists; refusing to overwrite it")
+    written: list[tuple[Path, Path]] = []
     try:
-        with tmp.open("wb") as out:
-            for number, path in enumerate(args.files, 1):
-                verdict = scan_segment(path, device_key)
-                if verdict.status != "complete" and not args.allow_torn:
-                    raise EvidenceError(
-                        f"{path}: {describe_verdict(verdict)}; refusing without --allow-torn"
-                    )
-                reader = SegmentReader(path, key, device_key)
-                for chunk in reader.plaintext():
-                    out.write(chunk)
-                    total += len(chunk)
-                note = describe_verdict(reader.verdict)
-                print(
-                    f"[{number}/{len(args.files)}] {path}: {reader.verdict.plaintext_bytes} "
-                    f"bytes, {note}",
-                    file=sys.stderr,
-                )
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(output)
-        fsync_directory(output.parent)
+        for report in reports:
+            target = targets[report.recording_id]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.partial")
+            written.append((tmp, target))
+            _decrypt_recording(report, key, origin, tmp)
+        for tmp, target in written:
+            os.link(tmp, target)  # fails rather than replace a file that appeared meanwhile
+            tmp.unlink()
+            fsync_directory(target.parent)
+            print(f"wrote {target}", file=sys.stderr)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
         raise
-    print(f"wrote {total} bytes to {output}", file=sys.stderr)
     return 0
+
+
+def _decrypt_recording(report: ChainReport, key: Any, origin: Origin, tmp: Path) -> None:
+    total = 0
+    with tmp.open("xb") as out:
+        for number, link in enumerate(report.links, 1):
+            path = Path(link.name)
+            reader = SegmentReader(path, key, origin.key_for(link.verdict.header, link.name))
+            for chunk in reader.plaintext():
+                out.write(chunk)
+                total += len(chunk)
+            if reader.verdict.digest != link.verdict.digest:
+                raise EvidenceError(f"{path}: changed while it was being decrypted")
+            print(
+                f"[{number}/{report.segments}] {path}: segment "
+                f"{link.verdict.header.segment_index}, {reader.verdict.plaintext_bytes} bytes, "
+                f"{describe_verdict(reader.verdict)}",
+                file=sys.stderr,
+            )
+        out.flush()
+        os.fsync(out.fileno())
+    print(f"recording {report.recording_id}: {total} bytes", file=sys.stderr)

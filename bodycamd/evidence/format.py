@@ -2,6 +2,10 @@
 
 This module only packs and unpacks; the writer, reader and recovery share it so the three can
 never disagree about an offset. All integers are big-endian.
+
+Version 2 (what the writer makes) adds the boot id to the header, wall time and boot id to
+every checkpoint, and the recovery time and boot to the footer; version 1 files stay
+readable. Layouts differ only by those appended fields, so one set of classes serves both.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from ..errors import FormatError, IntegrityError
 from .keys import AEAD_AES_256_GCM, KDF_HKDF_SHA256, kem_by_id
 
 MAGIC = b"\x89BCAM\r\n\x1a"
-VERSION = 1
+VERSION = 2  # what the writer makes
+VERSIONS = (1, 2)  # what the reader accepts
 HEADER_SIZE = 4096
 SIGNATURE_SIZE = 64
 SIGNED_HEADER_SIZE = HEADER_SIZE - SIGNATURE_SIZE
@@ -32,13 +37,22 @@ TAG_SIZE = 16
 MAX_PLAINTEXT = MAX_RECORD - FRAME.size - TAG_SIZE  # 65512
 NAME_MAX = 64
 DIGEST_SIZE = 32
+BOOT_ID_SIZE = 16
+NO_BOOT_ID = b"\0" * BOOT_ID_SIZE
+WRAPPED_KEY_SIZE = 48  # the 32-byte data key and HPKE's AES-256-GCM tag
+ENC_SIZES = {0x0020: 32, 0x647A: 1120}  # HPKE `enc` length by KEM id
 
 # magic, version, kem, kdf, aead, max plaintext, segment index, recording id, device key,
 # wall ns, monotonic ns, clock synced, name length, name, previous digest, salt
-_FIXED = struct.Struct(">8sHHHHII16s32sqQBB64s32s32s")
-FIXED_SIZE = _FIXED.size  # 218: what the HPKE info binds
-_CHECKPOINT = struct.Struct(">QQQQ32sQ")  # seq, records, plaintext, offset, sha, mono ns
-_FOOTER = struct.Struct(">QQQ32sIBqQ")  # records, plaintext, offset, sha, checkpoints, flags...
+_FIXED_V1 = struct.Struct(">8sHHHHII16s32sqQBB64s32s32s")
+_BOOT = struct.Struct(">16s")  # v2: the boot id follows the v1 fixed fields
+FIXED_SIZES = {1: _FIXED_V1.size, 2: _FIXED_V1.size + _BOOT.size}  # 218, 234
+FIXED_SIZE = FIXED_SIZES[VERSION]  # what the HPKE info binds
+# seq, records, plaintext, offset, sha, mono ns; v2 adds wall ns and boot id
+_CHECKPOINT = {1: struct.Struct(">QQQQ32sQ"), 2: struct.Struct(">QQQQ32sQq16s")}
+# records, plaintext, offset, sha, checkpoints, flags, wall end, mono end;
+# v2 adds recovered-at wall ns and the recovering boot's id (zero unless sealed by recovery)
+_FOOTER = {1: struct.Struct(">QQQ32sIBqQ"), 2: struct.Struct(">QQQ32sIBqQq16s")}
 
 LABEL_HEADER = b"bodycamd/v1 header\0"
 LABEL_CHECKPOINT = b"bodycamd/v1 checkpoint\0"
@@ -46,11 +60,13 @@ LABEL_FOOTER = b"bodycamd/v1 footer\0"
 LABEL_DATA_KEY = b"bodycamd/v1 data-key\0"
 LABEL_PAYLOAD = b"bodycamd/v1 payload\0"
 
-CHECKPOINT_BODY_MIN = _CHECKPOINT.size + SIGNATURE_SIZE  # 136
-FOOTER_BODY = _FOOTER.size + SIGNATURE_SIZE  # 141
+CHECKPOINT_BODY_MIN = {v: c.size + SIGNATURE_SIZE for v, c in _CHECKPOINT.items()}  # 136, 160
+FOOTER_BODY = {v: f.size + SIGNATURE_SIZE for v, f in _FOOTER.items()}  # 141, 165
 
 FLAG_END_OF_RECORDING = 0x01
 FLAG_TORN = 0x02
+FLAG_PLACEHOLDER = 0x04  # v2: written by recovery for a segment that never got a file
+KNOWN_FLAGS = {1: FLAG_END_OF_RECORDING | FLAG_TORN, 2: 0x07}
 
 
 class RecordType(IntEnum):
@@ -75,6 +91,8 @@ class Header:
     salt: bytes
     enc: bytes
     wrapped_key: bytes
+    boot_id: bytes = NO_BOOT_ID  # v2: /proc/sys/kernel/random/boot_id of the writing boot
+    version: int = VERSION
     signature: bytes = b""
     raw: bytes = b""
 
@@ -87,9 +105,9 @@ class Header:
         name = self.device_name.encode("utf-8")
         if len(name) > NAME_MAX:
             raise ValueError(f"device name is {len(name)} bytes of UTF-8; at most {NAME_MAX}")
-        return _FIXED.pack(
+        fixed = _FIXED_V1.pack(
             MAGIC,
-            VERSION,
+            self.version,
             self.kem_id,
             KDF_HKDF_SHA256,
             AEAD_AES_256_GCM,
@@ -105,6 +123,11 @@ class Header:
             self.prev_digest,
             self.salt,
         )
+        return fixed + _BOOT.pack(self.boot_id) if self.version >= 2 else fixed
+
+    @property
+    def fixed_size(self) -> int:
+        return FIXED_SIZES[self.version]
 
 
 def data_key_info(fixed: bytes) -> bytes:
@@ -126,7 +149,7 @@ def signed_header(header: Header, sign: ed25519.Ed25519PrivateKey) -> Header:
 
 def parse_header(raw: bytes) -> Header:
     """Parse the 4096 header bytes; checks layout, not the signature (see verify_header)."""
-    if len(raw) < FIXED_SIZE or raw[:8] != MAGIC:
+    if len(raw) < _FIXED_V1.size or raw[:8] != MAGIC:
         raise FormatError("not a bodycamd segment (bad magic)")
     if len(raw) < HEADER_SIZE:
         raise FormatError(f"header cut short: {len(raw)} of {HEADER_SIZE} bytes")
@@ -147,9 +170,9 @@ def parse_header(raw: bytes) -> Header:
         name,
         prev,
         salt,
-    ) = _FIXED.unpack_from(raw)
-    if version != VERSION:
-        raise FormatError(f"segment format version {version}; this reader knows {VERSION}")
+    ) = _FIXED_V1.unpack_from(raw)
+    if version not in VERSIONS:
+        raise FormatError(f"segment format version {version}; this reader knows 1 and 2")
     if kem_by_id(kem_id) is None:
         raise FormatError(f"unknown KEM id 0x{kem_id:04x}")
     if (kdf_id, aead_id, max_plain) != (KDF_HKDF_SHA256, AEAD_AES_256_GCM, MAX_PLAINTEXT):
@@ -158,17 +181,25 @@ def parse_header(raw: bytes) -> Header:
         )
     if synced > 1 or name_len > NAME_MAX or any(name[name_len:]):
         raise FormatError("malformed header fields (clock flag or device name)")
-    pos = FIXED_SIZE
+    boot_id = _BOOT.unpack_from(raw, _FIXED_V1.size)[0] if version >= 2 else NO_BOOT_ID
+    pos = FIXED_SIZES[version]
     (enc_len,) = struct.unpack_from(">H", raw, pos)
+    if enc_len != ENC_SIZES[kem_id]:
+        raise FormatError(
+            f"malformed header: HPKE enc of {enc_len} bytes; KEM 0x{kem_id:04x} makes "
+            f"{ENC_SIZES[kem_id]}"
+        )
     enc = raw[pos + 2 : pos + 2 + enc_len]
     pos += 2 + enc_len
-    if pos + 2 > SIGNED_HEADER_SIZE:
-        raise FormatError("malformed header: HPKE enc overruns the header")
     (wrapped_len,) = struct.unpack_from(">H", raw, pos)
+    if wrapped_len != WRAPPED_KEY_SIZE:
+        raise FormatError(
+            f"malformed header: wrapped key of {wrapped_len} bytes; expected {WRAPPED_KEY_SIZE}"
+        )
     wrapped = raw[pos + 2 : pos + 2 + wrapped_len]
     pos += 2 + wrapped_len
-    if pos > SIGNED_HEADER_SIZE or any(raw[pos:SIGNED_HEADER_SIZE]):
-        raise FormatError("malformed header: wrapped key overruns, or padding is not zero")
+    if any(raw[pos:SIGNED_HEADER_SIZE]):
+        raise FormatError("malformed header: reserved bytes after the wrapped key are not zero")
     try:
         device_name = name[:name_len].decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -186,6 +217,8 @@ def parse_header(raw: bytes) -> Header:
         salt=salt,
         enc=enc,
         wrapped_key=wrapped,
+        boot_id=boot_id,
+        version=version,
         signature=raw[SIGNED_HEADER_SIZE:HEADER_SIZE],
         raw=raw[:HEADER_SIZE],
     )
@@ -231,28 +264,35 @@ class Checkpoint:
     offset: int
     file_sha256: bytes
     mono_ns: int
+    wall_ns: int = 0  # v2
+    boot_id: bytes = NO_BOOT_ID  # v2
 
-    def body(self, header_digest: bytes, sign: ed25519.Ed25519PrivateKey) -> bytes:
-        fields = _CHECKPOINT.pack(
-            self.seq, self.records, self.plaintext, self.offset, self.file_sha256, self.mono_ns
-        )
-        signed = fields + sign.sign(LABEL_CHECKPOINT + header_digest + fields)
+    def _fields(self, version: int) -> bytes:
+        values = (self.seq, self.records, self.plaintext, self.offset, self.file_sha256)
+        if version == 1:
+            return _CHECKPOINT[1].pack(*values, self.mono_ns)
+        return _CHECKPOINT[2].pack(*values, self.mono_ns, self.wall_ns, self.boot_id)
+
+    def body(self, header: Header, sign: ed25519.Ed25519PrivateKey) -> bytes:
+        fields = self._fields(header.version)
+        signed = fields + sign.sign(LABEL_CHECKPOINT + header.digest + fields)
         end = self.offset + FRAME.size + len(signed)
         return signed + b"\0" * ((-end) % ALIGN)
 
     @classmethod
-    def parse(cls, body: bytes, header_digest: bytes, key: ed25519.Ed25519PublicKey) -> Checkpoint:
-        if len(body) < CHECKPOINT_BODY_MIN:
+    def parse(cls, body: bytes, header: Header, key: ed25519.Ed25519PublicKey) -> Checkpoint:
+        layout = _CHECKPOINT[header.version]
+        minimum = CHECKPOINT_BODY_MIN[header.version]
+        if len(body) < minimum:
             raise IntegrityError(f"checkpoint body is {len(body)} bytes; too short")
-        fields = body[: _CHECKPOINT.size]
-        signature = body[_CHECKPOINT.size : CHECKPOINT_BODY_MIN]
+        fields = body[: layout.size]
         try:
-            key.verify(signature, LABEL_CHECKPOINT + header_digest + fields)
+            key.verify(body[layout.size : minimum], LABEL_CHECKPOINT + header.digest + fields)
         except Exception as exc:
             raise IntegrityError("checkpoint: bad device signature") from exc
-        if any(body[CHECKPOINT_BODY_MIN:]):
+        if any(body[minimum:]):
             raise IntegrityError("checkpoint: padding is not zero")
-        return cls(*_CHECKPOINT.unpack(fields))
+        return cls(*layout.unpack(fields))
 
 
 @dataclass(frozen=True)
@@ -265,6 +305,8 @@ class Footer:
     flags: int
     wall_end_ns: int
     mono_end_ns: int
+    recovered_wall_ns: int = 0  # v2: when recovery sealed it (0: sealed by the writer)
+    recovery_boot_id: bytes = NO_BOOT_ID  # v2: the boot that ran recovery
 
     @property
     def end_of_recording(self) -> bool:
@@ -274,8 +316,12 @@ class Footer:
     def torn(self) -> bool:
         return bool(self.flags & FLAG_TORN)
 
-    def body(self, header_digest: bytes, sign: ed25519.Ed25519PrivateKey) -> bytes:
-        fields = _FOOTER.pack(
+    @property
+    def placeholder(self) -> bool:
+        return bool(self.flags & FLAG_PLACEHOLDER)
+
+    def _fields(self, version: int) -> bytes:
+        values = (
             self.records,
             self.plaintext,
             self.offset,
@@ -285,18 +331,31 @@ class Footer:
             self.wall_end_ns,
             self.mono_end_ns,
         )
-        return fields + sign.sign(LABEL_FOOTER + header_digest + fields)
+        if version == 1:
+            return _FOOTER[1].pack(*values)
+        return _FOOTER[2].pack(*values, self.recovered_wall_ns, self.recovery_boot_id)
+
+    def body(self, header: Header, sign: ed25519.Ed25519PrivateKey) -> bytes:
+        fields = self._fields(header.version)
+        return fields + sign.sign(LABEL_FOOTER + header.digest + fields)
 
     @classmethod
-    def parse(cls, body: bytes, header_digest: bytes, key: ed25519.Ed25519PublicKey) -> Footer:
-        if len(body) != FOOTER_BODY:
-            raise IntegrityError(f"footer body is {len(body)} bytes; expected {FOOTER_BODY}")
-        fields = body[: _FOOTER.size]
+    def parse(cls, body: bytes, header: Header, key: ed25519.Ed25519PublicKey) -> Footer:
+        layout, size = _FOOTER[header.version], FOOTER_BODY[header.version]
+        if len(body) != size:
+            raise IntegrityError(f"footer body is {len(body)} bytes; expected {size}")
+        fields = body[: layout.size]
         try:
-            key.verify(body[_FOOTER.size :], LABEL_FOOTER + header_digest + fields)
+            key.verify(body[layout.size :], LABEL_FOOTER + header.digest + fields)
         except Exception as exc:
             raise IntegrityError("footer: bad device signature (replayed or forged)") from exc
-        footer = cls(*_FOOTER.unpack(fields))
-        if footer.flags & ~(FLAG_END_OF_RECORDING | FLAG_TORN):
+        footer = cls(*layout.unpack(fields))
+        if footer.flags & ~KNOWN_FLAGS[header.version]:
             raise IntegrityError(f"footer: unknown flags 0x{footer.flags:02x}")
+        if footer.torn and footer.end_of_recording:
+            raise IntegrityError("footer: torn and end of recording at once (contradiction)")
+        if footer.placeholder and not footer.torn:
+            raise IntegrityError("footer: placeholder flag without the torn flag")
+        if footer.torn != (footer.recovered_wall_ns != 0) and header.version >= 2:
+            raise IntegrityError("footer: recovery time given if and only if sealed as torn")
         return footer

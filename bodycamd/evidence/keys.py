@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
 from ..errors import KeyFileError
-from ..fsutil import fsync_directory
+from ..fsutil import fsync_directory as fsync_directory  # re-exported: ingest imports it here
 
 KemName = Literal["x25519", "mlkem768-x25519"]
 
@@ -156,6 +157,7 @@ def load_evidence_public_key(path: Path) -> EvidencePublicKey:
 
 def load_evidence_private_key(path: Path) -> EvidencePrivateKey:
     kem, raw = _decode(path, _PRIVATE_TITLE)
+    check_private_mode(path)
     try:
         return evidence_private_key_from_raw(kem, raw)
     except ValueError as exc:
@@ -174,17 +176,44 @@ def write_evidence_key_pair(private: EvidencePrivateKey, private_path: Path) -> 
 
 
 def load_or_create_device_key(path: Path) -> ed25519.Ed25519PrivateKey:
-    """The device signing key: created on first start, then loaded; never regenerated
-    silently (a new key would orphan the audit trail), so a corrupt file is an error."""
+    """Load the device key at `path`, or make one if there is none. Only for places that
+    know the key cannot be missing for a bad reason (tests, a fresh state directory): the
+    daemon goes through bodycamd.identity, which refuses to make a key where footage is."""
     if not path.exists():
-        key = ed25519.Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
+        return create_device_key(path)
+    return load_device_key(path)
+
+
+def create_device_key(path: Path) -> ed25519.Ed25519PrivateKey:
+    """A new Ed25519 device key in PKCS#8 PEM, written atomically, 0600; refuses to replace."""
+    if path.exists():
+        raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    atomic_write(path, pem)
+    return key
+
+
+def check_private_mode(path: Path) -> None:
+    """Refuse a private key that others can read or write, as ssh does: whoever could read it
+    could have copied it, and then it proves nothing."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read key file: {exc.strerror or exc}") from exc
+    if mode & 0o077:
+        raise KeyFileError(
+            f"{path}: private key is accessible by others (mode {mode:04o}); it must be "
+            f"readable by its owner only: chmod 600 {path}"
         )
-        atomic_write(path, pem)
-        return key
+
+
+def load_device_key(path: Path) -> ed25519.Ed25519PrivateKey:
+    """The device signing key; a corrupt, foreign or world-readable file is an error (never
+    regenerated silently: a new key would orphan the audit trail)."""
+    check_private_mode(path)
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except OSError as exc:
@@ -201,18 +230,40 @@ def device_public_raw(key: ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
     return public.public_bytes_raw()
 
 
-def load_device_public_key(text: str) -> ed25519.Ed25519PublicKey:
-    """A device public key as `bodycamd keys show` prints it (base64 of the raw 32 bytes),
-    or a path to a file holding that line."""
-    candidate = Path(text)
-    value = candidate.read_text().strip() if candidate.is_file() else text.strip()
+_SHOWN_KEY = re.compile(r"device public key:\s*(\S+)")
+_SHOWN_FINGERPRINT = re.compile(r"fingerprint:\s*((?:[0-9a-f]{4}\s*){8})")
+
+
+def parse_device_public_key(text: str, *, where: str = "") -> ed25519.Ed25519PublicKey:
+    """A device public key exactly as `bodycamd keys show` prints it (both lines, or on one
+    line), or just its base64. A fingerprint given with it must match, which catches a key
+    pasted from the wrong device or mangled on the way."""
+    shown = _SHOWN_KEY.search(text)
+    value = shown.group(1) if shown else text.strip()
+    label = where or (value[:20] + "…" if len(value) > 20 else value)
     try:
-        raw = base64.b64decode(value.split()[-1], validate=True)
-        return ed25519.Ed25519PublicKey.from_public_bytes(raw)
-    except (binascii.Error, ValueError, IndexError) as exc:
+        raw = base64.b64decode(value, validate=True)
+        key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError) as exc:
         raise KeyFileError(
-            f"{text}: expected a device public key (base64 of 32 bytes) or a file holding one"
+            f"{label}: expected a device public key as `bodycamd keys show` prints it "
+            "(device public key: BASE64) or its base64 alone"
         ) from exc
+    printed = _SHOWN_FINGERPRINT.search(text)
+    if printed and " ".join(printed.group(1).split()) != fingerprint(raw):
+        raise KeyFileError(
+            f"{label}: fingerprint {printed.group(1).strip()!r} does not match the key "
+            f"(its fingerprint is {fingerprint(raw)})"
+        )
+    return key
+
+
+def load_device_public_key(text: str) -> ed25519.Ed25519PublicKey:
+    """`parse_device_public_key` of `text`, or of the file `text` names."""
+    candidate = Path(text)
+    if "\n" not in text and len(text) < 4096 and candidate.is_file():
+        return parse_device_public_key(candidate.read_text(), where=str(candidate))
+    return parse_device_public_key(text)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -222,6 +273,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
+        os.fchmod(fd, mode)  # a temp file left by a crash keeps its old mode otherwise
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]

@@ -39,10 +39,16 @@ class Verdict:
     vouched_plaintext: int
     vouched_records: int
     vouched_sha256: bytes  # SHA-256 of file[0:vouched_offset]
+    vouched_mono_ns: int  # the time of the last checkpoint (or the header's start)
+    vouched_wall_ns: int
     end_of_recording: bool
     sealed_torn: bool  # the device sealed it as torn after power loss
     tail: str  # what the end of the file looks like, in words
     digest: bytes  # SHA-256 of the whole file as read
+    placeholder: bool = False  # sealed by recovery for a segment the power cut never began
+    end_wall_ns: int | None = None  # the footer's end (a torn footer's: its last checkpoint)
+    end_mono_ns: int | None = None
+    recovered_wall_ns: int = 0  # when recovery sealed it (v2 footers), else 0
 
     @property
     def records_after_checkpoint(self) -> int:
@@ -76,6 +82,9 @@ class _Walk:
         self.plaintext = 0
         self.checkpoints = 0
         self.vouched = (fmt.HEADER_SIZE, 0, 0, self.hash.digest())
+        # the times the last checkpoint (or the header) vouches for: a torn footer's end
+        self.last_times = (header.mono_start_ns, header.wall_start_ns)
+        self.since_checkpoint = (fmt.HEADER_SIZE, 0)  # byte and record where it began
         self.final_seen = False
         self.footer: fmt.Footer | None = None
         self.metadata = b""
@@ -94,7 +103,13 @@ class _Walk:
                 if frame:
                     extra = len(frame) + len(self.stream.read())
                     raise self._fail(f"{extra} bytes after the footer")
-                self.tail = "sealed" if not self.footer.torn else "sealed as torn by the device"
+                self.tail = (
+                    "sealed"
+                    if not self.footer.torn
+                    else "sealed empty by the device: power lost before it began"
+                    if self.footer.placeholder
+                    else "sealed as torn by the device"
+                )
                 return
             if not frame:
                 self.tail = (
@@ -137,16 +152,20 @@ class _Walk:
             self.frames += 1
             if kind is fmt.RecordType.CHECKPOINT:
                 self.vouched = (self.offset, self.plaintext, self.records, self.hash.digest())
+                self.since_checkpoint = (self.offset, self.frames)
 
     def _check_length(self, kind: fmt.RecordType, length: int) -> None:
         low, high = {
             fmt.RecordType.DATA: (fmt.TAG_SIZE + 1, fmt.MAX_PLAINTEXT + fmt.TAG_SIZE),
             fmt.RecordType.FINAL: (fmt.TAG_SIZE, fmt.MAX_PLAINTEXT + fmt.TAG_SIZE),
             fmt.RecordType.CHECKPOINT: (
-                fmt.CHECKPOINT_BODY_MIN,
-                fmt.CHECKPOINT_BODY_MIN + fmt.ALIGN,
+                fmt.CHECKPOINT_BODY_MIN[self.header.version],
+                fmt.CHECKPOINT_BODY_MIN[self.header.version] + fmt.ALIGN,
             ),
-            fmt.RecordType.FOOTER: (fmt.FOOTER_BODY, fmt.FOOTER_BODY),
+            fmt.RecordType.FOOTER: (
+                fmt.FOOTER_BODY[self.header.version],
+                fmt.FOOTER_BODY[self.header.version],
+            ),
             fmt.RecordType.METADATA: (fmt.TAG_SIZE, fmt.MAX_PLAINTEXT + fmt.TAG_SIZE),
         }[kind]
         if kind is fmt.RecordType.METADATA and self.frames != 0:
@@ -203,19 +222,37 @@ class _Walk:
         return "bad tag: the record was altered (or the segment has the wrong key)"
 
     def _checkpoint(self, body: bytes) -> None:
-        point = fmt.Checkpoint.parse(body, self.header.digest, self.key)
+        point = fmt.Checkpoint.parse(body, self.header, self.key)
         expected = (self.checkpoints, self.records, self.plaintext, self.offset, self.hash.digest())
         found = (point.seq, point.records, point.plaintext, point.offset, point.file_sha256)
         if found != expected:
             names = ("sequence", "record count", "plaintext bytes", "offset", "file hash")
             wrong = [n for n, a, b in zip(names, found, expected, strict=True) if a != b]
-            raise self._fail(f"checkpoint does not match the file before it ({', '.join(wrong)})")
+            since_byte, since_record = self.since_checkpoint
+            where = ""
+            if wrong == ["file hash"]:
+                where = (
+                    f": records {since_record} to {self.frames - 1} (bytes {since_byte} to "
+                    f"{self.offset - 1}) were altered after the device wrote them"
+                )
+            raise self._fail(
+                f"checkpoint does not match the file before it ({', '.join(wrong)}){where}"
+            )
         if (self.offset + fmt.FRAME.size + len(body)) % fmt.ALIGN:
             raise self._fail("checkpoint does not end on a 4096-byte boundary")
+        if self.header.version >= 2 and point.boot_id != self.header.boot_id:
+            raise self._fail("checkpoint names another boot than the header")
+        if point.mono_ns < self.last_times[0]:
+            raise self._fail(
+                "checkpoint's monotonic time goes back (before the header or the previous "
+                "checkpoint)"
+            )
+        wall = point.wall_ns if self.header.version >= 2 else self.header.wall_start_ns
+        self.last_times = (point.mono_ns, wall)
         self.checkpoints += 1
 
     def _footer(self, body: bytes) -> None:
-        footer = fmt.Footer.parse(body, self.header.digest, self.key)
+        footer = fmt.Footer.parse(body, self.header, self.key)
         expected = (self.records, self.plaintext, self.offset, self.hash.digest(), self.checkpoints)
         found = (
             footer.records,
@@ -230,6 +267,14 @@ class _Walk:
             raise self._fail("footer's torn flag contradicts the records before it")
         if footer.torn and self.offset != self.vouched[0]:
             raise self._fail("torn footer does not follow a checkpoint")
+        # v1 torn footers carried the recovery's clocks (maybe of the next boot): unchecked
+        if self.header.version >= 2 and footer.mono_end_ns < self.last_times[0]:
+            raise self._fail("footer's monotonic end is before the last checkpoint")
+        torn_times = (footer.mono_end_ns, footer.wall_end_ns)
+        if self.header.version >= 2 and footer.torn and torn_times != self.last_times:
+            raise self._fail("torn footer's end is not the time of its last checkpoint")
+        if footer.placeholder and (self.records or self.checkpoints or self.frames):
+            raise self._fail("placeholder footer on a segment that holds records")
         self.footer = footer
 
     def verdict(self) -> Verdict:
@@ -246,10 +291,16 @@ class _Walk:
             vouched_plaintext=self.plaintext if footer is not None else self.vouched[1],
             vouched_records=self.records if footer is not None else self.vouched[2],
             vouched_sha256=self.hash.digest() if footer is not None else self.vouched[3],
+            vouched_mono_ns=self.last_times[0],
+            vouched_wall_ns=self.last_times[1],
             end_of_recording=footer is not None and footer.end_of_recording,
             sealed_torn=footer is not None and footer.torn,
             tail=self.tail,
             digest=self.hash.digest(),
+            placeholder=footer is not None and footer.placeholder,
+            end_wall_ns=None if footer is None else footer.wall_end_ns,
+            end_mono_ns=None if footer is None else footer.mono_end_ns,
+            recovered_wall_ns=0 if footer is None else footer.recovered_wall_ns,
         )
 
 
@@ -315,7 +366,7 @@ def unwrap_data_key(header: fmt.Header, key: EvidencePrivateKey) -> bytes:
         return hpke_suite(key.kem).decrypt(
             header.enc + header.wrapped_key,
             key.key,
-            info=fmt.data_key_info(header.raw[: fmt.FIXED_SIZE]),
+            info=fmt.data_key_info(header.raw[: header.fixed_size]),
         )
     except Exception as exc:
         raise WrongKeyError(

@@ -14,17 +14,37 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ..clock import boot_id
 from ..errors import SegmentAbandoned
 from ..fsutil import fsync_directory
 from . import format as fmt
+from .keys import EvidencePublicKey
 from .reader import Verdict, scan_segment
-from .writer import PART_SUFFIX, SEALED_SUFFIX
+from .writer import PART_SUFFIX, SEALED_SUFFIX, SegmentInfo, SegmentWriter
+
+
+def torn_footer(scan: Verdict, *, now_ns: int, flags: int = fmt.FLAG_TORN) -> fmt.Footer:
+    """The footer recovery appends: counts of the last checkpoint, and as the segment's end
+    the last time the device vouched for (that checkpoint's, or the header's start), never
+    the recovery's own clock, which may belong to the next boot; that is stated apart."""
+    return fmt.Footer(
+        records=scan.vouched_records,
+        plaintext=scan.vouched_plaintext,
+        offset=scan.vouched_offset,
+        file_sha256=scan.vouched_sha256,
+        checkpoints=scan.checkpoints,
+        flags=flags,
+        wall_end_ns=scan.vouched_wall_ns,
+        mono_end_ns=scan.vouched_mono_ns,
+        recovered_wall_ns=now_ns,
+        recovery_boot_id=boot_id(),
+    )
 
 
 @dataclass(frozen=True)
@@ -40,6 +60,7 @@ def seal_torn(
     device_key: ed25519.Ed25519PrivateKey,
     *,
     fsync: Callable[[int], None] = os.fsync,
+    flags: int = fmt.FLAG_TORN,
 ) -> Recovered:
     """Recover `part_path` (a `.part` file) into a sealed `.seg`; returns what was kept.
 
@@ -55,17 +76,8 @@ def seal_torn(
             dropped = 0
         else:
             dropped = size - before.vouched_offset
-            footer = fmt.Footer(
-                records=before.vouched_records,
-                plaintext=before.vouched_plaintext,
-                offset=before.vouched_offset,
-                file_sha256=before.vouched_sha256,
-                checkpoints=before.checkpoints,
-                flags=fmt.FLAG_TORN,
-                wall_end_ns=time.time_ns(),
-                mono_end_ns=time.monotonic_ns(),
-            )
-            body = footer.body(before.header.digest, device_key)
+            footer = torn_footer(before, now_ns=time.time_ns(), flags=flags)
+            body = footer.body(before.header, device_key)
             fd = os.open(part_path, os.O_WRONLY | os.O_CLOEXEC)
             try:
                 os.ftruncate(fd, before.vouched_offset)
@@ -86,3 +98,52 @@ def seal_torn(
         ) from exc
     after = scan_segment(sealed, device_key.public_key())
     return Recovered(sealed, after, dropped, after.vouched_plaintext)
+
+
+def interrupted_roll(verdicts: Iterable[Verdict]) -> Verdict | None:
+    """Of the segments of one recording found after recovery, the one whose roll a power cut
+    interrupted: the last by index, when it is complete but not end of recording."""
+    last = max(verdicts, key=lambda verdict: verdict.header.segment_index, default=None)
+    if last is None or last.status != "complete" or last.end_of_recording:
+        return None
+    return last
+
+
+def seal_interrupted_roll(
+    previous: Verdict,
+    part: Path,
+    device_key: ed25519.Ed25519PrivateKey,
+    evidence_key: EvidencePublicKey,
+    *,
+    fsync: Callable[[int], None] = os.fsync,
+) -> Recovered:
+    """The power went at a segment roll: segment n is sealed complete but not end of
+    recording, and segment n+1 never got a file. Leave the device's signed word for it: an
+    empty segment n+1, linked to n, sealed torn with the placeholder flag, whose times are
+    n's end (when the power went, in n's boot). Without it the chain would read exactly like
+    a deleted last segment.
+
+    The caller checks that n has no successor anywhere (on flash, in the journal, uploaded)
+    and that nothing is recording; `part` is where segment n+1 would have been written. A
+    crash in here is repaired by the next start: a `.part` with a whole header is sealed torn
+    by `seal_torn` (still "interrupted"); a shorter one is not a segment and is quarantined,
+    after which this runs again.
+    """
+    header = previous.header
+    if previous.status != "complete" or previous.end_of_recording:
+        raise ValueError("only a complete segment that is not end of recording has a successor")
+    info = SegmentInfo(
+        header.recording_id,
+        header.segment_index + 1,
+        previous.digest,
+        header.device_name,
+        wall_start_ns=previous.end_wall_ns,
+        mono_start_ns=previous.end_mono_ns,
+        clock_synced=header.clock_synced,
+        boot_id=header.boot_id,
+    )
+    try:
+        SegmentWriter(part, info, evidence_key, device_key, fsync=fsync).abandon()
+    except FileExistsError as exc:
+        raise SegmentAbandoned(f"{part}: already exists; recover it instead") from exc
+    return seal_torn(part, device_key, fsync=fsync, flags=fmt.FLAG_TORN | fmt.FLAG_PLACEHOLDER)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..clock import boot_id
 from ..errors import SegmentAbandoned
 from ..fsutil import fsync_directory
 from . import format as fmt
@@ -52,6 +53,7 @@ class SegmentInfo:
     mono_start_ns: int | None = None
     clock_synced: bool = False
     metadata: bytes = b""  # encrypted METADATA record (JSON): officer, stream parameters…
+    boot_id: bytes | None = None  # None: this boot's (/proc/sys/kernel/random/boot_id)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class SegmentWriter:
             salt=secrets.token_bytes(32),
             enc=b"",
             wrapped_key=b"",
+            boot_id=boot_id() if info.boot_id is None else info.boot_id,
         )
         sealed_key = hpke_suite(evidence_key.kem).encrypt(
             data_key, evidence_key.key, info=fmt.data_key_info(header.fixed_bytes())
@@ -193,7 +196,7 @@ class SegmentWriter:
             view = view[chunk:]
         self._pending += view
 
-    def checkpoint(self, mono_ns: int | None = None) -> None:
+    def checkpoint(self, mono_ns: int | None = None, wall_ns: int | None = None) -> None:
         """Make everything written so far durable and vouched for by a signed checkpoint."""
         self._check_open()
         if self._pending:
@@ -206,13 +209,18 @@ class SegmentWriter:
             offset=self._offset,
             file_sha256=self._hash.copy().digest(),
             mono_ns=time.monotonic_ns() if mono_ns is None else mono_ns,
+            wall_ns=time.time_ns() if wall_ns is None else wall_ns,
+            boot_id=self.header.boot_id,
         )
-        self._frame(fmt.RecordType.CHECKPOINT, point.body(self.header.digest, self._sign))
+        self._frame(fmt.RecordType.CHECKPOINT, point.body(self.header, self._sign))
         self._checkpoints += 1
         self._sync()
 
-    def seal(self, *, end_of_recording: bool) -> SealedSegment:
-        """Final record, signed footer, fsync, rename to .seg, fsync the directory."""
+    def seal(
+        self, *, end_of_recording: bool, end_ns: tuple[int, int] | None = None
+    ) -> SealedSegment:
+        """Final record, signed footer, fsync, rename to .seg, fsync the directory.
+        `end_ns` (wall, monotonic) is for test vectors; the clocks are read otherwise."""
         self._check_open()
         self._emit(fmt.RecordType.FINAL, bytes(self._pending))
         self._pending.clear()
@@ -224,10 +232,10 @@ class SegmentWriter:
             file_sha256=self._hash.copy().digest(),
             checkpoints=self._checkpoints,
             flags=fmt.FLAG_END_OF_RECORDING if end_of_recording else 0,
-            wall_end_ns=time.time_ns(),
-            mono_end_ns=time.monotonic_ns(),
+            wall_end_ns=time.time_ns() if end_ns is None else end_ns[0],
+            mono_end_ns=time.monotonic_ns() if end_ns is None else end_ns[1],
         )
-        self._frame(fmt.RecordType.FOOTER, footer.body(self.header.digest, self._sign))
+        self._frame(fmt.RecordType.FOOTER, footer.body(self.header, self._sign))
         self._sync()
         sealed_path = self.path.with_suffix(SEALED_SUFFIX)
         try:

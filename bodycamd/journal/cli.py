@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sqlite3
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 
 from ..config import DEFAULT_CONFIG_PATH, load_config
 from ..errors import StorageError
-from ..evidence.keys import load_device_public_key, load_or_create_device_key
+from ..evidence.keys import load_device_key, load_device_public_key, load_evidence_private_key
+from ..evidence.sealed import open_personal
 from ..storage.layout import StateLayout
 from .audit import read_events, verify_audit
 
@@ -29,6 +31,11 @@ def add_commands(commands: Any) -> None:
             sub.add_argument("--device-key", help="device public key (default: this device's)")
         else:
             sub.add_argument("-o", "--output", type=Path, help="file (default: stdout)")
+            sub.add_argument(
+                "--key",
+                type=Path,
+                help="evidence private key (back end): open the sealed personal fields",
+            )
 
 
 def _open(args: argparse.Namespace) -> tuple[sqlite3.Connection, StateLayout | None]:
@@ -52,7 +59,11 @@ def dispatch(args: argparse.Namespace) -> int:
             out = args.output.open("w") if args.output else sys.stdout
             try:
                 count = 0
+                opener = load_evidence_private_key(args.key) if args.key else None
                 for event in read_events(db):
+                    if opener is not None:
+                        opened = open_personal(event.kind, event.fields, opener)
+                        event = dataclasses.replace(event, fields=opened)
                     out.write(event.to_json() + "\n")
                     count += 1
             finally:
@@ -63,7 +74,7 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.device_key:
             key = load_device_public_key(args.device_key)
         elif layout is not None and layout.device_key.exists():
-            key = load_or_create_device_key(layout.device_key).public_key()
+            key = load_device_key(layout.device_key).public_key()
         else:
             raise StorageError("no device key: give --device-key or --config")
         report = verify_audit(db, key)

@@ -16,9 +16,11 @@ change; `queue_counts` is that answer, readable from the event loop without I/O.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +29,10 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ..clock import boot_id
 from ..errors import JournalCorrupt, StorageError
+from ..evidence.keys import EvidencePublicKey
+from ..evidence.sealed import seal_personal
 from .audit import AuditEvent, AuditReport, append_event, read_events, verify_audit
 from .migrations import SCHEMA_VERSION, migrate
 
@@ -66,14 +71,38 @@ class QueueCounts:
     no_receipt: int = 0  # every byte sent, no receipt (a generic tus server): stays
 
 
+def _private_file(path: Path) -> None:
+    """Create the journal 0600 whatever the umask (SQLite gives its -wal and -shm files the
+    database file's mode), and tighten one an older bodycamd left readable by others."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot open the journal: {exc.strerror or exc}") from exc
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 class Journal:
-    def __init__(self, path: Path, device_key: ed25519.Ed25519PrivateKey) -> None:
+    def __init__(
+        self,
+        path: Path,
+        device_key: ed25519.Ed25519PrivateKey,
+        *,
+        seal_to: EvidencePublicKey | None = None,
+    ) -> None:
+        """`seal_to`: the evidence public key that personal fields of audit events are
+        sealed to (evidence/sealed.py); None only where no event carries any (tools)."""
         self.path = path
         self._device_key = device_key
+        self._seal_to = seal_to
+        self._boot = uuid.UUID(bytes=boot_id()).hex
         self._lock = threading.Lock()
         self._segments_touched = False
         self.write_failed = False  # the last write failed; cleared by the next that commits
         self.queue_counts = QueueCounts()
+        _private_file(path)
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -127,11 +156,19 @@ class Journal:
     def audit(self, kind: str, **fields: Any) -> None:
         """Append one signed audit event in its own transaction."""
         with self.transaction() as db:
-            append_event(db, self._device_key, kind, fields)
+            append_event(db, self._device_key, kind, self._stored(kind, fields))
 
     def audit_in(self, db: sqlite3.Connection, kind: str, **fields: Any) -> None:
         """Append an audit event inside a transaction the caller holds."""
-        append_event(db, self._device_key, kind, fields)
+        append_event(db, self._device_key, kind, self._stored(kind, fields))
+
+    def _stored(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Every event names its boot (its monotonic time means nothing without it), and
+        its personal fields are sealed to the evidence key before they reach flash."""
+        fields = {**fields, "boot": self._boot}
+        if self._seal_to is not None:
+            fields = seal_personal(kind, fields, self._seal_to)
+        return fields
 
     def events(self) -> list[AuditEvent]:
         """The whole audit trail, in order (tests, exports)."""

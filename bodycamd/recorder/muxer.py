@@ -1,21 +1,51 @@
 """MPEG-TS muxing in memory with PyAV: packets in, transport-stream bytes out.
 
-One muxer per segment, so each segment starts with its own PAT/PMT and decodes on its own.
-Timestamps are relative to the start of the recording (not the segment), so they keep
-increasing across segment boundaries. The bytes never touch a file: they go straight to the
-evidence writer.
+One PyAV muxer per segment, so each segment starts with its own PAT/PMT and decodes on its
+own; one `MuxState` per recording, carried from each segment's muxer to the next, so that the
+segments of a recording laid end to end are one clean stream (what a player or `ffmpeg -i
+concat:` sees):
+
+- timestamps are relative to the start of the recording, not the segment, and a packet
+  older than that start (audio the encoder finished after the first keyframe) is dropped
+  rather than shifting the segment's whole time line;
+- the 4-bit continuity counter of every TS packet runs on per PID across segments (PyAV's
+  muxer restarts it at each segment, which a demuxer reads as packet loss at every
+  boundary): each 188-byte packet's counter is rewritten from the carried state;
+- with AAC audio configured, the recording's first segment opens with two frames of encoder
+  silence (about 43 ms) just before its first keyframe, the recording's time zero moved back
+  to their start: MPEG-TS carries an audio stream's rate and channels only inside its
+  packets, so after a video-only pre-event a player probing the first seconds would describe
+  the audio as `sample_rate=0`. No recorded sound is displaced: the silence lies before the
+  first recorded packet, where nothing was recorded.
+
+The bytes never touch a file: they go straight to the evidence writer.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
+import numpy as np
 
 from ..camera import EncodedPacket, StreamKind, StreamParams
 
 _MICROSECONDS = Fraction(1, 1_000_000)
+TS_PACKET = 188
+PRIMER_FRAMES = 2
+_SYNC = 0x47
+
+
+@dataclass
+class MuxState:
+    """What one segment's muxer hands to the next one of the same recording."""
+
+    base_us: int  # the recording's first packet: time zero of every segment
+    continuity: dict[int, int] = field(default_factory=dict)  # PID -> last counter written
+    primed: bool = False  # the first segment's audio description has been written
+    dropped_early: int = 0  # packets older than the recording's start
 
 
 class _Collector(io.RawIOBase):
@@ -29,16 +59,32 @@ class _Collector(io.RawIOBase):
         self.buffer += data
         return len(data)
 
-    def drain(self) -> bytes:
-        data = bytes(self.buffer)
-        self.buffer.clear()
-        return data
+
+def continue_counters(data: bytearray, continuity: dict[int, int]) -> None:
+    """Rewrite, in place, the continuity counter of each whole TS packet in `data` so that it
+    follows `continuity` (updated). Packets with a payload advance their PID's counter;
+    adaptation-only packets repeat it (ISO/IEC 13818-1 §2.4.3.3)."""
+    for start in range(0, len(data) - len(data) % TS_PACKET, TS_PACKET):
+        if data[start] != _SYNC:
+            raise ValueError(f"muxer output lost TS sync at byte {start}")
+        pid = ((data[start + 1] & 0x1F) << 8) | data[start + 2]
+        flags = data[start + 3]
+        if pid == 0x1FFF:  # null packets carry no counter that matters
+            continue
+        previous = continuity.get(pid)
+        if flags & 0x10:  # has a payload
+            counter = 0 if previous is None else (previous + 1) & 0x0F
+        else:
+            counter = 0 if previous is None else previous
+        continuity[pid] = counter
+        data[start + 3] = (flags & 0xF0) | counter
 
 
 class TsMuxer:
-    def __init__(self, params: StreamParams, base_us: int) -> None:
-        self._base_us = base_us
+    def __init__(self, params: StreamParams, state: MuxState) -> None:
+        self._state = state
         self._out = _Collector()
+        self._pending = bytearray()  # muxed bytes short of a whole TS packet
         self._container = av.open(self._out, "w", format="mpegts")
         video = self._container.add_stream(params.video_codec, rate=params.framerate)
         assert isinstance(video, av.VideoStream)
@@ -46,6 +92,7 @@ class TsMuxer:
         video.time_base = Fraction(1, 90_000)
         self._video = video
         self._audio: av.AudioStream | None = None
+        self._params = params
         if params.audio_codec is not None:
             audio = self._container.add_stream(params.audio_codec, rate=params.audio_rate)
             assert isinstance(audio, av.AudioStream)
@@ -58,17 +105,76 @@ class TsMuxer:
     def mux(self, packet: EncodedPacket) -> bytes:
         if packet.stream is StreamKind.AUDIO and self._audio is None:
             return b""
-        out = av.Packet(packet.data)
+        if packet.pts_us < self._state.base_us:
+            self._state.dropped_early += 1
+            return b""
         stream = self._video if packet.stream is StreamKind.VIDEO else self._audio
         assert stream is not None
-        out.stream = stream
-        out.time_base = _MICROSECONDS
-        out.pts = out.dts = packet.pts_us - self._base_us
-        out.is_keyframe = packet.keyframe
-        self._container.mux(out)
+        if not self._state.primed:
+            self._state.primed = True
+            self._prime_audio()
+        self._write(packet.data, stream, packet.pts_us, packet.keyframe)
         self.packets += 1
-        return self._out.drain()
+        return self._drain()
 
     def close(self) -> bytes:
         self._container.close()
-        return self._out.drain()
+        data = self._drain()
+        if self._pending:
+            raise ValueError(f"muxer left {len(self._pending)} bytes short of a TS packet")
+        return data
+
+    def _write(self, data: bytes, stream: av.stream.Stream, pts_us: int, key: bool) -> None:
+        out = av.Packet(data)
+        out.stream = stream
+        out.time_base = _MICROSECONDS
+        out.pts = out.dts = pts_us - self._zero_us
+        out.is_keyframe = key
+        self._container.mux(out)
+
+    @property
+    def _primes(self) -> bool:
+        return self._audio is not None and self._params.audio_codec == "aac"
+
+    @property
+    def _frame_us(self) -> int:
+        return 1024 * 1_000_000 // self._params.audio_rate
+
+    @property
+    def _zero_us(self) -> int:
+        """Time zero of the recording: its first packet, less the silence before it."""
+        return self._state.base_us - (PRIMER_FRAMES * self._frame_us if self._primes else 0)
+
+    def _prime_audio(self) -> None:
+        """Silence from the AAC encoder before the first packet (module docstring): two
+        frames, as the TS muxer holds an audio packet back until the next one comes."""
+        if not self._primes:
+            return
+        assert self._audio is not None
+        for number, data in enumerate(silent_aac_frames(self._params)[:PRIMER_FRAMES]):
+            self._write(data, self._audio, self._zero_us + number * self._frame_us, True)
+
+    def _drain(self) -> bytes:
+        self._pending += self._out.buffer
+        self._out.buffer.clear()
+        whole = len(self._pending) - len(self._pending) % TS_PACKET
+        data = self._pending[:whole]
+        del self._pending[:whole]
+        continue_counters(data, self._state.continuity)
+        return bytes(data)
+
+
+def silent_aac_frames(params: StreamParams) -> list[bytes]:
+    """Raw AAC packets of 2048 samples of silence, as the stream's parameters describe."""
+    codec = av.CodecContext.create("aac", "w")
+    assert isinstance(codec, av.AudioCodecContext)
+    codec.sample_rate = params.audio_rate
+    codec.layout = "mono" if params.audio_channels == 1 else "stereo"
+    codec.format = "fltp"
+    codec.time_base = Fraction(1, params.audio_rate)
+    codec.open()
+    silence = np.zeros((params.audio_channels, 2048), dtype=np.float32)
+    frame = av.AudioFrame.from_ndarray(silence, format="fltp", layout=codec.layout)
+    frame.sample_rate, frame.pts = params.audio_rate, 0
+    packets = [bytes(p) for p in codec.encode(frame)] + [bytes(p) for p in codec.encode(None)]
+    return [p for p in packets if p]

@@ -31,7 +31,7 @@ from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
 from ..storage.facade import RecordingStorage
 from ..storage.quota import WRITE_BATCH
 from ..storage.spool import SegmentStart, SpoolSegment
-from .muxer import TsMuxer
+from .muxer import MuxState, TsMuxer
 from .preevent import PreEventBuffer
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class Recording:
     prev_digest: bytes = b"\0" * 32
     segment: SpoolSegment | None = None
     muxer: TsMuxer | None = None
+    mux_state: MuxState | None = None  # carried from segment to segment (muxer.py)
     segment_start_us: int = 0
     checkpoint_us: int = 0
     pending: bytearray = field(default_factory=bytearray)  # muxed, not yet handed to the writer
@@ -284,7 +285,9 @@ class Recorder:
             log.error("cannot start segment %d: %s", recording.segments, exc)
             await self._finish("storage_error")
             return False
-        recording.muxer = TsMuxer(self.params, base)
+        if recording.mux_state is None:
+            recording.mux_state = MuxState(base)
+        recording.muxer = TsMuxer(self.params, recording.mux_state)
         recording.segment_start_us = packet.pts_us
         recording.checkpoint_us = packet.pts_us
         return True

@@ -9,6 +9,7 @@ control server and uploader); it is attached to the opened spool in `start` and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BALLAST = 4 * 2**20  # enough for a footer and many journal pages
+SPACE_REFRESH_SECONDS = 5.0  # free space goes stale while idle: re-read this often
 
 
 class StorageComponent:
@@ -41,6 +43,7 @@ class StorageComponent:
         identity: IdentityComponent,
         device_name: str,
     ) -> None:
+        self._stopping = asyncio.Event()
         self.layout = layout
         self._config = config
         self._identity = identity
@@ -75,11 +78,16 @@ class StorageComponent:
             min_free_minutes=config.min_free_minutes,
             bitrate=config.assumed_bitrate,
         )
+        journal_files = [
+            self.layout.journal.with_name(self.layout.journal.name + s)
+            for s in ("", "-wal", "-shm")
+        ]
+        ledger.count_also(journal_files)
         spool = Spool(
             self.layout, journal, ledger, key, self._identity.evidence_key, self._device_name
         )
         # held back out of the reserve, released to seal when the card fills behind our back
-        spool.ensure_ballast(min(BALLAST, parse_size(config.reserve, 0)))
+        spool.ensure_ballast(self.ballast_bytes)
         return spool
 
     def _open_journal(self, key: Ed25519PrivateKey) -> Journal:
@@ -89,8 +97,9 @@ class StorageComponent:
         moved file; the new trail starts by saying so. A journal from a newer bodycamd is
         not corrupt: it is refused (JournalTooNew) and left as it is."""
         path = self.layout.journal
+        seal_to = self._identity.evidence_key
         try:
-            return Journal(path, key)
+            return Journal(path, key, seal_to=seal_to)
         except JournalCorrupt as exc:
             stamp = time.strftime("%Y%m%dT%H%M%S")
             kept = path.with_name(f"{path.name}.corrupt-{stamp}")
@@ -99,14 +108,25 @@ class StorageComponent:
                 if old.exists():
                     old.rename(kept.with_name(kept.name + suffix))
             log.error("%s; moved to %s and starting a new journal", exc, kept)
-            journal = Journal(path, key)
+            journal = Journal(path, key, seal_to=seal_to)
             journal.audit("journal_replaced", reason=str(exc), kept=kept.name)
             return journal
 
+    @property
+    def ballast_bytes(self) -> int:
+        return min(BALLAST, parse_size(self._config.reserve, 0))
+
     async def run(self) -> None:
-        return None
+        """Re-read free space on a timer, so status and refusals never rest on a reading
+        from the last recording (the ballast comes back with the space)."""
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), SPACE_REFRESH_SECONDS)
+                return
+            await self.storage.refresh_space(self.ballast_bytes)
 
     async def stop(self) -> None:
+        self._stopping.set()
         await self.storage.close()
 
     def status(self) -> str:

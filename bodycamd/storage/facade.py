@@ -154,6 +154,20 @@ class Storage(SpoolUploadQueue):
             flags.add("journal_error")
         return frozenset(flags)
 
+    async def refresh_space(self, ballast: int = 0) -> None:
+        """Re-read free space (statvfs, in a worker thread), put back a released ballast of
+        `ballast` bytes once there is room for it, and audit a change of storage_low /
+        storage_full: space freed behind our back clears storage_full without a restart.
+        The storage component's timer calls this while the daemon runs."""
+        spool = self._spool
+        if spool is None:
+            return
+        await asyncio.to_thread(spool.ledger.refresh)
+        if ballast and not spool.ledger.figures().full:
+            await asyncio.to_thread(spool.ensure_ballast, ballast)
+            await asyncio.to_thread(spool.ledger.refresh)
+        await self.check_thresholds()
+
     async def check_thresholds(self) -> None:
         """Audit each change of storage_low / storage_full. Asking costs no I/O, so the
         device's once-a-second tick calls it on the loop; only a change is written."""

@@ -81,12 +81,14 @@ class QuotaLedger:
         self._settled = 0  # allocation of files not being written
         self._open: dict[Path, int] = {}  # estimated allocation of files being written
         self._since_refresh = 0  # growth that the last free-space reading does not show yet
+        self._tracked: tuple[Path, ...] = ()  # the journal's files: counted, never written here
+        self._tracked_bytes = 0
         self._lock = threading.RLock()
 
     @property
     def used(self) -> int:
         with self._lock:
-            return self._settled + sum(self._open.values())
+            return self._settled + sum(self._open.values()) + self._tracked_bytes
 
     def reconcile(self, files: Iterable[Path]) -> None:
         """Start-up: count every file from scratch."""
@@ -97,11 +99,21 @@ class QuotaLedger:
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read free space (about once a second, from checkpoints; not per write)."""
+        """Re-read free space: at checkpoints (about once a second while recording), before
+        every decision to start a recording or a segment, and on the storage component's
+        timer while idle; not per write."""
         space = self._space_fn(self._root)
+        tracked = sum(allocated(path) for path in self._tracked if path.exists())
         with self._lock:
             self._space = space
             self._since_refresh = 0
+            self._tracked_bytes = tracked
+
+    def count_also(self, paths: Iterable[Path]) -> None:
+        """Count these files (the journal and its -wal/-shm) against the quota too, measured
+        at every refresh: the audit trail lives on the same flash as the footage."""
+        self._tracked = tuple(paths)
+        self.refresh()
 
     def available(self) -> int:
         with self._lock:
@@ -122,7 +134,9 @@ class QuotaLedger:
         )
 
     def check_start(self) -> None:
-        """Refuse a new recording unless `min_free_minutes` of footage fit."""
+        """Refuse a new recording unless `min_free_minutes` of footage fit, by free space
+        read now (a decision never rests on a stale reading)."""
+        self.refresh()
         figures = self.figures()
         if figures.full or figures.minutes_left < self._min_free_minutes:
             raise QuotaExceeded(

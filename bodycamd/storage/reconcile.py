@@ -8,16 +8,18 @@ quarantine/ (and reported), never removed.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ..errors import EvidenceError
+from ..errors import EvidenceError, StorageError
 from ..evidence.reader import scan_segment
-from ..evidence.recovery import seal_torn
+from ..evidence.recovery import interrupted_roll, seal_interrupted_roll, seal_torn
 from ..evidence.writer import SealedSegment
 from ..fsutil import fsync_directory
+from ..journal import SegmentRow
 from .spool import Spool
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ class ReconcileReport:
     quarantined: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # rows whose file is gone
     deletions_finished: list[str] = field(default_factory=list)
+    rolls_interrupted: list[str] = field(default_factory=list)  # placeholders written
 
     def summary(self) -> str:
         parts = [f"{len(v)} {k.replace('_', ' ')}" for k, v in self.__dict__.items() if v]
@@ -112,17 +115,73 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
                 journal.audit_in(db, "segment_missing", path=row.path, digest=row.digest)
             log.error("%s: in the journal but not on flash; marked missing", row.path)
             report.missing.append(row.path)
+    _mark_interrupted_rolls(spool, device_key, report)
     return report
+
+
+def _mark_interrupted_rolls(
+    spool: Spool, device_key: ed25519.Ed25519PrivateKey, report: ReconcileReport
+) -> None:
+    """A recording whose last segment is complete but not end of recording, with no
+    successor anywhere, lost power at a segment roll: leave the placeholder segment the
+    spec asks for (docs/segment-format.md §7), sealed, journalled and audited like any
+    recovered segment, so the chain reads "interrupted (power loss)", not "missing"."""
+    layout, journal = spool.layout, spool.journal
+    last: dict[str, SegmentRow] = {}
+    for row in journal.segments():
+        if row.recording_id not in last or row.segment_index > last[row.recording_id].segment_index:
+            last[row.recording_id] = row
+    for row in last.values():
+        path = layout.root / row.path
+        if row.torn or row.end_of_recording or row.state != "sealed" or not path.exists():
+            continue
+        previous = scan_segment(path, device_key.public_key())
+        if interrupted_roll([previous]) is None:
+            continue
+        header = previous.header
+        part = layout.part_path(header.recording_id, header.segment_index + 1)
+        if not part.parent.exists():
+            part.parent.mkdir(mode=0o700)
+            fsync_directory(part.parent.parent)
+        recovered = seal_interrupted_roll(previous, part, device_key, spool.evidence_key)
+        target = spool.commit(
+            SealedSegment.from_verdict(recovered.path, recovered.verdict), torn=True, recovered=True
+        )
+        journal.audit(
+            "roll_interrupted",
+            recording=row.recording_id,
+            after=row.path,
+            path=layout.relative(target),
+        )
+        log.warning(
+            "%s: power was lost at a segment roll; placeholder %s written", row.path, target
+        )
+        report.rolls_interrupted.append(layout.relative(target))
 
 
 def _quarantine(spool: Spool, path: Path, reason: str, report: ReconcileReport) -> None:
     layout = spool.layout
-    target = layout.quarantine / f"{path.parent.name}-{path.name}"
-    path.rename(target)
-    fsync_directory(layout.quarantine)
-    fsync_directory(path.parent)
+    target = move_without_overwriting(path, layout.quarantine, f"{path.parent.name}-{path.name}")
     spool.journal.audit(
         "file_quarantined", path=layout.relative(target), was=layout.relative(path), reason=reason
     )
     log.error("%s: not a readable segment (%s); moved to %s", path, reason, target)
     report.quarantined.append(layout.relative(target))
+
+
+def move_without_overwriting(path: Path, directory: Path, name: str) -> Path:
+    """Move `path` into `directory` as `name`, or `name.1`, `name.2`… if taken: link(2)
+    fails rather than replace, so nothing on flash is ever overwritten. A crash between the
+    link and the unlink leaves both names; the next start quarantines the source again under
+    a new name, and the copies are identical."""
+    for attempt in range(10_000):
+        target = directory / (name if attempt == 0 else f"{name}.{attempt}")
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            continue
+        fsync_directory(directory)
+        path.unlink()
+        fsync_directory(path.parent)
+        return target
+    raise StorageError(f"{directory}: no free name for {name}")

@@ -78,12 +78,15 @@ class Spool:
         self.ledger = ledger
         self._device_key = device_key
         self._evidence_key = evidence_key
+        self.evidence_key = evidence_key  # public: recovery seals placeholders with it
         self._device_name = device_name
         self._fsync = fsync
 
     def has_room_for_segment(self, pending: int = 0) -> bool:
         """Whether a new segment could still be opened after the current one is sealed with
-        `pending` more plaintext bytes (the check open_segment makes, plus the seal)."""
+        `pending` more plaintext bytes (the check open_segment makes, plus the seal), by free
+        space read now."""
+        self.ledger.refresh()
         needed = NEW_SEGMENT_BYTES + bytes_to_seal(pending)
         try:
             self.ledger.check(self.layout.spool / "next.part", needed)

@@ -12,7 +12,8 @@ from bodycamd.errors import EvidenceError, FormatError, IntegrityError, WrongKey
 from bodycamd.evidence import format as fmt
 from bodycamd.evidence.keys import generate_evidence_key
 from bodycamd.evidence.reader import SegmentReader, read_segment, scan_segment
-from bodycamd.evidence.writer import SegmentInfo
+from bodycamd.evidence.recovery import seal_torn
+from bodycamd.evidence.writer import SegmentInfo, SegmentWriter
 from tests.evidence.helpers import (
     Keys,
     data_frames,
@@ -143,7 +144,7 @@ def test_footer_replayed_from_another_segment(tmp_path: Path, small: tuple[bytes
 def test_footer_appended_twice(tmp_path: Path, small: tuple[bytes, bytes]) -> None:
     header, frames = split_frames(small[0])
     _, status, why = read_bytes(tmp_path, join_frames(header, [*frames, frames[-1]]))
-    assert status == "error" and why.endswith("149 bytes after the footer")
+    assert status == "error" and why.endswith(f"{8 + fmt.FOOTER_BODY[2]} bytes after the footer")
 
 
 def test_segment_signed_by_another_device(tmp_path: Path) -> None:
@@ -231,3 +232,104 @@ def test_same_recording_id_cannot_mix_keys(tmp_path: Path) -> None:
     info = SegmentInfo(uuid.uuid4(), 0)
     sealed = write_segment(tmp_path, KEYS, [b"x"], info=info)
     assert scan_segment(sealed.path, KEYS.device_public).header.recording_id == info.recording_id
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "why"),
+    [
+        (234, b"\x00\x21", "HPKE enc of 33 bytes; KEM 0x0020 makes 32"),
+        (234 + 2 + 32, b"\x00\x31", "wrapped key of 49 bytes; expected 48"),
+        (4000, b"\x01", "reserved bytes after the wrapped key are not zero"),
+        (90, b"\xff", "device name is not UTF-8"),
+    ],
+)
+def test_header_rules_of_the_spec(
+    tmp_path: Path, small: tuple[bytes, bytes], offset: int, value: bytes, why: str
+) -> None:
+    raw = bytearray(small[0])
+    raw[offset : offset + len(value)] = value
+    path = tmp_path / "h.seg"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(FormatError, match=why):
+        scan_segment(path)
+
+
+def resign_footer(data: bytes, **changes: object) -> bytes:
+    """The segment with its footer's fields changed and signed again by the real device key
+    (what only the device could do: these are the rules the device itself must not break)."""
+    import dataclasses
+
+    header, frames = split_frames(data)
+    parsed = fmt.parse_header(header)
+    footer = fmt.Footer.parse(frames[-1].raw[8:], parsed, KEYS.device_public)
+    body = dataclasses.replace(footer, **changes).body(parsed, KEYS.device)  # type: ignore[arg-type]
+    frames[-1].raw = frames[-1].raw[:8] + body
+    return join_frames(header, frames)
+
+
+def test_torn_footer_rules(tmp_path: Path) -> None:
+    writer = SegmentWriter(
+        tmp_path / "t.part", SegmentInfo(uuid.uuid4(), 0), KEYS.evidence.public, KEYS.device
+    )
+    writer.write(b"x" * 100)
+    writer.checkpoint()
+    writer.abandon()
+    sealed = seal_torn(tmp_path / "t.part", KEYS.device).path.read_bytes()
+    assert read_bytes(tmp_path, sealed)[1] == "torn"
+    flags = fmt.FLAG_TORN | fmt.FLAG_END_OF_RECORDING
+    cases = {
+        "torn and end of recording at once": resign_footer(sealed, flags=flags),
+        "torn footer's end is not the time of its last checkpoint": resign_footer(
+            sealed, wall_end_ns=1
+        ),
+        "recovery time given if and only if sealed as torn": resign_footer(
+            sealed, recovered_wall_ns=0
+        ),
+    }
+    for why, data in cases.items():
+        _, status, message = read_bytes(tmp_path, data)
+        assert status == "error" and why in message, message
+
+
+def test_checkpoint_before_the_header_time_is_refused(tmp_path: Path) -> None:
+    info = SegmentInfo(uuid.uuid4(), 0, mono_start_ns=10_000_000_000)
+    writer = SegmentWriter(tmp_path / "c.part", info, KEYS.evidence.public, KEYS.device)
+    writer.write(b"x" * 100)
+    writer.checkpoint(mono_ns=5_000_000_000)
+    writer.abandon()
+    _, status, why = read_bytes(tmp_path, (tmp_path / "c.part").read_bytes())
+    assert status == "error" and "monotonic time goes back" in why
+
+
+def test_an_altered_record_is_named_not_the_checkpoint_after_it(
+    tmp_path: Path, small: tuple[bytes, bytes]
+) -> None:
+    header, frames = split_frames(small[0])
+    second = frames[data_frames(frames)[1]]
+    altered = bytearray(second.raw)
+    altered[20] ^= 1
+    second.raw = bytes(altered)
+    data = join_frames(header, frames)
+    _, status, why = read_bytes(tmp_path, data)
+    assert status == "error" and why.startswith(f"record 3 (byte {second.offset}): bad tag")
+    path = tmp_path / "keyless.seg"
+    path.write_bytes(data)
+    with pytest.raises(IntegrityError, match=rf"records 3 to 3 \(bytes {second.offset} to"):
+        scan_segment(path)
+
+
+def test_an_altered_unvouched_tail_is_an_error_not_torn(
+    tmp_path: Path, small: tuple[bytes, bytes]
+) -> None:
+    header, frames = split_frames(small[0])
+    last_checkpoint = max(i for i, f in enumerate(frames) if f.type is fmt.RecordType.CHECKPOINT)
+    tail = frames[last_checkpoint + 1]  # the FINAL record, after the last checkpoint
+    altered = bytearray(tail.raw)
+    altered[-1] ^= 1
+    tail.raw = bytes(altered)
+    cut = join_frames(header, frames[: last_checkpoint + 2])  # power cut before the footer
+    _, status, why = read_bytes(tmp_path, cut)
+    assert status == "error" and "bad tag" in why
+    path = tmp_path / "tail.part"
+    path.write_bytes(cut)
+    assert scan_segment(path).status == "torn"  # keyless: cannot tell, says "not vouched"

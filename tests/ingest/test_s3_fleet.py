@@ -63,9 +63,12 @@ async def test_an_upload_survives_its_node_being_killed(
     digest = sealed.digest.hex()
     store = S3Store(S3Options(bucket=bucket, endpoint_url=moto.endpoint))  # the test's eyes
 
-    async with ingest_node(rig.directory) as (url_a, node_a), ingest_node(rig.directory) as (
-        url_b,
-        _node_b,
+    async with (
+        ingest_node(rig.directory) as (url_a, node_a),
+        ingest_node(rig.directory) as (
+            url_b,
+            _node_b,
+        ),
     ):
         async with rig.client(camera, url_a) as on_a, rig.client(camera, url_b) as on_b:
             created = await on_a.post(

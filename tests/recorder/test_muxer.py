@@ -1,0 +1,107 @@
+"""A recording as a player sees it: its segments, decrypted and laid end to end, decode as one
+stream without a single warning from FFmpeg (continuity counters and timestamps run on across
+segments), and the audio stream is described from the first packet even when the pre-event is
+video only."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from pathlib import Path
+
+import av
+import av.logging
+import pytest
+
+from bodycamd.camera import EncodedPacket
+from bodycamd.recorder.muxer import MuxState, TsMuxer, continue_counters
+from bodycamd.recorder.recorder import Recorder
+from tests.recorder.helpers import decrypt, recorder_config, synthetic_packets
+from tests.storage.helpers import make_spool, storage_for
+
+PACKETS, PARAMS = synthetic_packets(7)
+
+
+async def record(
+    tmp_path: Path, packets: list[EncodedPacket], *, pre_event: float, started_at: int
+) -> list[bytes]:
+    spool, keys = make_spool(tmp_path / "state")
+    config = recorder_config(segment_seconds=2.0, pre_event_seconds=pre_event)
+    recorder = Recorder(storage_for(spool), config, PARAMS)
+    recorder.set_buffering(True)
+    for packet in packets[:started_at]:
+        await recorder.handle(packet)
+    await recorder.start(None, "test")
+    for packet in packets[started_at:]:
+        await recorder.handle(packet)
+    await recorder.stop("test")
+    return [decrypt(spool.layout.root / row.path, keys)[0] for row in spool.journal.segments()]
+
+
+def decode_capturing(ts: bytes) -> tuple[list[tuple[int, str, str]], dict[int, list[int]]]:
+    """Demux and decode everything; FFmpeg's warnings and the DTS of each stream."""
+    dts: dict[int, list[int]] = {}
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.WARNING)
+    try:
+        with av.logging.Capture() as logs, av.open(io.BytesIO(ts), format="mpegts") as container:
+            for packet in container.demux():
+                if packet.dts is not None:
+                    dts.setdefault(packet.stream.index, []).append(packet.dts)
+                for _ in packet.decode():
+                    pass
+    finally:
+        av.logging.set_level(previous)
+    warnings = [entry for entry in logs if entry[0] <= av.logging.WARNING]
+    return warnings, dts
+
+
+@pytest.mark.parametrize("pre_event", [0.0, 3.0])
+async def test_a_recording_decodes_whole_without_a_warning(
+    tmp_path: Path, pre_event: float
+) -> None:
+    segments = await record(tmp_path, PACKETS, pre_event=pre_event, started_at=len(PACKETS) // 2)
+    assert len(segments) >= 2
+    warnings, dts = decode_capturing(b"".join(segments))
+    assert warnings == []
+    assert set(dts) == {0, 1}
+    for stream in dts.values():
+        assert all(b > a for a, b in itertools.pairwise(stream)), "DTS strictly increasing"
+
+
+async def test_audio_is_described_from_the_first_packet_with_a_video_only_pre_event(
+    tmp_path: Path,
+) -> None:
+    segments = await record(tmp_path, PACKETS, pre_event=3.0, started_at=len(PACKETS) * 3 // 4)
+    # a probe that sees only the first few hundred KB, as ffprobe on a long pre-event does
+    options = {"probesize": "32768", "analyzeduration": "500000"}
+    with av.open(io.BytesIO(segments[0]), format="mpegts", options=options) as container:
+        audio = container.streams.audio[0]
+        assert audio.codec_context.sample_rate == PARAMS.audio_rate
+        assert audio.codec_context.channels == PARAMS.audio_channels
+
+
+def test_continuity_counters_run_on_across_muxers() -> None:
+    state = MuxState(PACKETS[0].pts_us)
+    first, second = TsMuxer(PARAMS, state), TsMuxer(PARAMS, state)
+    data = first.mux(PACKETS[0]) + first.close()
+    data += second.mux(PACKETS[1]) + second.close()
+    counters: dict[int, int] = {}
+    for start in range(0, len(data), 188):
+        pid = ((data[start + 1] & 0x1F) << 8) | data[start + 2]
+        has_payload, counter = data[start + 3] & 0x10, data[start + 3] & 0x0F
+        if pid in counters and has_payload:
+            assert counter == (counters[pid] + 1) % 16, (start, pid)
+        counters[pid] = counter
+    carried = dict(state.continuity)
+    again = bytearray(data[:188])
+    pid = ((again[1] & 0x1F) << 8) | again[2]
+    continue_counters(again, carried)
+    assert carried[pid] == (state.continuity[pid] + 1) % 16  # a third muxer goes on counting
+
+
+def test_packets_older_than_the_recording_are_dropped_not_shifted() -> None:
+    state = MuxState(PACKETS[10].pts_us)
+    muxer = TsMuxer(PARAMS, state)
+    assert muxer.mux(PACKETS[0]) == b"" and state.dropped_early == 1
+    muxer.close()

@@ -3,9 +3,10 @@
 The test functions are the filesystem store's own (imported unchanged); only the `rig`
 fixture differs: its ingest.toml says kind = "s3", on a fresh bucket of moto's S3 server.
 So 460, expiry, termination, the registry, revocation, isolation and the audit log are all
-checked against objects in a bucket. Left out: the three conformance tests that look into the
-filesystem store's directories; test_s3_fleet.py covers receipts, stored bytes and resume
-on S3 through two real server processes.
+checked against objects in a bucket. Left out: the mTLS tests that end at the TLS handshake
+(the store only audits them, as in the tests kept), and the three conformance tests that
+look into the filesystem store's directories; test_s3_fleet.py covers receipts, stored
+bytes and resume on S3 through two real server processes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ import pytest
 
 from .helpers import Rig
 from .s3_moto import MotoServer, make_bucket, make_s3_rig
-from .test_mtls import *  # noqa: F403
+from .test_mtls import (  # noqa: F401 - collected here again
+    test_a_device_sees_neither_uploads_nor_receipts_of_another,
+    test_device_uploading_another_devices_segment_is_refused_and_audited,
+    test_revoked_device_is_refused_and_audited,
+)
 from .test_tus_conformance import (  # noqa: F401 - collected here again
     test_checksum_mismatch_is_460_and_the_chunk_is_discarded,
     test_head_after_expiry_says_gone_before_the_sweep,

@@ -1,7 +1,7 @@
 """`bodycamd evidence ...`: the operator tool. It runs where the evidence private key is (the
 back end), never on a device; the device has no command that exports footage.
 
-- inspect FILE        header and keyless verdict
+- inspect FILE...     header and keyless verdict of each
 - verify FILE...      signatures, checkpoints, footers and the chain of each recording
 - decrypt --key K FILE... -o OUT   the recovered MPEG-TS; torn segments only with --allow-torn
 """
@@ -42,8 +42,8 @@ def add_commands(commands: Any) -> None:
             "without it signatures are checked against the key the segment embeds",
         )
 
-    inspect = actions.add_parser("inspect", help="show a segment's header and verdict")
-    inspect.add_argument("file", type=Path)
+    inspect = actions.add_parser("inspect", help="show each segment's header and verdict")
+    inspect.add_argument("files", type=Path, nargs="+", metavar="FILE")
     device_key_option(inspect)
     verify = actions.add_parser("verify", help="check segments and the chain between them")
     verify.add_argument("files", type=Path, nargs="+", metavar="FILE")
@@ -61,7 +61,11 @@ def add_commands(commands: Any) -> None:
 def dispatch(args: argparse.Namespace) -> int:
     device_key = load_device_public_key(args.device_key) if args.device_key else None
     if args.evidence_command == "inspect":
-        return _inspect(args.file, device_key)
+        for n, path in enumerate(args.files):
+            if n:
+                print()  # a blank line between files
+            _inspect(path, device_key)
+        return 0
     if args.evidence_command == "verify":
         return _verify(args.files, device_key)
     return _decrypt(args, device_key)

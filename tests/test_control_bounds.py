@@ -92,3 +92,16 @@ def test_watchers_never_lock_out_status(daemon: Daemon) -> None:
         for sock, _ in watchers:
             sock.close()
     assert request(daemon.socket, "logout")["ok"]
+
+
+def test_unit_bounds_the_daemons_memory() -> None:
+    """Sized from measurement (see CHANGELOG): VmHWM 131.5 MiB recording 1080p at 10 Mbit/s
+    with a 30 s pre-event buffer, flat under a flood and 16 watchers; the config's caps
+    (pre-event 96 MiB, queue 16 MiB) bound the worst case near 215 MiB."""
+    import re
+
+    unit = (Path(__file__).resolve().parent.parent / "systemd" / "bodycamd.service").read_text()
+    high = re.search(r"^MemoryHigh=(\d+)M$", unit, re.MULTILINE)
+    hard = re.search(r"^MemoryMax=(\d+)M$", unit, re.MULTILINE)
+    assert high and hard
+    assert 215 < int(high.group(1)) < int(hard.group(1))

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,26 +133,37 @@ def check_states(old: dict[str, Any] | None, new: dict[str, Any], tally: Tally) 
         tally.violation(f"officer {old['officer']} -> {new['officer']} while recording")
 
 
+def lines_from(sock: socket.socket, stop: threading.Event) -> Iterator[bytes]:
+    """Lines from a socket until EOF or `stop`; recv with a timeout so `stop` is seen (a
+    makefile() reader is unusable after its first timeout)."""
+    pending = b""
+    while not stop.is_set():
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        if not chunk:
+            return
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        yield from complete
+
+
 def watcher(path: Path, tally: Tally, stop: threading.Event) -> None:
     with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(2.0)
+        sock.settimeout(0.5)
         sock.connect(str(path))
         sock.sendall(b'{"v":1,"cmd":"events"}\n')
-        reader = sock.makefile("rb")
-        first = json.loads(reader.readline())
-        if not first.get("ok"):
-            tally.answer(first)
-            return
-        state = first["result"]["state"]
-        check_states(None, state, tally)
-        while not stop.is_set():
-            try:
-                line = reader.readline()
-            except TimeoutError:
-                continue
-            if not line:
-                return
+        state: dict[str, Any] | None = None
+        for line in lines_from(sock, stop):
             message = json.loads(line)
+            if state is None:
+                if not message.get("ok"):
+                    tally.answer(message)
+                    return
+                state = message["result"]["state"]
+                check_states(None, state, tally)
+                continue
             if "event" not in message:
                 return
             new = message["event"]["state"]

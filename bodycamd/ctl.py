@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .control.status import storage_line
 from .state import DeviceState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
@@ -302,51 +303,44 @@ def summary(state: dict[str, Any]) -> str:
     return DeviceState.from_json(state).summary()
 
 
-def _mib(value: int) -> str:
-    return f"{value / 2**20:,.0f} MiB"
+def _status_lines(result: dict[str, Any]) -> str:
+    """One fact per line, each once: the recording's duration only on its own line."""
+    state, storage = result["state"], result.get("storage", {})
+    if state["recording"] == "recording":
+        recording = (
+            f"yes, {state['recording_seconds']:.0f} s (recording {state['recording_id'][:8]})"
+        )
+    else:
+        recording = state["recording"]
+    lines = [f"officer:    {state['officer'] or '(nobody logged in)'}", f"recording:  {recording}"]
+    if storage:
+        lines.append(f"storage:    {storage_line(storage)}")
+    lines.append(f"uploads:    {state['awaiting_upload']} segment(s) awaiting upload")
+    dock = "docked" if state["docked"] else "not docked"
+    if state["upload_progress"] is not None:
+        dock += f", uploading {state['upload_progress']:.0%}"
+    lines.append(f"dock:       {dock}")
+    reasons = result.get("health") or {flag: "" for flag in state["health"]}
+    if not reasons:
+        lines.append("health:     ok")
+    for n, (flag, reason) in enumerate(sorted(reasons.items())):
+        label = "health:" if n == 0 else ""
+        lines.append(f"{label:<12}{flag}" + (f": {reason}" if reason else ""))
+    lines.append(f"camera:     {result['camera'].removeprefix('camera: ')}")
+    lights = result.get("indicators", {})
+    if lights:
+        lines.append(
+            "lights:     "
+            + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in lights.items())
+        )
+    return "\n".join(lines)
 
 
 def render(command: str, result: dict[str, Any]) -> str:
     if command == "status":
-        state, storage = result["state"], result.get("storage", {})
-        lines = [
-            f"officer:    {state['officer'] or '(nobody logged in)'}",
-            "recording:  "
-            + (
-                f"yes, {state['recording_seconds']:.0f} s (recording {state['recording_id'][:8]})"
-                if state["recording"] == "recording"
-                else state["recording"]
-            ),
-        ]
-        if storage:
-            lines.append(
-                f"storage:    {_mib(storage['used_bytes'])} of "
-                f"{_mib(storage['quota_bytes'])} used, "
-                f"{storage['minutes_left']:.0f} min left"
-            )
-        lines.append(f"uploads:    {state['awaiting_upload']} segment(s) awaiting upload")
-        dock = "docked" if state["docked"] else "not docked"
-        if state["upload_progress"] is not None:
-            dock += f", uploading {state['upload_progress']:.0%}"
-        lines.append(f"dock:       {dock}")
-        lines.append(f"health:     {', '.join(state['health']) or 'ok'}")
-        lines.append(f"camera:     {result['camera'].removeprefix('camera: ')}")
-        lights = result.get("indicators", {})
-        if lights:
-            lines.append(
-                "lights:     "
-                + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in lights.items())
-            )
-        return "\n".join(lines)
+        return _status_lines(result)
     if command == "storage":
-        return (
-            f"{_mib(result['used_bytes'])} of {_mib(result['quota_bytes'])} used, "
-            f"{_mib(result['available_bytes'])} free for footage, "
-            f"{result['minutes_left']:.0f} min left, {result['awaiting_upload']} "
-            f"segment(s) awaiting upload"
-            + (" [LOW]" if result["low"] else "")
-            + (" [FULL]" if result["full"] else "")
-        )
+        return storage_line(result) + f", {result['awaiting_upload']} segment(s) awaiting upload"
     if command == "uploads":
         queue = result["queue"]
         if not queue:

@@ -35,6 +35,7 @@ from ..journal.db import AWAITING_UPLOAD
 from ..recorder.component import CaptureComponent
 from ..storage.component import StorageComponent
 from .protocol import MAX_REQUEST, ProtocolError, Request, encode, failure, parse_request, success
+from .status import camera_description, health_reasons, storage_result
 
 log = logging.getLogger(__name__)
 STATUS_RESERVE = 2  # connections beyond max_clients that may still ask for `status`
@@ -270,13 +271,15 @@ class ControlServer:
         raise ProtocolError("unknown_command", request.cmd)  # pragma: no cover
 
     def status_result(self) -> dict[str, Any]:
-        lights = patterns(self._device.state)
+        state = self._device.state
+        lights = patterns(state)
         return {
             "version": __version__,
-            "summary": self._device.state.summary(),
-            "state": self._device.state.to_json(),
+            "summary": state.summary(),
+            "state": state.to_json(),
+            "health": health_reasons(state.health, self._capture.fault),
             "storage": self._storage_result(),
-            "camera": self._capture.status(),
+            "camera": camera_description(self._capture.status()),
             "indicators": {
                 name: getattr(lights, name).describe()
                 for name in ("record_led", "announce_led", "status_green", "status_amber")
@@ -287,15 +290,18 @@ class ControlServer:
         figures = self._storage.figures()
         if figures is None:
             return {}
-        return {
-            "used_bytes": figures.used,
-            "quota_bytes": figures.limit,
-            "available_bytes": figures.available,
-            "minutes_left": round(figures.minutes_left, 1),
-            "low": figures.low,
-            "full": figures.full,
-            "awaiting_upload": self._storage.awaiting_upload(),
-        }
+        spool = self._storage.require_spool()
+        return storage_result(
+            used=figures.used,
+            quota=figures.limit,
+            free=figures.available,
+            minutes_left=figures.minutes_left,
+            bitrate=spool.ledger.bitrate,
+            bitrate_measured=False,
+            low=figures.low,
+            full=figures.full,
+            awaiting_upload=self._storage.awaiting_upload(),
+        )
 
     async def _uploads_result(self) -> dict[str, Any]:
         spool = self._storage.require_spool()

@@ -9,18 +9,29 @@ subscribers. Policy, from DESIGN.md §4:
 - docking while recording: keep recording; log out at dock once the recording is sealed;
 - quota below `storage.min_free_minutes`: refused with the reason; full mid-recording: the
   recorder seals and stops, never deleting evidence;
-- logging out while recording: refused (stop first), so no recording loses its officer.
+- logging out while recording: refused (stop first), so no recording loses its officer;
+- logging in while docked (with `session.logout_on_dock`): refused up front (`docked`), not
+  accepted and then undone by the dock.
+
+Every request is decided and applied as one step: each state-changing method runs whole
+under the device's one lock (`_one_step`), the recorder's start and the audit write
+included, so a `logout` can never slip between `record_start`'s check of the officer and
+the recording it starts, and a `login` never returns an officer that a racing `logout`
+removed. The lock is re-entrant within a task (dock -> settle -> logout at the dock) and its
+waiters are bounded by the callers that can exist at once (the control pools, the button,
+the dock, the tick).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .clock import clock_synchronised
 from .errors import QuotaExceeded, Refused
@@ -46,6 +57,46 @@ class Caller:
         if self.uid is not None:
             fields.update(peer_uid=self.uid, peer_pid=self.pid)
         return fields
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class StepLock:
+    """An asyncio lock that the task holding it may take again (a nested step of the same
+    request), so one request can call another policy step without deadlocking itself."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        if self._owner is not task:
+            await self._lock.acquire()
+            self._owner = task
+        self._depth += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._lock.release()
+
+
+def _one_step(
+    method: Callable[Concatenate[Device, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[Device, P], Coroutine[Any, Any, T]]:
+    """Run a state-changing request whole under the device's lock: check and act together."""
+
+    @functools.wraps(method)
+    async def locked(self: Device, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        async with self._step:
+            return await method(self, *args, **kwargs)
+
+    return locked
 
 
 class Device:
@@ -75,6 +126,7 @@ class Device:
         self._clock_was_synced: bool | None = None
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._step = StepLock()
 
     # -- component lifecycle ----------------------------------------------------------------
 
@@ -100,8 +152,11 @@ class Device:
 
     # -- requests ---------------------------------------------------------------------------
 
+    @_one_step
     async def login(self, number: object, caller: Caller) -> Officer:
         personnel = self._policy.validate(number)
+        if self._docked and self._policy.logout_on_dock and self.officer is None:
+            raise Refused("docked", "the camera is docked; take it out of the dock to log in")
         if self.officer is not None and self.officer.personnel_number != personnel:
             raise Refused(
                 "already_logged_in",
@@ -114,6 +169,7 @@ class Device:
             self._recorder_buffering(True)  # its own change: pre-event buffering begins
         return self.officer
 
+    @_one_step
     async def logout(self, caller: Caller, *, reason: str = "request") -> None:
         if self.officer is None:
             raise Refused("not_logged_in", "nobody is logged in")
@@ -127,6 +183,7 @@ class Device:
         )
         self.refresh("logout")
 
+    @_one_step
     async def record_start(self, caller: Caller) -> str:
         recorder = self._capture.recorder
         if recorder is None:
@@ -151,6 +208,7 @@ class Device:
         self.refresh("record_start")
         return recording.recording_id.hex
 
+    @_one_step
     async def record_stop(self, caller: Caller) -> None:
         recorder = self._capture.recorder
         if recorder is None or recorder.recording is None:
@@ -158,6 +216,7 @@ class Device:
         await recorder.stop(caller.source, caller.audit_fields())
         self.refresh("record_stop")
 
+    @_one_step
     async def marker(self, note: str, caller: Caller) -> None:
         recorder = self._capture.recorder
         if recorder is None or recorder.recording is None:
@@ -165,6 +224,7 @@ class Device:
         await recorder.marker(note, caller.audit_fields())
         self.refresh("marker")
 
+    @_one_step
     async def set_docked(self, docked: bool, caller: Caller) -> None:
         if docked == self._docked:
             return
@@ -173,6 +233,7 @@ class Device:
         self.refresh("dock" if docked else "undock")
         await self.settle()
 
+    @_one_step
     async def set_stealth(self, stealth: bool, allowed: bool, caller: Caller) -> None:
         if stealth and not allowed:
             raise Refused("stealth_not_allowed", "policy does not allow stealth recording")
@@ -192,6 +253,7 @@ class Device:
         self.refresh("component")
         self._wakeup.set()
 
+    @_one_step
     async def settle(self) -> None:
         """Apply the policies that act on their own (logout at the dock), audit clock-sync
         changes, then publish the state."""

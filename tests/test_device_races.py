@@ -9,7 +9,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bodycamd.config import SessionConfig
+from bodycamd.device import Caller
+from bodycamd.errors import Refused
 from tests.conftest import Daemon
+from tests.device_rig import make_device
 from tests.soak import Tally, audit_violations, exchange, random_client, watcher
 from tests.test_control import request
 
@@ -92,3 +98,19 @@ def _until(tally: Tally, requests: int, finished: threading.Event) -> None:
         with tally.lock:
             if tally.requests >= requests:
                 finished.set()
+
+
+async def test_login_while_docked_is_refused_up_front(tmp_path: Path) -> None:
+    """Before: `login` while docked answered "logged in", then the dock logged the officer
+    out a tick later. Now it is refused with `docked` and nothing is audited."""
+    device, capture, _ = await make_device(tmp_path, SessionConfig())
+    try:
+        await device.set_docked(True, Caller("test"))
+        with pytest.raises(Refused) as refused:
+            await device.login("123456", Caller("test"))
+        assert refused.value.code == "docked"
+        assert device.state.officer is None
+        await device.set_docked(False, Caller("test"))
+        assert (await device.login("123456", Caller("test"))).personnel_number == "123456"
+    finally:
+        await capture.stop()

@@ -303,6 +303,20 @@ def summary(state: dict[str, Any]) -> str:
     return DeviceState.from_json(state).summary()
 
 
+BUTTON_DID = {"start": "recording started", "stop": "recording stopped", "marker": "marker added"}
+
+
+def _sim_line(result: dict[str, Any]) -> str:
+    action = result["action"]
+    if "button" not in result:
+        return f"simulated {action}"
+    did = [BUTTON_DID.get(name, name) for name in result["button"]]
+    if not did:
+        hint = "a short press while recording does nothing; hold 3 s to stop"
+        return f"{action}: nothing happened ({hint})"
+    return f"{action}: {', '.join(did)}"
+
+
 def _status_lines(result: dict[str, Any]) -> str:
     """One fact per line, each once: the recording's duration only on its own line."""
     state, storage = result["state"], result.get("storage", {})
@@ -355,7 +369,7 @@ def render(command: str, result: dict[str, Any]) -> str:
     if command == "record" and "recording_id" in result:
         return f"recording {result['recording_id'][:8]}"
     if command == "sim":
-        return f"simulated {result['action']}"
+        return _sim_line(result)
     if command == "stealth":
         return "stealth " + ("on" if result["stealth"] else "off")
     return "done"

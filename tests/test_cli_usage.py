@@ -162,3 +162,27 @@ def test_shift_with_options_after_the_command(daemon: Daemon, capsys: Any) -> No
     assert cli.main(["evidence", "inspect", *map(str, segments)]) == 0
     out = capsys.readouterr().out
     assert out.count("\nfile:") + out.startswith("file:") == len(segments)
+
+
+def test_sim_press_reports_what_the_press_did(daemon: Daemon, capsys: Any) -> None:
+    """Before: `sim press` while logged out said "simulated press", exit 0, and the refusal
+    was only a WARNING in the daemon's log. Now the caller gets the refusal and its code."""
+    sock = ["--socket", str(daemon.socket)]
+    assert ctl.main([*sock, "sim", "press"]) == ctl.EXIT_REFUSED
+    err = capsys.readouterr().err
+    assert err.startswith("bodycamctl: the button's start was refused") and "(not_logged_in)" in err
+    assert ctl.main([*sock, "login", "123456"]) == 0
+    capsys.readouterr()
+    assert ctl.main([*sock, "sim", "press"]) == 0
+    assert capsys.readouterr().out == "press: recording started\n"
+    assert ctl.main([*sock, "sim", "press"]) == 0
+    assert capsys.readouterr().out.startswith("press: nothing happened")
+    assert ctl.main([*sock, "sim", "hold", "3.2"]) == 0
+    # within 0.5 s of the last press the hold's press is a double press: a marker, then stop
+    assert capsys.readouterr().out in {
+        "hold: recording stopped\n",
+        "hold: marker added, recording stopped\n",
+    }
+    assert ctl.main([*sock, "--json", "sim", "press"]) == 0
+    assert json.loads(capsys.readouterr().out)["result"] == {"action": "press", "button": ["start"]}
+    assert ctl.main([*sock, "sim", "hold", "3.2"]) == 0

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from bodycamd.device import Caller
 from bodycamd.indicators import REFUSAL_SECONDS, IndicatorDriver, IndicatorPolicy
+from bodycamd.panel import ButtonOutcome
 from bodycamd.state import DeviceState
+from tests.test_panel import Rig, rig  # noqa: F401  (the panel rig fixture)
 
 
 def levels_over(
@@ -57,3 +60,23 @@ def test_no_refusal_signal_in_a_stealth_recording() -> None:
     changes = levels_over(driver, 1.0, 3.0)
     assert not any(level for _, level in changes.get("buzzer", []))
     assert not any(level for _, level in changes.get("status_amber", []))
+
+
+async def test_a_refused_press_pips_and_flashes_on_the_pins(rig: Rig) -> None:
+    """The panel's own pins: a press while nobody is logged in sounds the refusal pips and
+    flashes amber, and the outcome is kept for the simulator with its code."""
+    await rig.device.logout(Caller("test"))
+    await rig.tick(1000.0)
+    await rig.button(True, at=1000.0)
+    assert rig.device.state.recording != "recording"
+    assert rig.level("buzzer") and rig.level("status_amber")
+    await rig.tick(1000.07)  # mid-gap, clear of float rounding at the edges
+    assert not rig.level("buzzer") and not rig.level("status_amber")
+    await rig.tick(1000.12)
+    assert rig.level("buzzer") and rig.level("status_amber")
+    await rig.button(False, at=1000.2)
+    await rig.tick(1001.0)  # the flash is over: nobody logged in shows amber solid again
+    assert rig.level("status_amber") and not rig.level("buzzer")
+    assert rig.panel.outcomes_since(0) == [
+        ButtonOutcome("start", "not_logged_in", "log in with a personnel number to record")
+    ]

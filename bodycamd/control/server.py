@@ -32,6 +32,7 @@ from ..device import Caller, Device
 from ..errors import BodycamError, Refused, StorageError
 from ..indicators import patterns
 from ..journal.db import AWAITING_UPLOAD
+from ..panel import ButtonOutcome
 from ..recorder.component import CaptureComponent
 from ..storage.component import StorageComponent
 from .protocol import MAX_REQUEST, ProtocolError, Request, encode, failure, parse_request, success
@@ -47,9 +48,9 @@ DISCARD_CHUNK = 4096
 class Simulator(Protocol):
     """What `bodycamctl sim` drives; exists only with hardware = "simulated"."""
 
-    async def press(self) -> None: ...
+    async def press(self) -> list[ButtonOutcome]: ...
 
-    async def hold(self, seconds: float) -> None: ...
+    async def hold(self, seconds: float) -> list[ButtonOutcome]: ...
 
     async def dock(self, docked: bool) -> None: ...
 
@@ -329,10 +330,18 @@ class ControlServer:
                 '"simulated"; this device has real hardware',
             )
         match action:
-            case "press":
-                await self._simulator.press()
-            case "hold":  # seconds checked by the parser
-                await self._simulator.hold(seconds)
+            case "press" | "hold":  # seconds checked by the parser
+                if action == "press":
+                    outcomes = await self._simulator.press()
+                else:
+                    outcomes = await self._simulator.hold(seconds)
+                for outcome in outcomes:
+                    if outcome.code is not None:
+                        raise Refused(
+                            outcome.code,
+                            f"the button's {outcome.action} was refused: {outcome.message}",
+                        )
+                return {"action": action, "button": [o.action for o in outcomes]}
             case "dock" | "undock":
                 await self._simulator.dock(action == "dock")
             case "camera-fault":

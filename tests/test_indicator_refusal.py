@@ -62,7 +62,7 @@ def test_no_refusal_signal_in_a_stealth_recording() -> None:
     assert not any(level for _, level in changes.get("status_amber", []))
 
 
-async def test_a_refused_press_pips_and_flashes_on_the_pins(rig: Rig) -> None:
+async def test_a_refused_press_pips_and_flashes_on_the_pins(rig: Rig) -> None:  # noqa: F811
     """The panel's own pins: a press while nobody is logged in sounds the refusal pips and
     flashes amber, and the outcome is kept for the simulator with its code."""
     await rig.device.logout(Caller("test"))

@@ -269,4 +269,12 @@ def test_status_agrees_with_itself(daemon: Daemon, capsys: Any) -> None:
     if "clock_unsynced" in result["health"]:
         assert "not synchronised" in result["health"]["clock_unsynced"]
         assert "clock_unsynced: the system clock is not synchronised" in out
+    wait_for_footage(sock, 4.5)  # 2 s segments: at least one sealed
     assert request(sock, "record_stop")["ok"]
+    storage = request(sock, "storage")["result"]
+    # measured from the sealed footage (the camera encodes at 200 kbit/s), no longer the
+    # 10 Mbit/s assumption; minutes left follow it
+    assert storage["bitrate_measured"] is True
+    assert 50_000 < storage["bitrate_bps"] < 2_000_000
+    expected = storage["available_bytes"] * 8 / storage["bitrate_bps"] / 60
+    assert abs(storage["minutes_left"] - expected) <= 0.1 + expected * 0.01

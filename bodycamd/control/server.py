@@ -31,10 +31,9 @@ from ..config import ControlConfig
 from ..device import Caller, Device
 from ..errors import BodycamError, Refused, StorageError
 from ..indicators import patterns
-from ..journal.db import AWAITING_UPLOAD
 from ..panel import ButtonOutcome
 from ..recorder.component import CaptureComponent
-from ..storage.component import StorageComponent
+from ..storage.facade import Storage
 from .protocol import MAX_REQUEST, ProtocolError, Request, encode, failure, parse_request, success
 from .status import camera_description, health_reasons, storage_result
 
@@ -63,7 +62,7 @@ class ControlServer:
         socket_path: Path,
         config: ControlConfig,
         device: Device,
-        storage: StorageComponent,
+        storage: Storage,
         capture: CaptureComponent,
         simulator: Simulator | None,
         *,
@@ -291,34 +290,33 @@ class ControlServer:
         figures = self._storage.figures()
         if figures is None:
             return {}
-        spool = self._storage.require_spool()
         return storage_result(
             used=figures.used,
-            quota=figures.limit,
-            free=figures.available,
+            quota=figures.quota,
+            free=figures.free,
             minutes_left=figures.minutes_left,
-            bitrate=spool.ledger.bitrate,
-            bitrate_measured=False,
+            bitrate=figures.bitrate,
+            bitrate_measured=figures.bitrate_measured,
             low=figures.low,
             full=figures.full,
-            awaiting_upload=self._storage.awaiting_upload(),
+            awaiting_upload=figures.awaiting_upload,
         )
 
     async def _uploads_result(self) -> dict[str, Any]:
-        spool = self._storage.require_spool()
-        rows = await asyncio.to_thread(spool.journal.segments, *AWAITING_UPLOAD)
+        jobs = await self._storage.upload_jobs()
+        root = self._storage.root
         return {
             "docked": self._device.state.docked,
             "progress": self._device.state.upload_progress,
             "queue": [
                 {
-                    "path": r.path,
-                    "state": r.state,
-                    "size": r.size,
-                    "torn": r.torn,
-                    "uploaded_bytes": r.upload_offset,
+                    "path": str(job.path.relative_to(root)),
+                    "state": job.phase,
+                    "size": job.size,
+                    "torn": job.torn,
+                    "uploaded_bytes": job.upload_offset,
                 }
-                for r in rows
+                for job in jobs
             ],
         }
 

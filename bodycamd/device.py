@@ -247,6 +247,7 @@ class Device:
         self._docked = docked
         log.info("%s (%s)", "docked" if docked else "undocked", caller.source)
         await self._storage.audit("dock" if docked else "undock", **caller.audit_fields())
+        await self._logout_at_dock()  # the same step: nobody sees "docked, still logged in"
         self.refresh("dock" if docked else "undock")
         await self.settle()
 
@@ -272,6 +273,17 @@ class Device:
     async def settle(self) -> None:
         """Apply the policies that act on their own (logout at the dock), audit clock-sync
         changes, then publish the state."""
+        await self._logout_at_dock()
+        synced = self._clock_synced()
+        if synced != self._clock_was_synced:
+            if self._clock_was_synced is not None:
+                await self._storage.audit("clock_sync_changed", synchronised=synced)
+            self._clock_was_synced = synced
+        await self._storage.check_thresholds()
+        self.refresh("tick")
+
+    async def _logout_at_dock(self) -> None:
+        """Docking ends the shift once no recording runs (a recording in the dock goes on)."""
         if (
             self._docked
             and self.officer is not None
@@ -282,13 +294,6 @@ class Device:
                 await self.logout(Caller("dock"), reason="docked")
             except Refused as exc:  # the journal failed: stay logged in, try next tick
                 log.error("logout at the dock postponed: %s", exc)
-        synced = self._clock_synced()
-        if synced != self._clock_was_synced:
-            if self._clock_was_synced is not None:
-                await self._storage.audit("clock_sync_changed", synchronised=synced)
-            self._clock_was_synced = synced
-        await self._storage.check_thresholds()
-        self.refresh("tick")
 
     def refresh(self, reason: str) -> None:
         new = self._compute()

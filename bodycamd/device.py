@@ -130,6 +130,7 @@ class Device:
         self.state = DeviceState()
         self.officer: Officer | None = None
         self._docked = False
+        self._dock_pending: bool | None = None
         self._stealth = False
         self._clock_was_synced: bool | None = None
         self._wakeup = asyncio.Event()
@@ -245,11 +246,18 @@ class Device:
         if docked == self._docked:
             return
         self._docked = docked
+        self._dock_pending = None  # settled: no longer "docking…"
         log.info("%s (%s)", "docked" if docked else "undocked", caller.source)
         await self._storage.audit("dock" if docked else "undock", **caller.audit_fields())
         await self._logout_at_dock()  # the same step: nobody sees "docked, still logged in"
         self.refresh("dock" if docked else "undock")
         await self.settle()
+
+    def set_dock_pending(self, pending: bool | None) -> None:
+        """The dock sensor changed and is being debounced (or settled): shown, not acted on."""
+        if pending != self._dock_pending:
+            self._dock_pending = pending
+            self.refresh("dock_pending")
 
     @_one_step
     async def set_stealth(self, stealth: bool, allowed: bool, caller: Caller) -> None:
@@ -319,6 +327,7 @@ class Device:
             recording_id=recording.recording_id.hex if recording else None,
             recording_seconds=round(recording.duration_s, 1) if recording else 0.0,
             docked=self._docked,
+            dock_pending=self._dock_pending,
             stealth=self._stealth,
             health=frozenset(health),
             awaiting_upload=figures.awaiting_upload if figures else 0,

@@ -217,6 +217,7 @@ class PanelComponent:
     async def _docked(self, settled: bool | None) -> None:
         if settled is not None:
             await self._device.set_docked(settled, Caller(f"dock:{self._gpio.dock_source}"))
+        self._device.set_dock_pending(self._dock.pending)  # "docking…" while it settles
 
     async def _follow_state(self) -> None:
         assert self._subscription is not None

@@ -33,6 +33,7 @@ class DeviceState:
     recording_id: str | None = None
     recording_seconds: float = 0.0
     docked: bool = False
+    dock_pending: bool | None = None  # a dock level being debounced: True docking, False not
     stealth: bool = False
     health: frozenset[str] = frozenset()
     awaiting_upload: int = 0
@@ -46,7 +47,9 @@ class DeviceState:
             parts.append(f"RECORDING {minutes:02d}:{seconds:02d}")
         else:
             parts.append(self.recording)
-        if self.docked:
+        if self.dock_pending is not None:
+            parts.append("docking…" if self.dock_pending else "undocking…")
+        elif self.docked:
             parts.append("docked")
         if self.stealth:
             parts.append("stealth")

@@ -11,7 +11,9 @@ Not part of `make test` (it takes a minute and two cores). A real daemon in a su
 - a slow client that subscribes and never reads, and one that trickles a request a byte
   at a time.
 
-It prints requests, refusals by code, internal errors (target 0), invariant violations on
+The daemon runs with the default 16 request slots (so the 20 clients and the flood meet
+`busy` often, which is counted, not an error) and `control.max_streams = 20` so the slow
+stream gets in beside the 16 watchers. It prints requests, refusals by code, internal errors (target 0), invariant violations on
 published states and in the audit trail (target 0), idle and peak RSS (target: peak within
 10 MiB of idle), and frames lost (target 0), and exits 1 if a target is missed.
 
@@ -66,6 +68,7 @@ class Tally:
         self.codes: collections.Counter[str] = collections.Counter()
         self.violations: list[str] = []
         self.states_seen = 0
+        self.subscribed = 0
 
     def answer(self, response: dict[str, Any] | None) -> None:
         with self.lock:
@@ -163,6 +166,8 @@ def watcher(path: Path, tally: Tally, stop: threading.Event) -> None:
                     return
                 state = message["result"]["state"]
                 check_states(None, state, tally)
+                with tally.lock:
+                    tally.subscribed += 1
                 continue
             if "event" not in message:
                 return
@@ -234,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp_path = Path(tmp)
         notify = NotifySocket(tmp_path / "notify.sock")
         notify_reader = threading.Thread(target=_drain_notify, args=(notify,), daemon=True)
-        daemon = Daemon(tmp_path, notify, extra="")
+        # room for the 16 watchers and the slow stream; request clients keep the default 16
+        daemon = Daemon(tmp_path, notify, extra="[control]\nmax_streams = 20\n")
         notify_reader.start()
         log_lines: list[str] = []
         log_reader = threading.Thread(target=_collect, args=(daemon, log_lines), daemon=True)
@@ -247,17 +253,22 @@ def main(argv: list[str] | None = None) -> int:
         idle_rss, _ = rss_kib(pid)
         tally = Tally()
         stop = threading.Event()
-        threads = [
+        threads = [  # watchers first, as they would be: they stay for the whole shift
+            threading.Thread(target=watcher, args=(sock, tally, stop))
+            for _ in range(options.watchers)
+        ]
+        threads += [
             threading.Thread(target=random_client, args=(sock, tally, stop, n))
             for n in range(options.clients)
         ]
         threads.append(threading.Thread(target=flood_client, args=(sock, tally, stop)))
-        threads += [
-            threading.Thread(target=watcher, args=(sock, tally, stop))
-            for _ in range(options.watchers)
-        ]
         threads.append(threading.Thread(target=slow_clients, args=(sock, stop)))
-        for thread in threads:
+        for thread in threads[: options.watchers]:
+            thread.start()
+        subscribing = time.monotonic() + 10
+        while tally.subscribed < options.watchers and time.monotonic() < subscribing:
+            time.sleep(0.05)
+        for thread in threads[options.watchers :]:
             thread.start()
         peak_rss = idle_rss
         deadline = time.monotonic() + options.seconds
@@ -279,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     internal = tally.codes["internal"] + err.count("Traceback")
     violations = tally.violations + audit
     print(f"requests:            {tally.requests} in {options.seconds:g} s")
-    print(f"states checked:      {tally.states_seen}")
+    print(f"watchers:            {tally.subscribed} of {options.watchers} subscribed")
+    print(f"states checked:      {tally.states_seen} (published states seen by the watchers)")
     refusals = ", ".join(f"{c} {n}" for c, n in sorted(tally.codes.items())) or "none"
     print(f"refusals by code:    {refusals}")
     print(f"internal errors:     {internal}  (target 0)")

@@ -182,8 +182,6 @@ class ControlServer:
         writer: asyncio.StreamWriter,
         peer: tuple[int, int] | None,
     ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
         caller = Caller("control", *(peer or (None, None)))
         while True:
             request = await self._read_request(reader, self._config.idle_timeout)
@@ -193,18 +191,27 @@ class ControlServer:
                 await self._send(writer, request)
                 return
             if request.cmd == "events":
-                if len(self._streams) >= self._config.max_streams:
-                    limit = self._config.max_streams
-                    await self._send(
-                        writer,
-                        failure(request.id, "busy", f"more than {limit} event streams; try again"),
-                    )
-                    return
-                self._clients.discard(task)  # a stream has its own pool from here on
-                self._streams.add(task)
-                await self._stream_events(request, reader, writer)
+                await self._start_stream(request, reader, writer)
                 return
             await self._send(writer, await self._answer(request, caller))
+
+    async def _start_stream(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Move this connection from the request pool (or the reserve) into the stream pool,
+        if it has room: a watcher never holds a request slot, nor needs a free one."""
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._streams) >= self._config.max_streams:
+            limit = self._config.max_streams
+            await self._send(
+                writer, failure(request.id, "busy", f"more than {limit} event streams; try again")
+            )
+            return
+        self._clients.discard(task)
+        self._reserve.discard(task)
+        self._streams.add(task)
+        await self._stream_events(request, reader, writer)
 
     async def _serve_reserved(
         self,
@@ -213,12 +220,15 @@ class ControlServer:
         peer: tuple[int, int] | None,
     ) -> None:
         """Every request slot is taken: serve one `status` (it changes nothing and is what a
-        person types to find out what is wrong), refuse anything else with `busy`."""
+        person types to find out what is wrong) or start an event stream (its own pool);
+        refuse anything else with `busy`."""
         request = await self._read_request(reader, RESERVED_GRACE)
         if request is None:
             return
         if isinstance(request, bytes):
             await self._send(writer, request)
+        elif request.cmd == "events":
+            await self._start_stream(request, reader, writer)
         elif request.cmd == "status":
             caller = Caller("control", *(peer or (None, None)))
             await self._send(writer, await self._answer(request, caller))

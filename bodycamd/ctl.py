@@ -308,6 +308,8 @@ BUTTON_DID = {"start": "recording started", "stop": "recording stopped", "marker
 
 def _sim_line(result: dict[str, Any]) -> str:
     action = result["action"]
+    if action in ("dock", "undock"):  # the dock is debounced: it counts once it holds
+        return f"simulated {action}; it counts once it holds still (status shows {action}ing…)"
     if "button" not in result:
         return f"simulated {action}"
     did = [BUTTON_DID.get(name, name) for name in result["button"]]

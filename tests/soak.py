@@ -13,9 +13,10 @@ Not part of `make test` (it takes a minute and two cores). A real daemon in a su
 
 The daemon runs with the default 16 request slots (so the 20 clients and the flood meet
 `busy` often, which is counted, not an error) and `control.max_streams = 20` so the slow
-stream gets in beside the 16 watchers. It prints requests, refusals by code, internal errors (target 0), invariant violations on
-published states and in the audit trail (target 0), idle and peak RSS (target: peak within
-10 MiB of idle), and frames lost (target 0), and exits 1 if a target is missed.
+stream gets in beside the 16 watchers. It prints requests, refusals by code, internal
+errors (target 0), invariant violations on published states and in the audit trail (target
+0), idle and peak RSS (target: peak within 10 MiB of idle), and frames lost (target 0), and
+exits 1 if a target is missed.
 
     python -m tests.soak [--seconds 60] [--clients 20] [--watchers 16]
 """

@@ -300,17 +300,7 @@ class ControlServer:
         figures = self._storage.figures()
         if figures is None:
             return {}
-        return storage_result(
-            used=figures.used,
-            quota=figures.quota,
-            free=figures.free,
-            minutes_left=figures.minutes_left,
-            bitrate=figures.bitrate,
-            bitrate_measured=figures.bitrate_measured,
-            low=figures.low,
-            full=figures.full,
-            awaiting_upload=figures.awaiting_upload,
-        )
+        return storage_result(figures)
 
     async def _uploads_result(self) -> dict[str, Any]:
         jobs = await self._storage.upload_jobs()

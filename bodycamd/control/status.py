@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # bodycamctl imports this module; it needs none of storage at run time
+    from ..storage.facade import Figures
 
 # flag -> why it is raised and what to do; the camera fault's own reason is added to it
 HEALTH_REASONS = {
@@ -47,31 +50,20 @@ def camera_description(status_line: str) -> str:
     return _CAMERA_ACTIVITY.sub("", status_line.removeprefix("camera: "))
 
 
-def storage_result(
-    *,
-    used: int,
-    quota: int,
-    free: int,
-    minutes_left: float,
-    bitrate: int,
-    bitrate_measured: bool,
-    low: bool,
-    full: bool,
-    awaiting_upload: int,
-) -> dict[str, Any]:
-    """`free` is what more footage fits now; `limited_by` says whether the quota or the
-    flash itself (filesystem free space less the reserve) sets it."""
+def storage_result(figures: Figures) -> dict[str, Any]:
+    """`available_bytes` is what more footage fits now; `limited_by` says whether the quota
+    or the flash itself (filesystem free space less the reserve) sets it."""
     return {
-        "used_bytes": used,
-        "quota_bytes": quota,
-        "available_bytes": free,
-        "limited_by": "quota" if free >= quota - used else "flash",
-        "minutes_left": round(minutes_left, 1),
-        "bitrate_bps": bitrate,
-        "bitrate_measured": bitrate_measured,
-        "low": low,
-        "full": full,
-        "awaiting_upload": awaiting_upload,
+        "used_bytes": figures.used,
+        "quota_bytes": figures.quota,
+        "available_bytes": figures.free,
+        "limited_by": "quota" if figures.free >= figures.quota - figures.used else "flash",
+        "minutes_left": round(figures.minutes_left, 1),
+        "bitrate_bps": figures.bitrate,
+        "bitrate_measured": figures.bitrate_measured,
+        "low": figures.low,
+        "full": figures.full,
+        "awaiting_upload": figures.awaiting_upload,
     }
 
 

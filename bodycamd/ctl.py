@@ -334,9 +334,8 @@ def _status_lines(result: dict[str, Any]) -> str:
     lines.append(f"uploads:    {state['awaiting_upload']} segment(s) awaiting upload")
     dock = "docked" if state["docked"] else "not docked"
     pending = state.get("dock_pending")
-    if pending is not None:  # the dock sensor changed and must hold still before it counts
-        dock += "; docking…" if pending else "; undocking…"
-        dock += " (the dock contact must hold for gpio.dock_stable_seconds)"
+    if pending:  # the dock sensor changed and must hold still before it counts
+        dock += f"; {pending}… (counts once it holds for dock.stable_seconds)"
     if state["upload_progress"] is not None:
         dock += f", uploading {state['upload_progress']:.0%}"
     lines.append(f"dock:       {dock}")

@@ -13,13 +13,12 @@ subscribers. Policy, from DESIGN.md §4:
 - logging in while docked (with `session.logout_on_dock`): refused up front (`docked`), not
   accepted and then undone by the dock.
 
-Every request is decided and applied as one step: each state-changing method runs whole
-under the device's one lock (`_one_step`), the recorder's start and the audit write
-included, so a `logout` can never slip between `record_start`'s check of the officer and
-the recording it starts, and a `login` never returns an officer that a racing `logout`
-removed. The lock is re-entrant within a task (dock -> settle -> logout at the dock) and its
-waiters are bounded by the callers that can exist at once (the control pools, the button,
-the dock, the tick).
+Every state-changing request (login, logout, record start/stop, marker, dock, stealth) is
+decided and applied as one step under the device's one lock, the recorder's start and the
+audit write included: a `logout` can never slip between `record_start`'s check of the
+officer and the recording it starts, and a `login` never returns an officer that a racing
+`logout` removed. Its waiters are bounded by the callers that can exist at once (the
+control pools, the button, the dock, the tick).
 
 Audit (the storage façade's rule, docs/architecture.md): login, logout, stealth and the
 anonymous-recording allowance write their event first and are applied only once it is
@@ -35,12 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Protocol
 
 from .clock import clock_synchronised
 from .errors import QuotaExceeded, Refused
@@ -52,6 +50,18 @@ from .storage.facade import Storage
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
+
+
+class DockView(Protocol):
+    """What the device follows of the DockComponent (dock.py)."""
+
+    docked: Signal
+
+    @property
+    def pending(self) -> str | None: ...
+
+    @property
+    def source(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -69,46 +79,6 @@ class Caller:
         return fields
 
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-class StepLock:
-    """An asyncio lock that the task holding it may take again (a nested step of the same
-    request), so one request can call another policy step without deadlocking itself."""
-
-    def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self._owner: asyncio.Task[Any] | None = None
-        self._depth = 0
-
-    async def __aenter__(self) -> None:
-        task = asyncio.current_task()
-        if self._owner is not task:
-            await self._lock.acquire()
-            self._owner = task
-        self._depth += 1
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._depth -= 1
-        if self._depth == 0:
-            self._owner = None
-            self._lock.release()
-
-
-def _one_step(
-    method: Callable[Concatenate[Device, P], Coroutine[Any, Any, T]],
-) -> Callable[Concatenate[Device, P], Coroutine[Any, Any, T]]:
-    """Run a state-changing request whole under the device's lock: check and act together."""
-
-    @functools.wraps(method)
-    async def locked(self: Device, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        async with self._step:
-            return await method(self, *args, **kwargs)
-
-    return locked
-
-
 class Device:
     name = "device"
 
@@ -117,6 +87,7 @@ class Device:
         policy: SessionPolicy,
         storage: Storage,
         capture: CaptureComponent,
+        dock: DockView | None = None,
         *,
         clock_synced: Callable[[], bool] = clock_synchronised,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -124,20 +95,22 @@ class Device:
         self._policy = policy
         self._storage = storage
         self._capture = capture
+        self._dock = dock
         self._clock_synced = clock_synced
         self._sleep = sleep
         self.events = StateEvents()
         self.state = DeviceState()
         self.officer: Officer | None = None
         self._docked = False
-        self._dock_pending: bool | None = None
         self._stealth = False
         self._clock_was_synced: bool | None = None
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._step = StepLock()
+        self._changing = asyncio.Lock()  # one audited change at a time: decided, then applied
         self.recording = Signal("recording")
         self.logged_in = Signal("logged_in")
+        if dock is not None:  # a settled dock change is applied by the run loop at once
+            dock.docked.listen(lambda _docked: self._wakeup.set())
 
     # -- component lifecycle ----------------------------------------------------------------
 
@@ -163,112 +136,135 @@ class Device:
 
     # -- requests ---------------------------------------------------------------------------
 
-    @_one_step
     async def login(self, number: object, caller: Caller) -> Officer:
         personnel = self._policy.validate(number)
-        if self._docked and self._policy.logout_on_dock and self.officer is None:
-            raise Refused("docked", "the camera is docked; take it out of the dock to log in")
-        if self.officer is not None and self.officer.personnel_number != personnel:
-            raise Refused(
-                "already_logged_in",
-                f"officer {self.officer.personnel_number} is logged in; log out first",
-            )
-        if self.officer is None:
-            await self._storage.audit_or_refuse(
-                "officer_login", personnel_number=personnel, **caller.audit_fields()
-            )
-            self.officer = Officer(personnel, time.time_ns())
-            log.info("officer %s logged in (%s)", personnel, caller.source)
-            self.refresh("login")
-            self._recorder_buffering(True)  # its own change: pre-event buffering begins
-        return self.officer
+        async with self._changing:
+            if self._docked and self._policy.logout_on_dock and self.officer is None:
+                raise Refused("docked", "the camera is docked; take it out of the dock to log in")
+            if self.officer is not None and self.officer.personnel_number != personnel:
+                raise Refused(
+                    "already_logged_in",
+                    f"officer {self.officer.personnel_number} is logged in; log out first",
+                )
+            if self.officer is None:
+                await self._storage.audit_or_refuse(
+                    "officer_login", personnel_number=personnel, **caller.audit_fields()
+                )
+                self.officer = Officer(personnel, time.time_ns())
+                log.info("officer %s logged in (%s)", personnel, caller.source)
+                self.refresh("login")
+                self._recorder_buffering(True)  # its own change: pre-event buffering begins
+            return self.officer
 
-    @_one_step
     async def logout(self, caller: Caller, *, reason: str = "request") -> None:
-        if self.officer is None:
-            raise Refused("not_logged_in", "nobody is logged in")
-        if self._is_recording():
-            raise Refused("recording", "stop the recording before logging out")
+        async with self._changing:
+            if self.officer is None:
+                raise Refused("not_logged_in", "nobody is logged in")
+            if self._is_recording():
+                raise Refused("recording", "stop the recording before logging out")
+            await self._audit_logout(caller, reason)
+            self._clear_officer()
+            self.refresh("logout")
+
+    async def _audit_logout(self, caller: Caller, reason: str) -> None:
+        assert self.officer is not None
         number = self.officer.personnel_number
         await self._storage.audit_or_refuse(
             "officer_logout", personnel_number=number, reason=reason, **caller.audit_fields()
         )
+        log.info("officer %s logged out (%s, %s)", number, caller.source, reason)
+
+    def _clear_officer(self) -> None:
         self.officer = None
         self._recorder_buffering(False)
-        log.info("officer %s logged out (%s, %s)", number, caller.source, reason)
-        self.refresh("logout")
 
-    @_one_step
-    async def record_start(self, caller: Caller) -> str:
-        recorder = self._capture.recorder
-        if recorder is None:
-            raise Refused("camera_unavailable", "the camera is not running")
-        if recorder.recording is not None:
-            return recorder.recording.recording_id.hex  # already recording: nothing to do
-        if self._capture.fault is not None:
-            raise Refused("camera_fault", f"camera fault: {self._capture.fault}")
-        if self.officer is None:
-            if not self._policy.allow_anonymous_recording:
-                raise Refused("not_logged_in", "log in with a personnel number to record")
-            await self._storage.audit_or_refuse(
-                "anonymous_recording_allowed", **caller.audit_fields()
-            )
+    def _logout_due_at_dock(self, docked: bool) -> bool:
+        return (
+            docked
+            and self.officer is not None
+            and self._policy.logout_on_dock
+            and not self._is_recording()
+        )
+
+    async def _logout_at_dock(self, docked: bool) -> bool:
+        """Audit the dock's logout when policy asks for it; False when it is not due, or
+        the journal refused it (then the officer stays, and the next tick tries again)."""
+        if not self._logout_due_at_dock(docked):
+            return False
         try:
-            recording = await recorder.start(
-                self.officer.personnel_number if self.officer else None,
-                caller.source,
-                caller.audit_fields(),
-            )
-        except QuotaExceeded as exc:
-            self.refresh("storage")
-            raise Refused("storage_full", str(exc)) from exc
-        self.refresh("record_start")
-        return recording.recording_id.hex
+            await self._audit_logout(Caller("dock"), "docked")
+        except Refused as exc:
+            log.error("logout at the dock postponed: %s", exc)
+            return False
+        return True
 
-    @_one_step
+    async def record_start(self, caller: Caller) -> str:
+        async with self._changing:  # decided and applied as one step
+            recorder = self._capture.recorder
+            if recorder is None:
+                raise Refused("camera_unavailable", "the camera is not running")
+            if recorder.recording is not None:
+                return recorder.recording.recording_id.hex  # already recording: nothing to do
+            if self._capture.fault is not None:
+                raise Refused("camera_fault", f"camera fault: {self._capture.fault}")
+            if self.officer is None:
+                if not self._policy.allow_anonymous_recording:
+                    raise Refused("not_logged_in", "log in with a personnel number to record")
+                await self._storage.audit_or_refuse(
+                    "anonymous_recording_allowed", **caller.audit_fields()
+                )
+            try:
+                recording = await recorder.start(
+                    self.officer.personnel_number if self.officer else None,
+                    caller.source,
+                    caller.audit_fields(),
+                )
+            except QuotaExceeded as exc:
+                self.refresh("storage")
+                raise Refused("storage_full", str(exc)) from exc
+            self.refresh("record_start")
+            return recording.recording_id.hex
+
     async def record_stop(self, caller: Caller) -> None:
-        recorder = self._capture.recorder
-        if recorder is None or recorder.recording is None:
-            raise Refused("not_recording", "not recording")
-        await recorder.stop(caller.source, caller.audit_fields())
-        self.refresh("record_stop")
+        async with self._changing:  # decided and applied as one step
+            recorder = self._capture.recorder
+            if recorder is None or recorder.recording is None:
+                raise Refused("not_recording", "not recording")
+            await recorder.stop(caller.source, caller.audit_fields())
+            self.refresh("record_stop")
 
-    @_one_step
     async def marker(self, note: str, caller: Caller) -> None:
-        recorder = self._capture.recorder
-        if recorder is None or recorder.recording is None:
-            raise Refused("not_recording", "a marker needs a recording")
-        await recorder.marker(note, caller.audit_fields())
-        self.refresh("marker")
+        async with self._changing:  # decided and applied as one step
+            recorder = self._capture.recorder
+            if recorder is None or recorder.recording is None:
+                raise Refused("not_recording", "a marker needs a recording")
+            await recorder.marker(note, caller.audit_fields())
+            self.refresh("marker")
 
-    @_one_step
     async def set_docked(self, docked: bool, caller: Caller) -> None:
-        if docked == self._docked:
-            return
-        self._docked = docked
-        self._dock_pending = None  # settled: no longer "docking…"
-        log.info("%s (%s)", "docked" if docked else "undocked", caller.source)
-        await self._storage.audit("dock" if docked else "undock", **caller.audit_fields())
-        await self._logout_at_dock()  # the same step: nobody sees "docked, still logged in"
-        self.refresh("dock" if docked else "undock")
-        await self.settle()
+        """Docked (or not), and the logout the dock brings, decided and audited first, then
+        applied and published in one step: nobody sees "docked" with the officer still on."""
+        async with self._changing:
+            if docked == self._docked:
+                return
+            log.info("%s (%s)", "docked" if docked else "undocked", caller.source)
+            await self._storage.audit("dock" if docked else "undock", **caller.audit_fields())
+            logout = await self._logout_at_dock(docked)
+            self._docked = docked
+            if logout:
+                self._clear_officer()
+            self.refresh("dock" if docked else "undock")
 
-    def set_dock_pending(self, pending: bool | None) -> None:
-        """The dock sensor changed and is being debounced (or settled): shown, not acted on."""
-        if pending != self._dock_pending:
-            self._dock_pending = pending
-            self.refresh("dock_pending")
-
-    @_one_step
     async def set_stealth(self, stealth: bool, allowed: bool, caller: Caller) -> None:
         if stealth and not allowed:
             raise Refused("stealth_not_allowed", "policy does not allow stealth recording")
-        if stealth != self._stealth:
-            await self._storage.audit_or_refuse(
-                "indicator_policy", stealth=stealth, **caller.audit_fields()
-            )
-            self._stealth = stealth
-            self.refresh("stealth")
+        async with self._changing:
+            if stealth != self._stealth:
+                await self._storage.audit_or_refuse(
+                    "indicator_policy", stealth=stealth, **caller.audit_fields()
+                )
+                self._stealth = stealth
+                self.refresh("stealth")
 
     # -- state ------------------------------------------------------------------------------
 
@@ -277,11 +273,17 @@ class Device:
         self.refresh("component")
         self._wakeup.set()
 
-    @_one_step
     async def settle(self) -> None:
-        """Apply the policies that act on their own (logout at the dock), audit clock-sync
-        changes, then publish the state."""
-        await self._logout_at_dock()
+        """Follow the dock, apply the policies that act on their own (logout at the dock),
+        audit clock-sync changes, then publish the state."""
+        dock = self._dock
+        if dock is not None and dock.docked.value != self._docked:
+            await self.set_docked(dock.docked.value, Caller(f"dock:{dock.source}"))
+        if self._logout_due_at_dock(self._docked):  # docked while recording, now stopped
+            async with self._changing:
+                if await self._logout_at_dock(self._docked):
+                    self._clear_officer()
+                    self.refresh("logout")
         synced = self._clock_synced()
         if synced != self._clock_was_synced:
             if self._clock_was_synced is not None:
@@ -289,19 +291,6 @@ class Device:
             self._clock_was_synced = synced
         await self._storage.check_thresholds()
         self.refresh("tick")
-
-    async def _logout_at_dock(self) -> None:
-        """Docking ends the shift once no recording runs (a recording in the dock goes on)."""
-        if (
-            self._docked
-            and self.officer is not None
-            and self._policy.logout_on_dock
-            and not self._is_recording()
-        ):
-            try:
-                await self.logout(Caller("dock"), reason="docked")
-            except Refused as exc:  # the journal failed: stay logged in, try next tick
-                log.error("logout at the dock postponed: %s", exc)
 
     def refresh(self, reason: str) -> None:
         new = self._compute()
@@ -327,7 +316,7 @@ class Device:
             recording_id=recording.recording_id.hex if recording else None,
             recording_seconds=round(recording.duration_s, 1) if recording else 0.0,
             docked=self._docked,
-            dock_pending=self._dock_pending,
+            dock_pending=self._dock.pending if self._dock is not None else None,
             stealth=self._stealth,
             health=frozenset(health),
             awaiting_upload=figures.awaiting_upload if figures else 0,

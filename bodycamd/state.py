@@ -33,7 +33,7 @@ class DeviceState:
     recording_id: str | None = None
     recording_seconds: float = 0.0
     docked: bool = False
-    dock_pending: bool | None = None  # a dock level being debounced: True docking, False not
+    dock_pending: str | None = None  # "docking" / "undocking" while the dock level settles
     stealth: bool = False
     health: frozenset[str] = frozenset()
     awaiting_upload: int = 0
@@ -47,8 +47,8 @@ class DeviceState:
             parts.append(f"RECORDING {minutes:02d}:{seconds:02d}")
         else:
             parts.append(self.recording)
-        if self.dock_pending is not None:
-            parts.append("docking…" if self.dock_pending else "undocking…")
+        if self.dock_pending:
+            parts.append(f"{self.dock_pending}…")
         elif self.docked:
             parts.append("docked")
         if self.stealth:

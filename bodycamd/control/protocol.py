@@ -30,17 +30,6 @@ MAX_DEPTH = 8  # a request is {"args": {...}}: depth 2; ids may nest a little
 MAX_DIGITS = 18  # fits an int64: enough for any id a client counts with
 MAX_HOLD_SECONDS = 60.0
 
-# code -> meaning; bodycamctl maps "refused" codes to its own exit status
-ERROR_CODES = {
-    "bad_request": "the request is not valid JSON or has wrong fields",
-    "unknown_command": "no such command",
-    "too_large": "the request line is longer than 64 KiB",
-    "busy": "too many control clients (or event streams) at once",
-    "idle": "no request within the idle timeout",
-    "unavailable": "not available on this device (e.g. the simulator on real hardware)",
-    "internal": "the daemon failed to handle the request (details are in its log)",
-}
-
 # command -> {argument: (type, required)}
 COMMANDS: dict[str, dict[str, tuple[type, bool]]] = {
     "status": {},

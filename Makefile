@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PREFIX ?= /opt/bodycamd
 
-.PHONY: run demo test lint typecheck pytest bench torture install clean
+.PHONY: run demo test lint typecheck pytest bench torture soak install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# 60 s of abuse of the control API against a recording daemon (not part of `make test`)
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -4,16 +4,19 @@
     bodycamctl storage | uploads | watch | stealth on|off
     bodycamctl sim press | sim hold SECONDS | sim dock | sim undock | sim camera-fault
 
-Human output by default, `--json` for scripts. Exit status: 0 done, 1 the daemon failed the
-request, 2 bad usage or a request the daemon called malformed, 3 refused by policy (not
-logged in, storage full, …), 4 the daemon cannot be reached. The socket is `--socket`, else
-$BODYCAMD_SOCKET, else the first of /run/bodycamd/control.sock and ./var/run/control.sock
-(the `make run` checkout) that exists. There is no command that exports footage.
+Human output by default, `--json` for scripts (before or after the command). Exit status:
+0 done, 1 the daemon failed the request (or hung up, or did not answer), 2 bad usage or a
+request the daemon called malformed, 3 refused by policy (not logged in, storage full, …),
+4 the daemon cannot be reached. Every failure is one line on stderr. The socket is
+`--socket`, else $BODYCAMD_SOCKET, else the first of /run/bodycamd/control.sock and
+./var/run/control.sock (the `make run` checkout) that answers. There is no command that
+exports footage.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -22,45 +25,99 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .control.status import storage_line
 from .state import DeviceState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 PROTOCOL_ERRORS = {"bad_request", "unknown_command", "too_large"}
 FAILURES = {"internal", "busy", "idle"}
 CANDIDATES = (Path("/run/bodycamd/control.sock"), Path("var/run/control.sock"))
+MAX_RESPONSE = 16 * 2**20  # a long upload queue is the largest answer; more is not bodycamd
+TIMEOUT = 30.0
 
 
 class Unreachable(Exception):
-    pass
+    """No daemon at the socket: exit 4."""
+
+
+class Failed(Exception):
+    """The daemon was reached but the exchange failed (hung up, no answer, garbage): exit 1."""
+
+
+def socket_paths(explicit: Path | None) -> list[Path]:
+    """Where to look, in order: --socket, else $BODYCAMD_SOCKET, else the candidates."""
+    if explicit is not None:
+        return [explicit]
+    if env := os.environ.get("BODYCAMD_SOCKET"):
+        return [Path(env)]
+    return list(CANDIDATES)
 
 
 def default_socket() -> Path:
-    if env := os.environ.get("BODYCAMD_SOCKET"):
-        return Path(env)
-    return next((p for p in CANDIDATES if p.exists()), CANDIDATES[0])
+    paths = socket_paths(None)
+    return next((p for p in paths if p.exists()), paths[0])
 
 
 class Connection:
-    def __init__(self, path: Path, timeout: float = 30.0) -> None:
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.settimeout(timeout)
-        try:
-            self._sock.connect(str(path))
-        except OSError as exc:
-            self._sock.close()
-            raise Unreachable(f"cannot reach bodycamd at {path}: {exc.strerror or exc}") from exc
-        self._file = self._sock.makefile("rwb")
+    """One connection to the daemon; every failure is Unreachable or Failed, one line."""
+
+    def __init__(self, paths: Sequence[Path], timeout: float = TIMEOUT) -> None:
+        self._timeout = timeout
+        tried = []
+        for path in paths:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(str(path))
+            except OSError as exc:
+                sock.close()
+                tried.append(f"{path} ({exc.strerror or exc})")
+                continue
+            self._adopt(sock)
+            return
+        raise Unreachable(f"cannot reach bodycamd; tried {', '.join(tried)}")
+
+    @classmethod
+    def over(cls, sock: socket.socket, timeout: float = TIMEOUT) -> Connection:
+        """A connection on a socket that is already connected (tests, socket activation)."""
+        connection = cls.__new__(cls)
+        connection._timeout = timeout
+        sock.settimeout(timeout)
+        connection._adopt(sock)
+        return connection
+
+    def _adopt(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._file = sock.makefile("rwb")
 
     def request(self, cmd: str, **args: Any) -> dict[str, Any]:
-        self._file.write(json.dumps({"v": 1, "cmd": cmd, "args": args}).encode() + b"\n")
-        self._file.flush()
+        line = json.dumps({"v": 1, "cmd": cmd, "args": args}).encode() + b"\n"
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it hung up (busy, most likely): its answer may still be there to read
+        except TimeoutError as exc:
+            raise Failed(f"bodycamd took no request within {self._timeout:g} s") from exc
+        except OSError as exc:
+            raise Failed(f"cannot send to bodycamd: {exc.strerror or exc}") from exc
         return self.read()
 
     def read(self) -> dict[str, Any]:
-        line = self._file.readline()
+        try:
+            line = self._file.readline(MAX_RESPONSE)
+        except TimeoutError as exc:
+            raise Failed(f"bodycamd did not answer within {self._timeout:g} s") from exc
+        except OSError as exc:
+            raise Failed(f"lost the connection to bodycamd: {exc.strerror or exc}") from exc
         if not line:
-            raise Unreachable("bodycamd closed the connection")
-        message: dict[str, Any] = json.loads(line)
+            raise Failed("bodycamd closed the connection without an answer")
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            raise Failed(f"bodycamd's answer is not JSON: {line[:60]!r}") from exc
+        if not isinstance(message, dict):
+            raise Failed(f"bodycamd's answer is not an object: {line[:60]!r}")
         return message
 
     def events(self) -> Iterator[dict[str, Any]]:
@@ -69,32 +126,84 @@ class Connection:
             yield self.read()
 
     def close(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):
+            self._file.close()
         self._sock.close()
 
 
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """--socket and --json, accepted before or after the command. Below the top level the
+    default is SUPPRESS, so a value given first is not overwritten by the sub-parser."""
+    keep = argparse.SUPPRESS
+    parser.add_argument(
+        "--socket",
+        type=Path,
+        default=None if defaults else keep,
+        metavar="PATH",
+        help="control socket (default: $BODYCAMD_SOCKET, else the first of "
+        + " and ".join(map(str, CANDIDATES))
+        + " that exists)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=False if defaults else keep,
+        help="print the daemon's JSON answer instead of text",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bodycamctl", description=__doc__.splitlines()[0])
-    parser.add_argument("--socket", type=Path, help="control socket path")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser = argparse.ArgumentParser(
+        prog="bodycamctl",
+        description=__doc__.split("\n\n")[0],
+        epilog="exit status: 0 done, 1 the daemon failed the request, 2 bad usage, "
+        "3 refused by policy, 4 the daemon cannot be reached",
+    )
+    _global_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("status", help="officer, recording, storage, uploads, health")
-    login = commands.add_parser("login", help="log in with a personnel number")
-    login.add_argument("personnel_number")
-    commands.add_parser("logout", help="log out (not while recording)")
-    record = commands.add_parser("record", help="start or stop recording")
-    record.add_argument("action", choices=["start", "stop"])
-    marker = commands.add_parser("marker", help="mark this moment in the recording")
-    marker.add_argument("note", nargs="?", default="")
-    commands.add_parser("storage", help="flash used, quota, minutes left")
-    commands.add_parser("uploads", help="segments awaiting upload")
-    commands.add_parser("watch", help="follow state changes until interrupted")
-    stealth = commands.add_parser("stealth", help="indicators off while recording (if allowed)")
-    stealth.add_argument("mode", choices=["on", "off"])
-    sim = commands.add_parser("sim", help="simulated hardware only: work the mock pins")
-    sim.add_argument("action", choices=["press", "hold", "dock", "undock", "camera-fault"])
-    sim.add_argument("seconds", nargs="?", type=float, default=3.0)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        _global_options(sub, defaults=False)
+        return sub
+
+    command("status", "officer, recording, storage, uploads, dock, health and lights")
+    login = command("login", "log an officer in (refused while docked or recording)")
+    login.add_argument("personnel_number", metavar="NUMBER", help="personnel number, 6-8 digits")
+    command("logout", "log the officer out (refused while recording)")
+    record = command("record", "start or stop recording")
+    record.add_argument("action", choices=["start", "stop"], help="start or stop")
+    marker = command("marker", "mark this moment in the running recording")
+    marker.add_argument("note", nargs="?", default="", help="a short note (optional)")
+    command("storage", "quota, flash free, minutes left")
+    command("uploads", "segments awaiting upload")
+    command("watch", "print each state change until interrupted (Ctrl-C)")
+    stealth = command("stealth", "indicators dark while recording, if policy allows (audited)")
+    stealth.add_argument("mode", choices=["on", "off"], help="on or off")
+    sim = command("sim", "simulated hardware only: work the mock button, dock and camera")
+    actions = sim.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
+        ("press", "a short press of the record button (starts a recording)"),
+        ("hold", "hold the record button (3 s stops a recording)"),
+        ("dock", "put the camera in its dock"),
+        ("undock", "take the camera out of its dock"),
+        ("camera-fault", "make the camera fail"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        _global_options(action, defaults=False)
+        if name == "hold":
+            action.add_argument("seconds", type=_seconds, help="how long, 0 to 60 seconds")
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= 60:
+        raise argparse.ArgumentTypeError(f"expected more than 0 and at most 60 s, got {text}")
+    return value
 
 
 def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -116,11 +225,11 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = out or sys.stdout
-    timeout = 30.0
+    timeout = TIMEOUT
     if args.command == "sim" and args.action == "hold":
         timeout += args.seconds  # the daemon answers once the button is let go
     try:
-        connection = Connection(args.socket or default_socket(), timeout)
+        connection = Connection(socket_paths(args.socket), timeout)
     except Unreachable as exc:
         print(f"bodycamctl: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -129,36 +238,49 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return _watch(connection, args.json, out)
         cmd, params = _request(args)
         response = connection.request(cmd, **params)
-    except Unreachable as exc:
+    except Failed as exc:
         print(f"bodycamctl: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
         connection.close()
+    return _report(args, response, out)
+
+
+def _report(args: argparse.Namespace, response: dict[str, Any], out: TextIO) -> int:
     if args.json:
         print(json.dumps(response, indent=2, sort_keys=True), file=out)
     if not response.get("ok"):
-        error = response.get("error", {})
-        code = error.get("code", "internal")
+        error = response.get("error") or {}
+        code = str(error.get("code", "internal"))
         if not args.json:
             print(f"bodycamctl: {error.get('message', 'failed')} ({code})", file=sys.stderr)
         if code in PROTOCOL_ERRORS:
             return EXIT_USAGE
         return EXIT_FAILED if code in FAILURES else EXIT_REFUSED
     if not args.json:
-        print(render(args.command, response["result"]), file=out)
+        try:
+            print(render(args.command, response["result"]), file=out)
+        except (KeyError, TypeError, ValueError) as exc:
+            print(f"bodycamctl: unexpected answer from bodycamd ({exc!r})", file=sys.stderr)
+            return EXIT_FAILED
     return EXIT_OK
 
 
 def _watch(connection: Connection, as_json: bool, out: TextIO) -> int:
     first = connection.request("events")
     if not first.get("ok"):
-        print(f"bodycamctl: {first.get('error', {}).get('message')}", file=sys.stderr)
+        error = first.get("error") or {}
+        print(f"bodycamctl: {error.get('message')} ({error.get('code')})", file=sys.stderr)
         return EXIT_FAILED
     print(json.dumps(first) if as_json else "watching; Ctrl-C to stop", file=out, flush=True)
     try:
         for message in connection.events():
+            if "error" in message:  # the daemon ended the stream
+                error = message["error"] or {}
+                print(f"bodycamctl: {error.get('message')} ({error.get('code')})", file=sys.stderr)
+                return EXIT_FAILED
             event = message.get("event", {})
             if as_json:
                 print(json.dumps(message, sort_keys=True), file=out, flush=True)
@@ -172,6 +294,8 @@ def _watch(connection: Connection, as_json: bool, out: TextIO) -> int:
                 )
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:  # `bodycamctl watch | head`: the reader left
+        return EXIT_OK
     return EXIT_OK
 
 
@@ -179,52 +303,64 @@ def summary(state: dict[str, Any]) -> str:
     return DeviceState.from_json(state).summary()
 
 
-def _mib(value: int) -> str:
-    return f"{value / 2**20:,.0f} MiB"
+BUTTON_DID = {"start": "recording started", "stop": "recording stopped", "marker": "marker added"}
+
+
+def _sim_line(result: dict[str, Any]) -> str:
+    action = result["action"]
+    if action in ("dock", "undock"):  # the dock is debounced: it counts once it holds
+        return f"simulated {action}; it counts once it holds still (status shows {action}ing…)"
+    if "button" not in result:
+        return f"simulated {action}"
+    did = [BUTTON_DID.get(name, name) for name in result["button"]]
+    if not did:
+        hint = "a short press while recording does nothing; hold 3 s to stop"
+        return f"{action}: nothing happened ({hint})"
+    return f"{action}: {', '.join(did)}"
+
+
+def _status_lines(result: dict[str, Any]) -> str:
+    """One fact per line, each once: the recording's duration only on its own line."""
+    state, storage = result["state"], result.get("storage", {})
+    if state["recording"] == "recording":
+        recording = (
+            f"yes, {state['recording_seconds']:.0f} s (recording {state['recording_id'][:8]})"
+        )
+    else:
+        recording = state["recording"]
+    lines = [f"officer:    {state['officer'] or '(nobody logged in)'}", f"recording:  {recording}"]
+    if storage:
+        lines.append(f"storage:    {storage_line(storage)}")
+    lines.append(f"uploads:    {state['awaiting_upload']} segment(s) awaiting upload")
+    dock = "docked" if state["docked"] else "not docked"
+    pending = state.get("dock_pending")
+    if pending:  # the dock sensor changed and must hold still before it counts
+        dock += f"; {pending}… (counts once it holds for dock.stable_seconds)"
+    if state["upload_progress"] is not None:
+        dock += f", uploading {state['upload_progress']:.0%}"
+    lines.append(f"dock:       {dock}")
+    lines.extend(upload_lines(result.get("upload"))[:1])
+    reasons = result.get("health") or {flag: "" for flag in state["health"]}
+    if not reasons:
+        lines.append("health:     ok")
+    for n, (flag, reason) in enumerate(sorted(reasons.items())):
+        label = "health:" if n == 0 else ""
+        lines.append(f"{label:<12}{flag}" + (f": {reason}" if reason else ""))
+    lines.append(f"camera:     {result['camera'].removeprefix('camera: ')}")
+    lights = result.get("indicators", {})
+    if lights:
+        lines.append(
+            "lights:     "
+            + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in lights.items())
+        )
+    return "\n".join(lines)
 
 
 def render(command: str, result: dict[str, Any]) -> str:
     if command == "status":
-        state, storage = result["state"], result.get("storage", {})
-        lines = [
-            f"officer:    {state['officer'] or '(nobody logged in)'}",
-            "recording:  "
-            + (
-                f"yes, {state['recording_seconds']:.0f} s (recording {state['recording_id'][:8]})"
-                if state["recording"] == "recording"
-                else state["recording"]
-            ),
-        ]
-        if storage:
-            lines.append(
-                f"storage:    {_mib(storage['used_bytes'])} of "
-                f"{_mib(storage['quota_bytes'])} used, "
-                f"{storage['minutes_left']:.0f} min left"
-            )
-        lines.append(f"uploads:    {state['awaiting_upload']} segment(s) awaiting upload")
-        dock = "docked" if state["docked"] else "not docked"
-        if state["upload_progress"] is not None:
-            dock += f", uploading {state['upload_progress']:.0%}"
-        lines.append(f"dock:       {dock}")
-        lines.extend(upload_lines(result.get("upload"))[:1])
-        lines.append(f"health:     {', '.join(state['health']) or 'ok'}")
-        lines.append(f"camera:     {result['camera'].removeprefix('camera: ')}")
-        lights = result.get("indicators", {})
-        if lights:
-            lines.append(
-                "lights:     "
-                + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in lights.items())
-            )
-        return "\n".join(lines)
+        return _status_lines(result)
     if command == "storage":
-        return (
-            f"{_mib(result['used_bytes'])} of {_mib(result['quota_bytes'])} used, "
-            f"{_mib(result['available_bytes'])} free for footage, "
-            f"{result['minutes_left']:.0f} min left, {result['awaiting_upload']} "
-            f"segment(s) awaiting upload"
-            + (" [LOW]" if result["low"] else "")
-            + (" [FULL]" if result["full"] else "")
-        )
+        return storage_line(result) + f", {result['awaiting_upload']} segment(s) awaiting upload"
     if command == "uploads":
         queue = result["queue"]
         lines = upload_lines(result.get("upload"))
@@ -243,7 +379,7 @@ def render(command: str, result: dict[str, Any]) -> str:
     if command == "record" and "recording_id" in result:
         return f"recording {result['recording_id'][:8]}"
     if command == "sim":
-        return f"simulated {result['action']}"
+        return _sim_line(result)
     if command == "stealth":
         return "stealth " + ("on" if result["stealth"] else "off")
     return "done"

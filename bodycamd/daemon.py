@@ -142,7 +142,8 @@ class Supervisor:
         return EXIT_OK
 
     async def _status_loop(self) -> None:
-        """Keep systemd's STATUS= current: send the one-line summary whenever it changes."""
+        """Keep systemd's STATUS= current: send the one-line summary whenever it changes, and
+        resend a READY/STOPPING that a full notify queue held back."""
         last = self.status_line()
         while True:
             await self._sleep(STATUS_INTERVAL)
@@ -150,6 +151,8 @@ class Supervisor:
             if line != last:
                 self._notifier.status(line)
                 last = line
+            else:
+                self._notifier.flush()
 
     async def _watch(self, component: Component) -> None:
         try:

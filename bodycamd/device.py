@@ -9,7 +9,16 @@ subscribers. Policy, from DESIGN.md §4:
 - docking while recording: keep recording; log out at dock once the recording is sealed;
 - quota below `storage.min_free_minutes`: refused with the reason; full mid-recording: the
   recorder seals and stops, never deleting evidence;
-- logging out while recording: refused (stop first), so no recording loses its officer.
+- logging out while recording: refused (stop first), so no recording loses its officer;
+- logging in while docked (with `session.logout_on_dock`): refused up front (`docked`), not
+  accepted and then undone by the dock.
+
+Every state-changing request (login, logout, record start/stop, marker, dock, stealth) is
+decided and applied as one step under the device's one lock, the recorder's start and the
+audit write included: a `logout` can never slip between `record_start`'s check of the
+officer and the recording it starts, and a `login` never returns an officer that a racing
+`logout` removed. Its waiters are bounded by the callers that can exist at once (the
+control pools, the button, the dock, the tick).
 
 Audit (the storage façade's rule, docs/architecture.md): login, logout, stealth and the
 anonymous-recording allowance write their event first and are applied only once it is
@@ -135,6 +144,8 @@ class Device:
     async def login(self, number: object, caller: Caller) -> Officer:
         personnel = self._policy.validate(number)
         async with self._changing:
+            if self._docked and self._policy.logout_on_dock and self.officer is None:
+                raise Refused("docked", "the camera is docked; take it out of the dock to log in")
             if self.officer is not None and self.officer.personnel_number != personnel:
                 raise Refused(
                     "already_logged_in",
@@ -193,45 +204,48 @@ class Device:
         return True
 
     async def record_start(self, caller: Caller) -> str:
-        recorder = self._capture.recorder
-        if recorder is None:
-            raise Refused("camera_unavailable", "the camera is not running")
-        if recorder.recording is not None:
-            return recorder.recording.recording_id.hex  # already recording: nothing to do
-        if self._capture.fault is not None:
-            raise Refused("camera_fault", f"camera fault: {self._capture.fault}")
-        if self.officer is None:
-            if not self._policy.allow_anonymous_recording:
-                raise Refused("not_logged_in", "log in with a personnel number to record")
-            await self._storage.audit_or_refuse(
-                "anonymous_recording_allowed", **caller.audit_fields()
-            )
-        try:
-            recording = await recorder.start(
-                self.officer.personnel_number if self.officer else None,
-                caller.source,
-                caller.audit_fields(),
-            )
-        except QuotaExceeded as exc:
-            self.refresh("storage")
-            raise Refused("storage_full", str(exc)) from exc
-        self.refresh("record_start")
-        return recording.recording_id.hex
+        async with self._changing:  # decided and applied as one step
+            recorder = self._capture.recorder
+            if recorder is None:
+                raise Refused("camera_unavailable", "the camera is not running")
+            if recorder.recording is not None:
+                return recorder.recording.recording_id.hex  # already recording: nothing to do
+            if self._capture.fault is not None:
+                raise Refused("camera_fault", f"camera fault: {self._capture.fault}")
+            if self.officer is None:
+                if not self._policy.allow_anonymous_recording:
+                    raise Refused("not_logged_in", "log in with a personnel number to record")
+                await self._storage.audit_or_refuse(
+                    "anonymous_recording_allowed", **caller.audit_fields()
+                )
+            try:
+                recording = await recorder.start(
+                    self.officer.personnel_number if self.officer else None,
+                    caller.source,
+                    caller.audit_fields(),
+                )
+            except QuotaExceeded as exc:
+                self.refresh("storage")
+                raise Refused("storage_full", str(exc)) from exc
+            self.refresh("record_start")
+            return recording.recording_id.hex
 
     async def record_stop(self, caller: Caller) -> None:
-        recorder = self._capture.recorder
-        if recorder is None or recorder.recording is None:
-            raise Refused("not_recording", "not recording")
-        await recorder.stop(caller.source, caller.audit_fields())
-        self.refresh("record_stop")
+        async with self._changing:  # decided and applied as one step
+            recorder = self._capture.recorder
+            if recorder is None or recorder.recording is None:
+                raise Refused("not_recording", "not recording")
+            await recorder.stop(caller.source, caller.audit_fields())
+            self.refresh("record_stop")
 
     async def marker(self, note: str, caller: Caller) -> None:
-        recorder = self._capture.recorder
-        if recorder is None or recorder.recording is None:
-            raise Refused("not_recording", "a marker needs a recording")
-        self.markers.admit(note, storage_full="storage_full" in self._storage.health())
-        await recorder.marker(note, caller.audit_fields())
-        self.refresh("marker")
+        async with self._changing:  # decided and applied as one step
+            recorder = self._capture.recorder
+            if recorder is None or recorder.recording is None:
+                raise Refused("not_recording", "a marker needs a recording")
+            self.markers.admit(note, storage_full="storage_full" in self._storage.health())
+            await recorder.marker(note, caller.audit_fields())
+            self.refresh("marker")
 
     async def set_docked(self, docked: bool, caller: Caller) -> None:
         """Docked (or not), and the logout the dock brings, decided and audited first, then

@@ -55,6 +55,11 @@ class DockDebouncer:
         return None
 
     @property
+    def pending(self) -> bool | None:
+        """The level being waited out (True: docking, False: undocking), or None."""
+        return None if self._candidate == self.settled else self._candidate
+
+    @property
     def pending_until(self) -> float | None:
         return None if self._candidate == self.settled else self._since + self._stable
 

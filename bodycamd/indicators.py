@@ -5,8 +5,12 @@ people they are recorded is a legal feature. Stealth (everything dark and silent
 recording) exists only when policy allows it, and every change of it is audited.
 
 `patterns(state)` gives each light a Blink (solid, dark or a period); `tones(old, new)` gives
-the beeps a state change sounds. The driver (IndicatorDriver) turns both into pin levels at
-given instants, so every pattern is testable with exact times and no hardware.
+the beeps a state change sounds. A request the device refuses (a press while logged out, no
+room to record) is shown where it was made: `IndicatorDriver.refused(t)` sounds REFUSAL_TONE
+and flashes the amber LED (REFUSAL_FLASH) for REFUSAL_SECONDS, then the state's own pattern
+returns; a stealth recording stays dark and silent. The driver (IndicatorDriver) turns all
+of it into pin levels at given instants, so every pattern is testable with exact times and
+no hardware.
 docs/indicators.md carries the table `indicator_table()` generates.
 """
 
@@ -54,6 +58,9 @@ DARK = Blink(0.0, 1.0)
 SHORT_BEEPS = ((0.1, 0.1), (0.1, 0.0))  # recording started
 LONG_BEEP = ((0.6, 0.0),)  # recording stopped
 REMINDER = ((0.05, 0.0),)  # still recording
+REFUSAL_TONE = ((0.05, 0.05), (0.05, 0.05), (0.05, 0.0))  # three pips: "no"
+REFUSAL_FLASH = Blink(0.05, 0.05)  # status amber, fast, for REFUSAL_SECONDS
+REFUSAL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,7 @@ class IndicatorDriver:
         self._beeps: list[tuple[float, float]] = []  # (start, end) of each beep
         self._last_tone = 0.0
         self._levels: dict[str, bool] = {}
+        self._refused_at: float | None = None  # the amber refusal flash runs from here
 
     def update(self, state: DeviceState, t: float) -> None:
         new = patterns(state, self._policy)
@@ -149,6 +157,19 @@ class IndicatorDriver:
             self._last_tone = t
         self._state = state
 
+    def refused(self, t: float) -> None:
+        """Something asked of the device was refused: pips and an amber flash, now."""
+        if self._state.stealth and self._state.recording == "recording":
+            return
+        self._refused_at = t
+        self._play(REFUSAL_TONE, t)
+
+    def _refusal_started(self, t: float) -> float | None:
+        """When the refusal flash showing at `t` began, or None when none shows."""
+        if self._refused_at is not None and t >= self._refused_at + REFUSAL_SECONDS:
+            self._refused_at = None
+        return self._refused_at
+
     def _play(self, sequence: tuple[tuple[float, float], ...], t: float) -> None:
         start = max(t, self._beeps[-1][1] + 0.1) if self._beeps else t
         for on, off in sequence:
@@ -167,14 +188,21 @@ class IndicatorDriver:
         self._beeps = [b for b in self._beeps if b[1] > t]
         phase = t - self._epoch
         levels = {name: getattr(self._outputs, name).level_at(phase) for name in OUTPUT_NAMES[:-1]}
+        upcoming = [
+            self._epoch + getattr(self._outputs, n).next_change(phase) for n in OUTPUT_NAMES[:-1]
+        ]
+        refused_at = self._refusal_started(t)
+        if refused_at is not None:
+            since = t - refused_at
+            levels["status_green"] = False
+            levels["status_amber"] = REFUSAL_FLASH.level_at(since)
+            upcoming.append(refused_at + REFUSAL_SECONDS)
+            upcoming.append(refused_at + REFUSAL_FLASH.next_change(since))
         levels["buzzer"] = any(start <= t < end for start, end in self._beeps)
         for name, level in levels.items():
             if self._levels.get(name) != level:
                 self._levels[name] = level
                 self._set(name, level)
-        upcoming = [
-            self._epoch + getattr(self._outputs, n).next_change(phase) for n in OUTPUT_NAMES[:-1]
-        ]
         upcoming += [edge for beep in self._beeps for edge in beep if edge > t]
         if self._state.recording == "recording":
             upcoming.append(self._last_tone + self._policy.reminder_seconds)

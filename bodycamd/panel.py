@@ -17,6 +17,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from .button import Action, ButtonLogic, ButtonTiming
@@ -28,7 +29,18 @@ from .state import Subscription
 
 log = logging.getLogger(__name__)
 EVENT_LIMIT = 64
+OUTCOME_LIMIT = 16
 EdgeSink = Callable[[str, bool, float], None]
+
+
+@dataclass(frozen=True)
+class ButtonOutcome:
+    """What one button action did: `code` is None when it was done, else the refusal's code
+    (the simulator reports it to whoever pressed; the indicators signal it on the device)."""
+
+    action: str  # start, stop, marker
+    code: str | None = None
+    message: str = ""
 
 
 class PanelHardware(Protocol):
@@ -62,6 +74,10 @@ class PanelComponent:
         self._events: deque[tuple[str, bool, float]] = deque()
         self._wakeup = asyncio.Event()
         self.dropped_events = 0
+        self.button_edges = 0  # button edges handled so far (the simulator waits on it)
+        self.outcomes: deque[ButtonOutcome] = deque(maxlen=OUTCOME_LIMIT)
+        self.outcome_count = 0
+        self._edge_handled = asyncio.Event()
         self.hardware: PanelHardware | None = None
         self.driver: IndicatorDriver | None = None
         self._subscription: Subscription | None = None
@@ -130,6 +146,8 @@ class PanelComponent:
             if kind == "button":
                 recording = self._device.state.recording == "recording"
                 await self._act(self._logic.edge(level, t, recording), t)
+                self.button_edges += 1
+                self._edge_handled.set()
 
     async def tick(self, t: float) -> float:
         """Timers: a hold that has lasted long enough, the indicators. Returns when the next
@@ -144,9 +162,21 @@ class PanelComponent:
             due = min(due, self._logic.next_due)
         return due
 
+    async def button_handled(self, edges: int) -> None:
+        """Until `edges` button edges in all have been handled (their actions taken)."""
+        while self.button_edges < edges:
+            self._edge_handled.clear()
+            await self._edge_handled.wait()
+
+    def outcomes_since(self, count: int) -> list[ButtonOutcome]:
+        """The outcomes after the `count`-th (as many as are still kept)."""
+        new = min(self.outcome_count - count, len(self.outcomes))
+        return list(self.outcomes)[len(self.outcomes) - new :]
+
     async def _act(self, actions: list[Action], t: float) -> None:
         for action in actions:
             caller = Caller("button")
+            outcome = ButtonOutcome(action.value)
             try:
                 if action is Action.START:
                     await self._device.record_start(caller)
@@ -156,8 +186,14 @@ class PanelComponent:
                     await self._device.marker("button double press", caller)
             except Refused as exc:
                 log.warning("button %s refused: %s", action.value, exc)
+                outcome = ButtonOutcome(action.value, exc.code, str(exc))
+                if self.driver is not None:
+                    self.driver.refused(t)  # pips and an amber flash: the officer is told
             except BodycamError as exc:  # e.g. the journal could not be written
                 log.error("button %s failed: %s", action.value, exc)
+                outcome = ButtonOutcome(action.value, "internal", str(exc))
+            self.outcomes.append(outcome)
+            self.outcome_count += 1
             if self.driver is not None:  # show it now, not on the next tick
                 self.driver.update(self._device.state, t)
                 self.driver.render(t)

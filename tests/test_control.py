@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import stat
 import threading
@@ -200,8 +201,9 @@ def test_bodycamctl_each_command(daemon: Daemon, capsys: Any) -> None:
         (
             ["storage"],
             0,
-            r"^\d[\d,]* MiB of [\d,]+ MiB used, [\d,]+ MiB free for footage, "
-            r"\d+ min left, 0 segment\(s\) awaiting upload\n$",
+            r"^\d[\d,]* MiB used of a [\d,]+ MiB quota; [\d,]+ MiB free for footage "
+            r"\(limited by (the quota|free flash)\), [\d,]+ min at \d+\.\d\d Mbit/s "
+            r"\((assumed|measured)\)( \[LOW\])?, 0 segment\(s\) awaiting upload\n$",
         ),
         (
             ["uploads"],
@@ -216,9 +218,8 @@ def test_bodycamctl_each_command(daemon: Daemon, capsys: Any) -> None:
         (["record", "stop"], 0, r"^done\n$"),
         (["stealth", "on"], 3, r"^$"),
         (["logout"], 0, r"^done\n$"),
-        (["sim", "undock"], 0, r"^simulated undock\n$"),
+        (["sim", "undock"], 0, r"^simulated undock; it counts once it holds still "),
     ]
-    import re
 
     for argv, code, pattern in expectations:
         assert ctl([*sock, *argv]) == code, argv
@@ -250,3 +251,35 @@ def test_bodycamctl_watch_follows_events(daemon: Daemon) -> None:
     finally:
         watcher.terminate()
         watcher.communicate(timeout=10)
+
+
+def test_status_agrees_with_itself(daemon: Daemon, capsys: Any) -> None:
+    """One recording duration on the screen, quota and free space both named, minutes left
+    with their bitrate, each health flag with its reason."""
+    sock = daemon.socket
+    assert request(sock, "login", personnel_number="123456")["ok"]
+    assert request(sock, "record_start")["ok"]
+    wait_for_footage(sock, 1.5)
+    assert ctl(["--socket", str(sock), "status"]) == 0
+    out = capsys.readouterr().out
+    durations = re.findall(r"\d+ s\b(?! on| off)", out)  # "0.1 s on" is a blink
+    assert len(durations) == 1, out  # the recording's duration, once
+    camera = next(line for line in out.splitlines() if line.startswith("camera:"))
+    assert "RECORDING" not in camera and "s," not in camera
+    storage = next(line for line in out.splitlines() if line.startswith("storage:"))
+    assert "quota" in storage and "free for footage" in storage and "Mbit/s" in storage
+    result = request(sock, "status")["result"]
+    assert set(result["health"]) == set(result["state"]["health"])
+    assert all(result["health"].values())
+    if "clock_unsynced" in result["health"]:
+        assert "not synchronised" in result["health"]["clock_unsynced"]
+        assert "clock_unsynced: the system clock is not synchronised" in out
+    wait_for_footage(sock, 4.5)  # 2 s segments: at least one sealed
+    assert request(sock, "record_stop")["ok"]
+    storage = request(sock, "storage")["result"]
+    # measured from the sealed footage (the camera encodes at 200 kbit/s), no longer the
+    # 10 Mbit/s assumption; minutes left follow it
+    assert storage["bitrate_measured"] is True
+    assert 50_000 < storage["bitrate_bps"] < 2_000_000
+    expected = storage["available_bytes"] * 8 / storage["bitrate_bps"] / 60
+    assert abs(storage["minutes_left"] - expected) <= 0.1 + expected * 0.01

@@ -97,3 +97,82 @@ async def test_watchdog_pings_at_the_interval_on_virtual_time(
     assert ping_times == [0.0, 15.0, 30.0, 45.0, 60.0]
     assert [notify_socket.receive() for _ in range(5)] == [{"WATCHDOG": "1"}] * 5
     notifier.close()
+
+
+def fill(path: Path) -> socket.socket:
+    """Fill the receiver's datagram queue from a socket of our own, as a PID 1 that stopped
+    reading would leave it; returns the sender (keep it open)."""
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sender.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        for _ in range(100_000):
+            sender.sendto(b"X-FILLER=1", str(path))
+    return sender
+
+
+def drain(receiver: NotifySocket) -> list[dict[str, str]]:
+    receiver.sock.setblocking(False)
+    got = []
+    try:
+        while True:
+            data = receiver.sock.recv(65536).decode()
+            got.append(dict(line.split("=", 1) for line in data.splitlines() if "=" in line))
+    except BlockingIOError:
+        pass
+    finally:
+        receiver.sock.settimeout(30)
+    return [fields for fields in got if "X-FILLER" not in fields]
+
+
+def test_full_queue_drops_status_keeps_ready_and_never_blocks(
+    notify_socket: NotifySocket, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = Notifier({"NOTIFY_SOCKET": str(notify_socket.path)})
+    filler = fill(notify_socket.path)
+    try:
+        notifier.ready("up")  # would block here before: the queue is full
+        for n in range(5):
+            notifier.status(f"busy {n}")
+        notifier.watchdog()
+        assert notifier.dropped_status == 6
+        assert caplog.text.count("queue is full") == 1  # logged once, not per datagram
+        assert drain(notify_socket) == []
+        notifier.flush()  # the queue has room again: what was owed goes out, STATUS is gone
+        assert drain(notify_socket) == [{"READY": "1", "WATCHDOG": "1"}]
+        notifier.flush()
+        notifier.status("fine")
+        assert drain(notify_socket) == [{"STATUS": "fine"}]
+    finally:
+        filler.close()
+        notifier.close()
+
+
+def test_a_notify_socket_that_stops_reading_never_stalls_the_daemon(
+    tmp_path: Path, notify_socket: NotifySocket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: sd_notify was a blocking sendto on the event loop, so once the receiver's
+    queue was full the whole daemon stopped: control requests timed out, the button's hold
+    was never seen. Here the queue is full while the camera records and the watchdog pings
+    every 0.5 s; the daemon must keep answering and see a 3.2 s hold."""
+    from bodycamd.ctl import main as ctl
+    from tests.conftest import Daemon
+    from tests.test_control import request, wait_for_footage
+
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    daemon = Daemon(tmp_path, notify_socket)
+    filler = fill(notify_socket.path)
+    try:
+        sock = ["--socket", str(daemon.socket)]
+        assert ctl([*sock, "login", "123456"]) == 0
+        assert ctl([*sock, "sim", "press"]) == 0
+        wait_for_footage(daemon.socket, 3.0)  # many watchdog pings met a full queue by now
+        assert ctl([*sock, "sim", "hold", "3.2"]) == 0
+        assert request(daemon.socket, "status")["result"]["state"]["recording"] == "buffering"
+        owed = drain(notify_socket)  # the receiver reads again: the owed ping arrives
+        while not any("WATCHDOG" in fields for fields in owed):
+            owed = [notify_socket.receive()]
+    finally:
+        filler.close()
+        code, err = daemon.stop()
+    assert code == 0, err
+    assert err.count("queue is full") == 1

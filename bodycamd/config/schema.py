@@ -389,14 +389,26 @@ class ControlConfig:
     max_clients: int = field(
         default=16,
         metadata=_doc(
-            "Control clients served at once; more get a busy error.", minimum=1, maximum=256
+            "Request clients served at once; more get a busy error, except that a `status` "
+            "request always finds a reserved slot.",
+            minimum=1,
+            maximum=256,
+        ),
+    )
+    max_streams: int = field(
+        default=16,
+        metadata=_doc(
+            "Event streams (`bodycamctl watch`) at once, counted apart from request clients; "
+            "more get a busy error.",
+            minimum=1,
+            maximum=256,
         ),
     )
     idle_timeout: float = field(
         default=30.0,
         metadata=_doc(
             "Seconds a control client may stay silent before it is disconnected (event "
-            "streams are exempt).",
+            "streams are exempt, but a stream that does not read for this long is cut off).",
             minimum=1.0,
             maximum=3600.0,
         ),

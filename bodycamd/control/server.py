@@ -1,11 +1,17 @@
 """The control socket: a local API for `bodycamctl` and bench tools.
 
 The socket lives in the runtime directory with mode 0660 (the daemon's group may talk to
-it); the directory must not be writable by others, or anyone could swap the socket. Each
-client is bounded: one request line of at most 64 KiB, `control.idle_timeout` seconds to send
-it, at most `control.max_clients` at once. A malformed or oversized request ends that
-connection with an error, never the daemon. State-changing requests are audited with the
-peer's uid and pid (SO_PEERCRED).
+it); the directory must not be writable by others, or anyone could swap the socket.
+
+Every byte a client sends is bounded: a request line is at most 64 KiB (the stream reader's
+limit, so no more is ever buffered), `control.idle_timeout` seconds to send it; an event
+stream reads and discards what its client sends, at most 64 KiB in all. Clients come in
+pools: `control.max_clients` request clients, `control.max_streams` event streams apart from
+them, and when the request pool is full, STATUS_RESERVE more connections that may only ask
+for `status` (within RESERVED_GRACE seconds), so watchers or silent clients never lock a
+person out of finding out what the device is doing. A malformed or oversized request ends
+that connection with an error, never the daemon. State-changing requests are audited with
+the peer's uid and pid (SO_PEERCRED).
 """
 
 from __future__ import annotations
@@ -24,21 +30,27 @@ from typing import Any, Protocol
 from .. import __version__
 from ..config import ControlConfig
 from ..device import Caller, Device
-from ..errors import Refused, StorageError
+from ..errors import BodycamError, Refused, StorageError
 from ..indicators import patterns
+from ..panel import ButtonOutcome
 from ..recorder.component import CaptureComponent
 from ..storage.facade import Storage
 from .protocol import MAX_REQUEST, ProtocolError, Request, encode, failure, parse_request, success
+from .status import camera_description, health_reasons, storage_result
 
 log = logging.getLogger(__name__)
+STATUS_RESERVE = 2  # connections beyond max_clients that may still ask for `status`
+RESERVED_GRACE = 2.0  # seconds such a connection gets to send its request
+STREAM_MAILBOX = 256  # state changes queued for a slow stream reader; older ones are dropped
+DISCARD_CHUNK = 4096
 
 
 class Simulator(Protocol):
     """What `bodycamctl sim` drives; exists only with hardware = "simulated"."""
 
-    async def press(self) -> None: ...
+    async def press(self) -> list[ButtonOutcome]: ...
 
-    async def hold(self, seconds: float) -> None: ...
+    async def hold(self, seconds: float) -> list[ButtonOutcome]: ...
 
     async def dock(self, docked: bool) -> None: ...
 
@@ -67,7 +79,9 @@ class ControlServer:
         self._simulator = simulator
         self._stealth_allowed = stealth_allowed
         self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.Task[Any]] = set()
+        self._clients: set[asyncio.Task[Any]] = set()  # request clients
+        self._reserve: set[asyncio.Task[Any]] = set()  # status-only, when clients are full
+        self._streams: set[asyncio.Task[Any]] = set()  # event streams, their own pool
 
     # -- component lifecycle ----------------------------------------------------------------
 
@@ -92,7 +106,7 @@ class ControlServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            for task in list(self._clients):
+            for task in [*self._clients, *self._reserve, *self._streams]:
                 task.cancel()
             await self._server.wait_closed()
             with contextlib.suppress(FileNotFoundError):
@@ -111,28 +125,59 @@ class ControlServer:
             await writer.drain()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection, from accept to close. Whatever happens here ends this connection
+        only: nothing propagates to asyncio's "unhandled exception" handler."""
         task = asyncio.current_task()
         assert task is not None
         try:
-            if len(self._clients) >= self._config.max_clients:
-                await self._send(
-                    writer,
-                    failure(
-                        None,
-                        "busy",
-                        f"more than {self._config.max_clients} control clients; try again",
-                    ),
-                )
-                return
-            self._clients.add(task)
-            await self._serve(reader, writer, _peer(writer))
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            if len(self._clients) < self._config.max_clients:
+                self._clients.add(task)
+                await self._serve(reader, writer, _peer(writer))
+            elif len(self._reserve) < STATUS_RESERVE:
+                self._reserve.add(task)
+                await self._serve_reserved(reader, writer, _peer(writer))
+            else:
+                await self._send(writer, self._busy())
+        except (ConnectionError, TimeoutError):
             pass
+        except Exception:  # a bug: log it with its traceback, keep the daemon
+            log.exception("control client failed")
         finally:
             self._clients.discard(task)
+            self._reserve.discard(task)
+            self._streams.discard(task)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    def _busy(self) -> bytes:
+        return failure(
+            None, "busy", f"more than {self._config.max_clients} control clients; try again"
+        )
+
+    async def _read_request(
+        self, reader: asyncio.StreamReader, seconds: float
+    ) -> Request | bytes | None:
+        """The next request, or the error reply that ends the connection, or None at EOF.
+        At most MAX_REQUEST bytes are ever buffered: the reader's limit bounds the line."""
+        while True:
+            try:
+                async with asyncio.timeout(seconds):
+                    line = await reader.readuntil(b"\n")
+            except TimeoutError:
+                return failure(None, "idle", f"no request within {seconds:g} s")
+            except asyncio.LimitOverrunError:
+                return failure(None, "too_large", "request longer than 64 KiB")
+            except asyncio.IncompleteReadError as exc:
+                line = exc.partial  # the last line, without its newline
+                if not line.strip():
+                    return None
+            if not line.strip():
+                continue
+            try:
+                return parse_request(line)
+            except ProtocolError as exc:
+                return failure(exc.request_id, exc.code, str(exc))
 
     async def _serve(
         self,
@@ -140,33 +185,58 @@ class ControlServer:
         writer: asyncio.StreamWriter,
         peer: tuple[int, int] | None,
     ) -> None:
+        caller = Caller("control", *(peer or (None, None)))
         while True:
-            try:
-                async with asyncio.timeout(self._config.idle_timeout):
-                    line = await reader.readline()
-            except TimeoutError:
-                await self._send(
-                    writer,
-                    failure(None, "idle", f"no request within {self._config.idle_timeout:g} s"),
-                )
+            request = await self._read_request(reader, self._config.idle_timeout)
+            if request is None:
                 return
-            except (asyncio.LimitOverrunError, ValueError):
-                await self._send(writer, failure(None, "too_large", "request longer than 64 KiB"))
+            if isinstance(request, bytes):
+                await self._send(writer, request)
                 return
-            if not line:
-                return
-            if not line.strip():
-                continue
-            try:
-                request = parse_request(line)
-            except ProtocolError as exc:
-                await self._send(writer, failure(exc.request_id, exc.code, str(exc)))
-                return
-            caller = Caller("control", *(peer or (None, None)))
             if request.cmd == "events":
-                await self._stream_events(request, reader, writer)
+                await self._start_stream(request, reader, writer)
                 return
             await self._send(writer, await self._answer(request, caller))
+
+    async def _start_stream(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Move this connection from the request pool (or the reserve) into the stream pool,
+        if it has room: a watcher never holds a request slot, nor needs a free one."""
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._streams) >= self._config.max_streams:
+            limit = self._config.max_streams
+            await self._send(
+                writer, failure(request.id, "busy", f"more than {limit} event streams; try again")
+            )
+            return
+        self._clients.discard(task)
+        self._reserve.discard(task)
+        self._streams.add(task)
+        await self._stream_events(request, reader, writer)
+
+    async def _serve_reserved(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: tuple[int, int] | None,
+    ) -> None:
+        """Every request slot is taken: serve one `status` (it changes nothing and is what a
+        person types to find out what is wrong) or start an event stream (its own pool);
+        refuse anything else with `busy`."""
+        request = await self._read_request(reader, RESERVED_GRACE)
+        if request is None:
+            return
+        if isinstance(request, bytes):
+            await self._send(writer, request)
+        elif request.cmd == "events":
+            await self._start_stream(request, reader, writer)
+        elif request.cmd == "status":
+            caller = Caller("control", *(peer or (None, None)))
+            await self._send(writer, await self._answer(request, caller))
+        else:
+            await self._send(writer, self._busy())
 
     async def _answer(self, request: Request, caller: Caller) -> bytes:
         try:
@@ -175,6 +245,9 @@ class ControlServer:
             return failure(request.id, exc.code, str(exc))
         except ProtocolError as exc:
             return failure(request.id, exc.code, str(exc))
+        except BodycamError as exc:  # e.g. the journal could not be written: one line
+            log.error("control request %s failed: %s", request.cmd, exc)
+            return failure(request.id, "internal", f"{request.cmd} failed: {exc}")
         except Exception:
             log.exception("control request %s failed", request.cmd)
             return failure(request.id, "internal", f"{request.cmd} failed; see the daemon log")
@@ -211,13 +284,15 @@ class ControlServer:
         raise ProtocolError("unknown_command", request.cmd)  # pragma: no cover
 
     def status_result(self) -> dict[str, Any]:
-        lights = patterns(self._device.state)
+        state = self._device.state
+        lights = patterns(state)
         return {
             "version": __version__,
-            "summary": self._device.state.summary(),
-            "state": self._device.state.to_json(),
+            "summary": state.summary(),
+            "state": state.to_json(),
+            "health": health_reasons(state.health, self._capture.fault),
             "storage": self._storage_result(),
-            "camera": self._capture.status(),
+            "camera": camera_description(self._capture.status()),
             "upload": self._uploads() if self._uploads else None,
             "indicators": {
                 name: getattr(lights, name).describe()
@@ -229,15 +304,7 @@ class ControlServer:
         figures = self._storage.figures()
         if figures is None:
             return {}
-        return {
-            "used_bytes": figures.used,
-            "quota_bytes": figures.quota,
-            "available_bytes": figures.free,
-            "minutes_left": round(figures.minutes_left, 1),
-            "low": figures.low,
-            "full": figures.full,
-            "awaiting_upload": figures.awaiting_upload,
-        }
+        return storage_result(figures)
 
     async def _uploads_result(self) -> dict[str, Any]:
         jobs = await self._storage.upload_jobs()
@@ -266,12 +333,18 @@ class ControlServer:
                 '"simulated"; this device has real hardware',
             )
         match action:
-            case "press":
-                await self._simulator.press()
-            case "hold":
-                if not 0 < seconds <= 60:
-                    raise ProtocolError("bad_request", "args.seconds: expected 0 to 60")
-                await self._simulator.hold(seconds)
+            case "press" | "hold":  # seconds checked by the parser
+                if action == "press":
+                    outcomes = await self._simulator.press()
+                else:
+                    outcomes = await self._simulator.hold(seconds)
+                for outcome in outcomes:
+                    if outcome.code is not None:
+                        raise Refused(
+                            outcome.code,
+                            f"the button's {outcome.action} was refused: {outcome.message}",
+                        )
+                return {"action": action, "button": [o.action for o in outcomes]}
             case "dock" | "undock":
                 await self._simulator.dock(action == "dock")
             case "camera-fault":
@@ -283,13 +356,16 @@ class ControlServer:
     async def _stream_events(
         self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        subscription = self._device.events.subscribe()
+        """Push every state change until the client leaves. The client has nothing more to
+        say: what it sends is read and thrown away, and more than MAX_REQUEST bytes of it
+        ends the stream (`too_large`), so a stream never grows the daemon's memory."""
+        subscription = self._device.events.subscribe(STREAM_MAILBOX)
+        closed = asyncio.create_task(_discard_until_eof(reader))
         try:
             await self._send(
                 writer,
                 success(request.id, {"subscribed": True, "state": self._device.state.to_json()}),
             )
-            closed = asyncio.create_task(reader.read())  # EOF when the client goes away
             while not closed.done():
                 change = asyncio.create_task(subscription.next())
                 await asyncio.wait({change, closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -297,9 +373,24 @@ class ControlServer:
                     change.cancel()
                     break
                 await self._send(writer, encode({"event": change.result().to_json()}))
-            closed.cancel()
+            if closed.done() and not closed.cancelled() and closed.result():
+                await self._send(
+                    writer, failure(request.id, "too_large", "an event stream takes no input")
+                )
         finally:
+            closed.cancel()
             self._device.events.unsubscribe(subscription)
+
+
+async def _discard_until_eof(reader: asyncio.StreamReader) -> bool:
+    """Read and drop what a stream client sends; True once it sent more than MAX_REQUEST
+    bytes (it is then cut off), False at EOF."""
+    received = 0
+    while chunk := await reader.read(DISCARD_CHUNK):
+        received += len(chunk)
+        if received > MAX_REQUEST:
+            return True
+    return False
 
 
 def _peer(writer: asyncio.StreamWriter) -> tuple[int, int] | None:

@@ -1,7 +1,7 @@
 """`bodycamd evidence ...`: the operator tool. It runs where the evidence private key is (the
 back end), never on a device; the device has no command that exports footage.
 
-- inspect FILE        header and keyless verdict
+- inspect FILE...     header and keyless verdict of each
 - verify FILE...      signatures, checkpoints, footers and the chain of each recording;
                       exit 1 on a bad file or an unexplained chain fault (a power loss the
                       device signed for is reported, not a failure)
@@ -51,8 +51,8 @@ def add_commands(commands: Any) -> None:
             help="enrolled devices, one per line: NAME then what `bodycamd keys show` prints",
         )
 
-    inspect = actions.add_parser("inspect", help="show a segment's header and verdict")
-    inspect.add_argument("file", type=Path)
+    inspect = actions.add_parser("inspect", help="show each segment's header and verdict")
+    inspect.add_argument("files", type=Path, nargs="+", metavar="FILE")
     origin_options(inspect)
     verify = actions.add_parser("verify", help="check segments and the chain between them")
     verify.add_argument("files", type=Path, nargs="+", metavar="FILE")
@@ -80,7 +80,12 @@ def add_commands(commands: Any) -> None:
 def dispatch(args: argparse.Namespace) -> int:
     origin = origin_from(args.device_key, args.registry)
     if args.evidence_command == "inspect":
-        return _inspect(args.file, origin)
+        codes = []
+        for n, path in enumerate(args.files):
+            if n:
+                print()  # a blank line between files
+            codes.append(_inspect(path, origin))
+        return max(codes)
     if args.evidence_command == "verify":
         return _verify(args.files, origin)
     return _decrypt(args, origin)

@@ -306,6 +306,9 @@ class Recorder:
             if not ok or segment.closed:
                 return
         sealed = await asyncio.to_thread(lambda: segment.seal(end_of_recording=end_of_recording))
+        if recording.last_us is not None:  # minutes left follow the measured bitrate
+            seconds = (recording.last_us - recording.segment_start_us) / 1e6
+            self._storage.observe_footage(sealed.size, seconds)
         recording.prev_digest = sealed.digest
         recording.segments += 1
         self._on_change()

@@ -49,10 +49,12 @@ class Figures:
     used: int  # allocated bytes of footage on flash
     quota: int  # bytes footage may use
     free: int  # more footage that fits now (quota, filesystem and reserve considered)
-    minutes_left: float  # of footage at the assumed bitrate
+    minutes_left: float  # of footage at `bitrate`
     low: bool
     full: bool
     awaiting_upload: int
+    bitrate: int = 0  # bits/s: measured from sealed footage, else the configured assumption
+    bitrate_measured: bool = False
 
 
 class RecordingStorage(Protocol):
@@ -65,6 +67,8 @@ class RecordingStorage(Protocol):
     async def open_segment(self, start: SegmentStart) -> SpoolSegment: ...
 
     async def has_room_for_segment(self, pending: int) -> bool: ...
+
+    def observe_footage(self, size: int, seconds: float) -> None: ...
 
 
 class Storage(SpoolUploadQueue):
@@ -123,6 +127,12 @@ class Storage(SpoolUploadQueue):
         more plaintext bytes (bytes_to_seal, evidence/writer.py)."""
         return await asyncio.to_thread(self._require().has_room_for_segment, pending)
 
+    def observe_footage(self, size: int, seconds: float) -> None:
+        """A segment sealed with `size` bytes of `seconds` of footage (no I/O): minutes left
+        follow the measured bitrate from now on (control's status labels which it is)."""
+        if self._spool is not None:
+            self._spool.ledger.observe_footage(size, seconds)
+
     # -- figures and health -------------------------------------------------------------------
 
     def figures(self) -> Figures | None:
@@ -139,6 +149,8 @@ class Storage(SpoolUploadQueue):
             low=space.low,
             full=space.full,
             awaiting_upload=spool.journal.queue_counts.segments,
+            bitrate=spool.ledger.bitrate,
+            bitrate_measured=spool.ledger.bitrate_measured,
         )
 
     def health(self) -> frozenset[str]:

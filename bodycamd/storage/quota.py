@@ -77,7 +77,10 @@ class QuotaLedger:
         self._reserve = reserve
         self._low_minutes = low_minutes
         self._min_free_minutes = min_free_minutes
-        self.bitrate = bitrate
+        self.bitrate = bitrate  # the assumed figure until footage has been measured
+        self.bitrate_measured = False
+        self._footage_bytes = 0
+        self._footage_seconds = 0.0
         self._settled = 0  # allocation of files not being written
         self._open: dict[Path, int] = {}  # estimated allocation of files being written
         self._since_refresh = 0  # growth that the last free-space reading does not show yet
@@ -120,6 +123,18 @@ class QuotaLedger:
             by_quota = self._limit - self.used
             by_disk = self._space.free - self._since_refresh - self._reserve
             return max(0, min(by_quota, by_disk))
+
+    def observe_footage(self, size: int, seconds: float) -> None:
+        """A sealed segment of `size` bytes held `seconds` of footage: from now on minutes
+        left are at the bitrate measured over all footage sealed since start (the config's
+        assumed bitrate only until then). Segments under a second say too little."""
+        if seconds < 1.0 or size <= 0:
+            return
+        with self._lock:
+            self._footage_bytes += size
+            self._footage_seconds += seconds
+            self.bitrate = max(1, round(self._footage_bytes * 8 / self._footage_seconds))
+            self.bitrate_measured = True
 
     def figures(self) -> StorageFigures:
         available = self.available()

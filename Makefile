@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PREFIX ?= /opt/bodycamd
 
-.PHONY: run demo test lint typecheck pytest bench install install-venv install-files clean
+.PHONY: run demo test test-slow lint typecheck pytest bench install install-venv install-files clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Network to PyPI: resolves the Pi install for aarch64 and runs the pinned numpy with PyAV.
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

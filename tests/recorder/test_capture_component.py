@@ -4,6 +4,7 @@ through call_soon_threadsafe, a slow writer, and backends that stall or raise.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import threading
@@ -184,11 +185,15 @@ class _ExplodingCamera:
 
 
 async def wait_for(condition: Callable[[], bool], changed: asyncio.Event) -> None:
-    """Wait until `condition` holds, re-checking each time the component reports a change."""
+    """Wait until `condition` holds, re-checking each time the component reports a change.
+
+    Some conditions (bytes on flash) change without a change report, so the wait also
+    re-checks every 50 ms; the deadline is a hang guard, not a timing assertion."""
     async with asyncio.timeout(20):
         while not condition():
             changed.clear()
-            await changed.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), 0.05)
 
 
 async def fault_and_recover(

@@ -87,6 +87,10 @@ class ChainError(EvidenceError):
     """The segments of one recording are missing, reordered, substituted or unterminated."""
 
 
+class HardwareError(BodycamError, OSError):
+    """A hardware part (camera, microphone, GPIO chip) is missing or cannot be opened."""
+
+
 class ComponentFailed(BodycamError, RuntimeError):
     """A daemon component failed; the daemon stops with a non-zero exit and this one line."""
 

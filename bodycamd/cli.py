@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     show = key_commands.add_parser("show", help="print the device public key for enrolment")
     with_config(show)
 
+    doctor = commands.add_parser(
+        "doctor", help="self-test on the device: one line per check, exit 1 if any fails"
+    )
+    with_config(doctor)
+
     evidence_cli.add_commands(commands)
     audit_cli.add_commands(commands)
     return parser
@@ -98,6 +103,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "keys":
         return _keys(args)
+    if args.command == "doctor":
+        from .doctor import doctor_main
+
+        return doctor_main(args.config)
     if args.command == "audit":
         return audit_cli.dispatch(args)
     return evidence_cli.dispatch(args)

@@ -188,7 +188,7 @@ def test_recording(d: Doctor) -> Iterator[Result]:
             f"`rpicam-hello --list-cameras` must list it; check the ribbon; {STOP_SERVICE}",
         )
         return
-    yield from _describe(d, camera)
+    yield from describe_camera(d, camera)
     cpu_before, wall_before = _cpu(), time.monotonic()
     take.start_us = time.monotonic_ns() // 1000
     try:
@@ -208,7 +208,7 @@ def test_recording(d: Doctor) -> Iterator[Result]:
     yield from _resources(d, take)
 
 
-def _describe(d: Doctor, camera: Camera) -> Iterator[Result]:
+def describe_camera(d: Doctor, camera: Camera) -> Iterator[Result]:
     picam = getattr(camera, "camera", None)
     if picam is None:
         yield ok("camera", f"{camera.name} backend (no sensor)")
@@ -222,9 +222,9 @@ def _describe(d: Doctor, camera: Camera) -> Iterator[Result]:
         yield ok("autofocus", "continuous (AfMode offered)")
     else:
         yield ok("autofocus", "not offered: fixed focus" if not offered else "off in config")
-    from picamera2.platform import Platform
+    from picamera2 import platform as pi_platform
 
-    vc4 = Platform.get_platform() == Platform.VC4
+    vc4 = pi_platform.get_platform() == pi_platform.Platform.VC4
     yield ok(
         "H.264 encoder",
         "V4L2 hardware encoder (/dev/video11)" if vc4 else "libx264 software (no H.264 block)",

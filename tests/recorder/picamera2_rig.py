@@ -30,6 +30,7 @@ def no_libcamera_picamera2(
             self.closed = False
             self.configured: dict[str, Any] | None = None
             self.camera_ctrl_info = {"FrameDurationLimits": (None, types.SimpleNamespace(min=1))}
+            self.camera = types.SimpleNamespace(id=f"/base/soc/i2c0mux/i2c@1/{model}@1a")
             self.camera_properties_ = {"Model": model}
             NoLibcameraPicamera2.instances.append(self)
 

@@ -234,3 +234,26 @@ def test_pyav_wheel_finds_alsa_config_only_with_alsa_config_dir() -> None:
     env["ALSA_CONFIG_DIR"] = "/usr/share/alsa"
     fixed = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert "alsa.conf" not in fixed.stderr and "NoSuchMic" in fixed.stderr, fixed.stderr
+
+
+def test_doctor_describes_the_camera_module(picamera2: Any, tmp_path: Path) -> None:
+    """The doctor's camera lines read picamera2's own properties, controls and platform."""
+    from bodycamd.config import Config
+    from bodycamd.doctor import Doctor
+    from bodycamd.doctor_hardware import describe_camera
+    from hw.camera.picam import Picamera2Camera
+
+    camera = Picamera2Camera(
+        small_config(audio=False),
+        lambda packet: None,
+        lambda exc: None,
+        picamera2_class=no_libcamera_picamera2(model="imx708_wide"),
+        encoder_class=tracked_encoders([]),
+    )
+    lines = [r.line() for r in describe_camera(Doctor(Config(hardware="pi")), camera)]
+    camera.stop()
+    assert lines[:2] == [
+        "[ OK ] camera: imx708_wide",
+        "[ OK ] autofocus: continuous (AfMode offered)",
+    ]
+    assert lines[2].startswith("[ OK ] H.264 encoder: ")  # which one depends on the platform

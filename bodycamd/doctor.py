@@ -6,10 +6,8 @@ camera, the microphone, the OS's picamera2 and numpy, the groups and device node
 service user, CMA, the clock — and makes a 2-second test recording that it decodes.
 
 Run it with the service stopped (the camera, the microphone and the pins can have one user),
-as the service user inside the unit's sandbox, e.g.:
-
-    sudo systemctl stop bodycamd
-    sudo systemd-run --pty --wait -p User=bodycamd -p ... /opt/bodycamd/bin/bodycamd doctor
+as the service user, and also inside the unit's sandbox through `systemd-run`: the exact
+commands are in docs/operations.md ("Bring-up checklist").
 
 With `hardware = "simulated"` the same checks run against the simulated parts (the synthetic
 camera, gpiozero's MockFactory pins); the checks that only exist on a Pi say SKIP and why.

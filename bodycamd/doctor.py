@@ -98,9 +98,14 @@ class Doctor:
     # -- the checks that need no hardware ----------------------------------------------------
 
     def state_dir(self) -> Iterator[Result]:
+        """Write, fsync and remove a probe file. A power cut mid-probe leaves one small
+        `.doctor-*` file in the state dir's root, which storage never reads (it counts only
+        spool/, ready/ and quarantine/); the next doctor run removes it."""
         state = self.config.device.state_dir
         try:
             state.mkdir(parents=True, exist_ok=True)
+            for stale in state.glob(".doctor-*"):
+                stale.unlink()
             with tempfile.NamedTemporaryFile(dir=state, prefix=".doctor-") as probe:
                 probe.write(b"bodycamd doctor")
                 probe.flush()

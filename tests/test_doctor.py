@@ -56,7 +56,11 @@ def doctor_lines(doctor: Doctor) -> tuple[int, list[str]]:
 
 def test_simulated_device_passes_every_check(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path))
+    config.device.state_dir.mkdir(parents=True)
+    stale = config.device.state_dir / ".doctor-left-by-a-power-cut"
+    stale.write_bytes(b"bodycamd doctor")
     code, lines = doctor_lines(Doctor(config, device_paths(tmp_path), pulse_seconds=0.0))
+    assert not stale.exists() and list(config.device.state_dir.glob(".doctor-*")) == []
     checks = [m.group(1) for m in map(LINE.match, lines) if m]
     assert checks == EXPECTED, "\n".join(lines)
     assert code == 0 and lines[-1] == "all checks passed", "\n".join(lines)

@@ -66,7 +66,7 @@ async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> d
     from bodycamd.config import CameraConfig, RecorderConfig
     from bodycamd.recorder.component import CaptureComponent
     from hw.camera.replay import FileCamera
-    from tests.storage.helpers import make_spool
+    from tests.storage.helpers import make_spool, storage_for
 
     spool, _ = make_spool(state)
     fast = mode == "fast"
@@ -83,7 +83,7 @@ async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> d
     def factory(post, fault):  # type: ignore[no-untyped-def]
         return FileCamera(camera_config, post, fault, loops=loops)
 
-    component = CaptureComponent(factory, lambda: spool, camera_config, recorder_config)
+    component = CaptureComponent(factory, storage_for(spool), camera_config, recorder_config)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await component.start()
     assert component.recorder is not None

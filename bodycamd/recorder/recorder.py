@@ -29,8 +29,9 @@ from ..clock import clock_synchronised
 from ..config import RecorderConfig, parse_size
 from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
 from ..evidence import format as fmt
+from ..storage.facade import RecordingStorage
 from ..storage.quota import WRITE_BATCH
-from ..storage.spool import SegmentStart, Spool, SpoolSegment
+from ..storage.spool import SegmentStart, SpoolSegment
 from .channel import PreEventBuffer
 from .muxer import TsMuxer
 
@@ -68,14 +69,14 @@ class Recording:
 class Recorder:
     def __init__(
         self,
-        spool: Spool,
+        storage: RecordingStorage,
         config: RecorderConfig,
         params: StreamParams,
         *,
         clock_synced: Callable[[], bool] = clock_synchronised,
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        self._spool = spool
+        self._storage = storage
         self._config = config
         self.params = params
         self._clock_synced = clock_synced
@@ -128,11 +129,11 @@ class Recorder:
         async with self._lock:
             if self.recording is not None:
                 return self.recording
-            await asyncio.to_thread(self._spool.ledger.check_start)
+            await self._storage.check_start()
             recording = Recording(uuid.uuid4(), officer, reason)
             self.recording = recording
             pre_event = self._buffer.drain(self._last_us)
-            await self._audit(
+            await self._storage.audit(
                 "recording_start",
                 recording=recording.recording_id.hex,
                 officer=officer,
@@ -159,7 +160,7 @@ class Recorder:
 
     async def marker(self, note: str, requested_by: dict[str, Any] | None = None) -> None:
         recording = self.recording
-        await self._audit(
+        await self._storage.audit(
             "marker",
             note=note,
             at_us=self._last_us,
@@ -275,7 +276,7 @@ class Recorder:
             metadata,
         )
         try:
-            recording.segment = await asyncio.to_thread(self._spool.open_segment, start)
+            recording.segment = await self._storage.open_segment(start)
         except QuotaExceeded as exc:
             log.warning("%s", exc)
             await self._finish("storage_full")
@@ -311,7 +312,7 @@ class Recorder:
         """Seal and start the next segment, unless flash has no room for one: then this
         segment is the last, flagged so, and the recording stops (storage_full)."""
         sealing = len(recording.pending) + 2 * fmt.MAX_RECORD  # the batch, FINAL, footer
-        if not await asyncio.to_thread(self._spool.has_room_for_segment, sealing):
+        if not await self._storage.has_room_for_segment(sealing):
             await self._finish("storage_full")
             return False
         await self._seal(recording, end_of_recording=False)
@@ -326,7 +327,7 @@ class Recorder:
             await self._seal(recording, end_of_recording=True)
         finally:
             self.last_stop_reason = reason
-            await self._audit(
+            await self._storage.audit(
                 "recording_stop",
                 recording=recording.recording_id.hex,
                 reason=reason,
@@ -342,11 +343,3 @@ class Recorder:
                 recording.duration_s,
             )
             self._on_change()
-
-    async def _audit(self, kind: str, **fields: object) -> None:
-        """A journal that cannot be written must not stop the recording: the footage is
-        the evidence; the failure is logged loudly instead."""
-        try:
-            await asyncio.to_thread(self._spool.journal.audit, kind, **fields)
-        except StorageError as exc:
-            log.error("could not audit %s %s: %s", kind, fields, exc)

@@ -19,7 +19,7 @@ from tests.recorder.test_capture_component import (
     no_wait,
     run_component,
 )
-from tests.storage.helpers import make_spool
+from tests.storage.helpers import make_spool, storage_for
 
 
 class _VideoStallsAudioGoesOn:
@@ -87,7 +87,7 @@ async def test_recording_without_microphone_raises_audio_fault(tmp_path: Path) -
     video_only = replace(CAMERA, audio=False)
     component = CaptureComponent(
         lambda post, fault: _NoMicrophone(video_only, post, fault, max_frames=FPS * 60),
-        lambda: spool,
+        storage_for(spool),
         CAMERA,
         recorder_config(),
         sleep=no_wait,

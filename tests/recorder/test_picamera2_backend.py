@@ -5,6 +5,7 @@ one encoded; continuous autofocus where offered; a failed configure closes the c
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -123,28 +124,61 @@ def test_failed_microphone_records_video_only_and_leaks_nothing(
     assert threading.active_count() == threads_before
 
 
+class GatedReader(io.RawIOBase):
+    """A recorded microphone: picamera2 opens it on the calling thread (header and probe
+    read freely); its audio thread's reads wait until the first video frame would have
+    arrived, so nothing is discarded before the encoder's `_audio_start`, whatever the load."""
+
+    def __init__(self, data: bytes, gate: threading.Event) -> None:
+        self._data = io.BytesIO(data)
+        self._gate = gate
+        self._opener = threading.current_thread()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if threading.current_thread() is not self._opener:
+            self._gate.wait()
+        return self._data.readinto(buffer)
+
+
 @isset_deprecated
 async def test_declared_audio_track_is_what_is_encoded(picamera2: Any, tmp_path: Path) -> None:
-    """picamera2's own audio thread reads a stereo 44.1 kHz file and encodes AAC; with the
-    config's mono 48 kHz asked of the encoder, the TS carries mono 48 kHz and decodes so."""
+    """picamera2's own audio thread reads a stereo 44.1 kHz recording and encodes AAC; with
+    the config's mono 48 kHz asked of the encoder, the TS carries mono 48 kHz and decodes so."""
+    from hw.camera import audio as audio_module
     from hw.camera.picam import Picamera2Camera
 
     tone = tmp_path / "tone.wav"
     write_tone(tone, rate=44_100, channels=2, seconds=1.0)
+    gate = threading.Event()
+    microphone = GatedReader(tone.read_bytes(), gate)
+    config = small_config(audio_device="recorded", audio_format="wav", audio_channels=1)
+    audio_input, audio_output = audio_module.picamera2_audio(config, "recorded")
     loop = asyncio.get_running_loop()
     received: list[EncodedPacket] = []
     camera = Picamera2Camera(
-        small_config(audio_device=str(tone), audio_format="wav", audio_channels=1),
+        config,
         lambda packet: loop.call_soon_threadsafe(received.append, packet),
         lambda exc: None,
         picamera2_class=no_libcamera_picamera2(),
         encoder_class=tracked_encoders([]),
     )
-    camera.start()
+    # the ALSA device name the backend chose, swapped for the recording, nothing else
+    real = audio_module.picamera2_audio
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            "hw.camera.picam.picamera2_audio",
+            lambda cfg, device: ({**real(cfg, device)[0], "file": microphone}, audio_output),
+        )
+        camera.start()
     assert camera.audio_fault is None
     encoder = next(iter(camera.camera.encoders))
+    assert encoder.audio_input["options"] == audio_input["options"]
     encoder._audio_start.set()  # what the first video frame does in Encoder.encode
-    await asyncio.to_thread(encoder._audio_thread.join, 30)  # the file ends the thread
+    gate.set()
+    await asyncio.to_thread(encoder._audio_thread.join, 30)  # the recording's end ends it
     camera.stop()
     await asyncio.sleep(0)
     audio = [p for p in received if p.stream is StreamKind.AUDIO]

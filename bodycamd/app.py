@@ -20,6 +20,7 @@ from .config import Config
 from .control.server import ControlServer
 from .daemon import Component, Supervisor
 from .device import Device
+from .dock import DockComponent
 from .identity import IdentityComponent
 from .panel import EdgeSink, PanelComponent
 from .recorder.component import CaptureComponent
@@ -56,12 +57,15 @@ def build_components(config: Config) -> list[Component]:
         config.recorder,
         on_change=changed,
     )
-    device = Device(SessionPolicy(config.session), storage.storage, capture)
+    dock = DockComponent(config.dock)
+    device = Device(SessionPolicy(config.session), storage.storage, capture, dock)
     pins = pins_for(config.gpio, config.hardware)
     factory = make_pin_factory(config.hardware)
 
     def panel_hardware(post: EdgeSink) -> GpioPanel:
-        return GpioPanel(pins, factory, post)
+        hardware = GpioPanel(pins, factory, dock.route_edges(post))
+        dock.attach_contact(lambda: hardware.docked)
+        return hardware
 
     panel = PanelComponent(panel_hardware, device, config.gpio, config.indicators)
     simulator = PanelSimulator(panel) if config.hardware == "simulated" else None
@@ -74,9 +78,10 @@ def build_components(config: Config) -> list[Component]:
         simulator,
         stealth_allowed=config.indicators.stealth_allowed,
     )
-    # stop order is the reverse: control, device, the camera (sealing the recording), then
-    # the panel's GPIO (handlers cleared, devices closed), storage, keys (DESIGN.md §3)
-    return [identity, storage, panel, capture, device, control]
+    # the dock starts after the panel, whose GPIO hardware carries the dock contact; stop
+    # order is the reverse: control, device, the camera (sealing the recording), the dock,
+    # then the panel's GPIO (handlers cleared, devices closed), storage, keys (DESIGN.md §3)
+    return [identity, storage, panel, dock, capture, device, control]
 
 
 async def serve(config: Config, notifier: Notifier, *, debug: bool = False) -> int:

@@ -333,25 +333,37 @@ class GpioConfig:
             "Two presses within this while recording add a marker.", minimum=0.1, maximum=2.0
         ),
     )
-    dock_source: DockSource = field(
+
+
+@dataclass(frozen=True)
+class DockConfig:
+    source: DockSource = field(
         default="gpio",
         metadata=_doc(
-            'How docking is sensed: "gpio" (dock_sense pin), "power_supply" (the file '
-            'power_supply_online reads "1") or "endpoint" (dock_endpoint accepts a TCP '
-            "connection)."
+            'How docking is sensed: "gpio" (the gpio.dock_sense contact), "power_supply" (the '
+            'file power_supply_online reads "1") or "endpoint" (endpoint accepts a TCP '
+            "connection; benches without a dock contact)."
         ),
     )
-    dock_stable_seconds: float = field(
+    stable_seconds: float = field(
         default=2.0,
         metadata=_doc("A dock level must hold this long to count.", minimum=0.0, maximum=60.0),
     )
     power_supply_online: str = field(
         default="/sys/class/power_supply/usb/online",
-        metadata=_doc('File read by dock_source = "power_supply".', path=True),
+        metadata=_doc('File read by source = "power_supply".', path=True),
     )
-    dock_endpoint: str = field(
-        default="", metadata=_doc('host:port probed by dock_source = "endpoint".')
-    )
+    endpoint: str = field(default="", metadata=_doc('host:port probed by source = "endpoint".'))
+
+
+# Keys that moved to another section: refused with one line naming the new key (a silently
+# ignored dock setting would leave a camera that never uploads).
+MOVED_KEYS = {
+    "gpio.dock_source": "dock.source",
+    "gpio.dock_stable_seconds": "dock.stable_seconds",
+    "gpio.power_supply_online": "dock.power_supply_online",
+    "gpio.dock_endpoint": "dock.endpoint",
+}
 
 
 @dataclass(frozen=True)
@@ -459,6 +471,7 @@ class Config:
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
+    dock: DockConfig = field(default_factory=DockConfig)
     indicators: IndicatorConfig = field(default_factory=IndicatorConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     control: ControlConfig = field(default_factory=ControlConfig)

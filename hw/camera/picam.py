@@ -111,7 +111,10 @@ class Picamera2Camera:
             picamera2_class = picamera2_class or Picamera2
             encoder_class = encoder_class or H264Encoder
         self._config = config
-        self._fault = fault
+        # picamera2 reports no encoder errors to its caller, so nothing calls `fault`: a
+        # dead encoder is a stall, which the capture watchdog turns into a camera fault
+        # (camera.stall_seconds; video only, see bodycamd/recorder/component.py).
+        del fault
         self._post = post
         self._encoder_class = encoder_class
         self._sound_cards = sound_cards

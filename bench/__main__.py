@@ -165,10 +165,11 @@ def main() -> None:
             leftover.unlink()
         directory.rmdir()
     print()
-    from bench import capture, latency
+    from bench import capture, latency, upload
 
     latency.main()
     capture.main()
+    upload.main()
 
 
 if __name__ == "__main__":

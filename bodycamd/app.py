@@ -16,6 +16,7 @@ from hw.camera import open_camera
 from hw.gpio import GpioPanel, make_pin_factory, pins_for
 
 from .camera import Camera, FaultSink, PacketSink
+from .clock import clock_synchronised
 from .config import Config
 from .control.server import ControlServer
 from .daemon import Component, Supervisor
@@ -28,6 +29,7 @@ from .session import SessionPolicy
 from .simulator import PanelSimulator
 from .storage import StateLayout, StorageComponent
 from .systemd import Notifier
+from .upload.component import UploadComponent, build_uploader
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,24 @@ def build_components(config: Config) -> list[Component]:
         on_change=changed,
     )
     dock = DockComponent(config.dock)
-    device = Device(SessionPolicy(config.session), storage.storage, capture, dock)
+    uploader: UploadComponent | None = None
+
+    def clock_synced() -> bool:
+        """The kernel's word, and the ingest's Date at the last dock (within 2 s)."""
+        skewed = uploader is not None and uploader.clock_unsynced.value
+        return clock_synchronised() and not skewed
+
+    device = Device(
+        SessionPolicy(config.session), storage.storage, capture, dock, clock_synced=clock_synced
+    )
+    uploader = build_uploader(
+        config,
+        storage.storage,
+        dock.docked,
+        device.recording,
+        lambda progress: device.set_upload(progress.fraction, progress.failing),
+    )
+    uploader.clock_unsynced.listen(lambda _: device.changed())
     pins = pins_for(config.gpio, config.hardware)
     factory = make_pin_factory(config.hardware)
 
@@ -77,11 +96,13 @@ def build_components(config: Config) -> list[Component]:
         capture,
         simulator,
         stealth_allowed=config.indicators.stealth_allowed,
+        uploads=uploader.progress_json,
     )
     # the dock starts after the panel, whose GPIO hardware carries the dock contact; stop
-    # order is the reverse: control, device, the camera (sealing the recording), the dock,
-    # then the panel's GPIO (handlers cleared, devices closed), storage, keys (DESIGN.md §3)
-    return [identity, storage, panel, dock, capture, device, control]
+    # order is the reverse: control, the uploader (its request cancelled), device, the camera
+    # (sealing the recording), the dock, then the panel's GPIO (handlers cleared, devices
+    # closed), storage, keys (DESIGN.md §3)
+    return [identity, storage, panel, dock, capture, device, uploader, control]
 
 
 async def serve(config: Config, notifier: Notifier, *, debug: bool = False) -> int:

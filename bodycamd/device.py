@@ -17,8 +17,9 @@ committed; a journal that cannot be written refuses them with code "storage" and
 changes. Dock and clock events are written after the fact and never refused; a failure
 shows as the journal_error health flag.
 
-`recording` and `logged_in` are Signals kept in step with the published state, for the
-uploader (it yields to recording) and whoever else must wait for a flip.
+`recording`, `logged_in` and `docked` (the settled dock) are Signals kept in step with the
+published state, for the uploader (it runs while docked and yields to recording) and
+whoever else must wait for a flip. The uploader reports back through `set_upload`.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ class Device:
         self._changing = asyncio.Lock()  # one audited change at a time: decided, then applied
         self.recording = Signal("recording")
         self.logged_in = Signal("logged_in")
+        self._upload_progress: float | None = None
+        self._upload_error = False
         if dock is not None:  # a settled dock change is applied by the run loop at once
             dock.docked.listen(lambda _docked: self._wakeup.set())
 
@@ -252,6 +255,13 @@ class Device:
                 self._stealth = stealth
                 self.refresh("stealth")
 
+    def set_upload(self, progress: float | None, error: bool) -> None:
+        """The uploader's report: 0..1 while uploading (None otherwise) and whether its
+        latest attempt failed (the upload_error health flag and its LED pattern)."""
+        if (progress, error) != (self._upload_progress, self._upload_error):
+            self._upload_progress, self._upload_error = progress, error
+            self.refresh("upload")
+
     # -- state ------------------------------------------------------------------------------
 
     def changed(self) -> None:
@@ -297,6 +307,8 @@ class Device:
             health.add("audio_fault")
         if not self._clock_synced():
             health.add("clock_unsynced")
+        if self._upload_error:
+            health.add("upload_error")
         return dataclasses.replace(
             self.state,
             officer=self.officer.personnel_number if self.officer else None,
@@ -308,6 +320,7 @@ class Device:
             stealth=self._stealth,
             health=frozenset(health),
             awaiting_upload=figures.awaiting_upload if figures else 0,
+            upload_progress=self._upload_progress,
         )
 
     def _is_recording(self) -> bool:

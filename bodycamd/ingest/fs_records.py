@@ -19,7 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..evidence.keys import atomic_write, fsync_directory
+from ..evidence.keys import atomic_write
+from ..fsutil import fsync_directory
 from .errors import StoreError
 from .store import DEVICE_ID, DeviceRecord, SegmentKey, SegmentRecord, StoredReceipt
 

@@ -36,7 +36,8 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
 
-from ..evidence.keys import atomic_write, fsync_directory
+from ..evidence.keys import atomic_write
+from ..fsutil import fsync_directory
 from .errors import (
     ChecksumMismatch,
     OffsetMismatch,

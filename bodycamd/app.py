@@ -13,7 +13,7 @@ import logging
 import socket
 
 from hw.camera import open_camera
-from hw.gpio import GpioPanel, load_board, make_pin_factory
+from hw.gpio import GpioPanel, make_pin_factory, pins_for
 
 from .camera import Camera, FaultSink, PacketSink
 from .clock import clock_synchronised
@@ -78,7 +78,7 @@ def build_components(config: Config) -> list[Component]:
         lambda progress: device.set_upload(progress.fraction, progress.failing),
     )
     uploader.clock_unsynced.listen(lambda _: device.changed())
-    pins = load_board(config.gpio)
+    pins = pins_for(config.gpio, config.hardware)
     factory = make_pin_factory(config.hardware)
 
     def panel_hardware(post: EdgeSink) -> GpioPanel:

@@ -320,6 +320,8 @@ class Device:
         figures = self._storage.figures()
         if self._capture.fault is not None:
             health.add("camera_fault")
+        if self._capture.audio_fault is not None:
+            health.add("audio_fault")
         if not self._clock_synced():
             health.add("clock_unsynced")
         if self._upload_error:

@@ -2,9 +2,10 @@
 
 The camera thread's packets reach the loop through `call_soon_threadsafe`; everything after
 that runs on the loop (file I/O in worker threads). A backend that raises, or delivers no
-frame for `camera.stall_seconds`, marks the camera faulty: the open segment is sealed, the
-backend is stopped and started again with exponential backoff, and a recording that was
-running resumes as a new recording once frames flow again. The daemon stays up throughout.
+video frame for `camera.stall_seconds` (audio does not count), marks the camera faulty: the
+open segment is sealed, the backend is stopped and started again with exponential backoff,
+and a recording that was running resumes as a new recording once frames flow again. The
+daemon stays up throughout.
 
 Shutdown order: stop the camera (no new packets), let the channel drain, seal the recording,
 then end the tasks, so nothing is cancelled half-way through a write.
@@ -19,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from fractions import Fraction
 
-from ..camera import Camera, EncodedPacket, FaultSink, PacketSink, StreamParams
+from ..camera import Camera, EncodedPacket, FaultSink, PacketSink, StreamKind, StreamParams
 from ..config import CameraConfig, RecorderConfig, parse_size
 from ..storage.facade import RecordingStorage
 from .channel import PacketChannel
@@ -70,6 +71,12 @@ class CaptureComponent:
     @property
     def fault(self) -> str | None:
         return self._fault_reason
+
+    @property
+    def audio_fault(self) -> str | None:
+        """Why a camera that records video has no sound (its microphone failed), else None."""
+        reason: str | None = getattr(self._camera, "audio_fault", None)
+        return reason
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -149,8 +156,11 @@ class CaptureComponent:
                 loop.call_soon_threadsafe(self._backend_failed, exc)
 
     def _arrive(self, packet: EncodedPacket) -> None:
-        self._last_packet = self._clock()
-        self._first_packet.set()
+        # Only video proves the camera alive: picamera2's audio thread goes on encoding when
+        # the sensor stalls, and segments would silently become audio-only.
+        if packet.stream is StreamKind.VIDEO:
+            self._last_packet = self._clock()
+            self._first_packet.set()
         self._channel.put(packet)
 
     def _backend_failed(self, exc: BaseException) -> None:
@@ -250,6 +260,9 @@ class CaptureComponent:
         self._camera = camera  # known before it starts, so stop() can always stop it
         await asyncio.to_thread(camera.start)
         self._last_packet = self._clock()
+        if self.audio_fault is not None:  # video runs without sound: say so, and why
+            await self._storage.audit("audio_fault", reason=self.audio_fault)
+            self._on_change()
         return camera
 
     async def _stop_camera(self) -> None:

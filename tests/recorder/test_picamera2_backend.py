@@ -18,7 +18,7 @@ import pytest
 from bodycamd.camera import EncodedPacket, StreamKind
 from bodycamd.config import CameraConfig
 from bodycamd.errors import HardwareError
-from bodycamd.recorder.muxer import TsMuxer
+from bodycamd.recorder.muxer import MuxState, TsMuxer
 
 from .picamera2_rig import no_libcamera_picamera2
 
@@ -197,7 +197,7 @@ async def test_declared_audio_track_is_what_is_encoded(picamera2: Any, tmp_path:
     assert params.audio_extradata == bytes([0x11, 0x88])
 
     video = EncodedPacket(StreamKind.VIDEO, idr_frame(), True, 0)
-    muxer = TsMuxer(params, base_us=0)
+    muxer = TsMuxer(params, MuxState(base_us=0))
     ts = muxer.mux(video) + b"".join(muxer.mux(p) for p in audio) + muxer.close()
     path = tmp_path / "out.ts"
     path.write_bytes(ts)

@@ -6,8 +6,15 @@ pre-event window (or at the next keyframe when there is none), rolls to a new se
 first keyframe after `segment_seconds` or `segment_max_bytes`, checkpoints every
 `durability_interval` of footage, and on stop seals after the last frame it has.
 
-Every file operation runs in a worker thread (`asyncio.to_thread`): a slow card slows the
-recorder, whose input channel then drops whole GOPs (see channel.py), never the event loop.
+Every file and journal operation runs on one long-lived worker thread (`hop.WorkerThread`,
+fed by a bounded queue, in order): a slow card slows the recorder, whose input channel then
+drops whole GOPs (see channel.py), never the event loop.
+
+What survives a power cut is the writer's promise (evidence/writer.py, storage/spool.py): the
+header and every record up to the last checkpoint whose fsync returned, i.e. at most one
+`durability_interval` of footage plus what waits in the channel is lost. The worker thread
+changes none of that: a flush or checkpoint is awaited before the recorder goes on, exactly
+as it was with one `to_thread` call each.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from ..clock import clock_synchronised
 from ..config import RecorderConfig, parse_size
 from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
 from ..evidence import format as fmt
+from ..hop import WorkerThread
 from ..storage.quota import WRITE_BATCH
 from ..storage.spool import SegmentStart, Spool, SpoolSegment
 from .channel import PreEventBuffer
@@ -74,8 +82,11 @@ class Recorder:
         *,
         clock_synced: Callable[[], bool] = clock_synchronised,
         on_change: Callable[[], None] | None = None,
+        io: WorkerThread | None = None,
     ) -> None:
         self._spool = spool
+        self._owns_io = io is None
+        self._io = io or WorkerThread("recorder-io")
         self._config = config
         self.params = params
         self._clock_synced = clock_synced
@@ -112,6 +123,11 @@ class Recorder:
             self._buffer.clear()
         self._on_change()
 
+    async def close(self) -> None:
+        """End the worker thread when the recorder made it (after the last `stop`)."""
+        if self._owns_io:
+            await self._io.stop()
+
     async def handle(self, packet: EncodedPacket) -> None:
         self._last_us = packet.pts_us
         async with self._lock:
@@ -128,7 +144,7 @@ class Recorder:
         async with self._lock:
             if self.recording is not None:
                 return self.recording
-            await asyncio.to_thread(self._spool.ledger.check_start)
+            await self._io.run(self._spool.ledger.check_start)
             recording = Recording(uuid.uuid4(), officer, reason)
             self.recording = recording
             pre_event = self._buffer.drain(self._last_us)
@@ -209,8 +225,8 @@ class Recorder:
         self, recording: Recording, *, checkpoint: bool = False, final: bool = False
     ) -> bool:
         """Hand the muxed bytes to the writer in one worker-thread call (one hop per batch,
-        not per packet), checkpointing after them when due. What is pending lives in RAM
-        only, and never longer than one checkpoint interval."""
+        not per packet), checkpointing after them when due, and wait for it. What is
+        pending lives in RAM only, and never longer than one checkpoint interval."""
         segment = recording.segment
         assert segment is not None
         data = bytes(recording.pending)
@@ -235,7 +251,7 @@ class Recorder:
         "abandoned" (an I/O error; the segment is already sealed as torn, and recording
         carries on in a new segment at the next keyframe)."""
         try:
-            await asyncio.to_thread(action)
+            await self._io.run(action)
         except QuotaExceeded as exc:
             log.warning("%s", exc)
             return "full"
@@ -275,7 +291,7 @@ class Recorder:
             metadata,
         )
         try:
-            recording.segment = await asyncio.to_thread(self._spool.open_segment, start)
+            recording.segment = await self._io.run(lambda: self._spool.open_segment(start))
         except QuotaExceeded as exc:
             log.warning("%s", exc)
             await self._finish("storage_full")
@@ -287,6 +303,7 @@ class Recorder:
         recording.muxer = TsMuxer(self.params, base)
         recording.segment_start_us = packet.pts_us
         recording.checkpoint_us = packet.pts_us
+        self._on_change()  # storage in use changed: a segment is open
         return True
 
     async def _seal(self, recording: Recording, *, end_of_recording: bool) -> None:
@@ -302,7 +319,7 @@ class Recorder:
             recording.segment = None
             if not ok or segment.closed:
                 return
-        sealed = await asyncio.to_thread(lambda: segment.seal(end_of_recording=end_of_recording))
+        sealed = await self._io.run(lambda: segment.seal(end_of_recording=end_of_recording))
         recording.prev_digest = sealed.digest
         recording.segments += 1
         self._on_change()
@@ -311,7 +328,7 @@ class Recorder:
         """Seal and start the next segment, unless flash has no room for one: then this
         segment is the last, flagged so, and the recording stops (storage_full)."""
         sealing = len(recording.pending) + 2 * fmt.MAX_RECORD  # the batch, FINAL, footer
-        if not await asyncio.to_thread(self._spool.has_room_for_segment, sealing):
+        if not await self._io.run(lambda: self._spool.has_room_for_segment(sealing)):
             await self._finish("storage_full")
             return False
         await self._seal(recording, end_of_recording=False)
@@ -347,6 +364,6 @@ class Recorder:
         """A journal that cannot be written must not stop the recording: the footage is
         the evidence; the failure is logged loudly instead."""
         try:
-            await asyncio.to_thread(self._spool.journal.audit, kind, **fields)
+            await self._io.run(lambda: self._spool.journal.audit(kind, **fields))
         except StorageError as exc:
             log.error("could not audit %s %s: %s", kind, fields, exc)

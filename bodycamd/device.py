@@ -26,6 +26,7 @@ from .clock import clock_synchronised
 from .errors import QuotaExceeded, Refused
 from .recorder.component import CaptureComponent
 from .session import Officer, SessionPolicy
+from .signals import Signal
 from .state import DeviceState, StateChange, StateEvents
 from .storage.component import StorageComponent
 
@@ -75,6 +76,11 @@ class Device:
         self._clock_was_synced: bool | None = None
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
+        # the camera sleeps while nobody is logged in, unless policy lets anyone record
+        self.logged_in = Signal("logged_in")
+        anonymous = policy.allow_anonymous_recording
+        self.logged_in.listen(lambda on: capture.want_camera(on or anonymous))
+        capture.want_camera(anonymous)
 
     # -- component lifecycle ----------------------------------------------------------------
 
@@ -110,6 +116,7 @@ class Device:
         if self.officer is None:
             self.officer = Officer(personnel, time.time_ns())
             await self._audit("officer_login", personnel_number=personnel, **caller.audit_fields())
+            self.logged_in.set(True)
             self.refresh("login")
             self._recorder_buffering(True)  # its own change: pre-event buffering begins
         return self.officer
@@ -121,6 +128,7 @@ class Device:
             raise Refused("recording", "stop the recording before logging out")
         number = self.officer.personnel_number
         self.officer = None
+        self.logged_in.set(False)
         self._recorder_buffering(False)
         await self._audit(
             "officer_logout", personnel_number=number, reason=reason, **caller.audit_fields()

@@ -147,8 +147,10 @@ class CaptureComponent:
     def status(self) -> str:
         if self._fault_reason is not None:
             return f"camera: FAULT ({self._fault_reason})"
-        if self._camera is None or self.recorder is None:
+        if self.recorder is None:
             return "camera: not started"
+        if self._camera is None:
+            return "camera: asleep (nobody logged in)"
         params = self.recorder.params
         text = f"camera: {self._camera.name} {params.width}x{params.height}@{params.framerate}"
         recording = self.recorder.recording

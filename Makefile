@@ -32,7 +32,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # On the Pi: picamera2 and libcamera come from Raspberry Pi OS packages (python3-picamera2),
 # which cannot be installed from PyPI, so the venv must see the system site-packages.

@@ -27,9 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import av
+from typing import TYPE_CHECKING, Any
 
 from ..camera import EncodedPacket, StreamKind, StreamParams
 from ..clock import clock_synchronised
@@ -40,7 +38,9 @@ from ..hop import WorkerThread
 from ..storage.quota import WRITE_BATCH
 from ..storage.spool import SegmentStart, Spool, SpoolSegment
 from .channel import PreEventBuffer
-from .muxer import TsMuxer
+
+if TYPE_CHECKING:  # PyAV (31 MiB resident) is loaded when a segment opens, not at start-up
+    from .muxer import TsMuxer
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class Recorder:
         recording.last_us = packet.pts_us
         try:
             recording.pending += muxer.mux(packet)
-        except (ValueError, av.FFmpegError) as exc:
+        except (ValueError, _ffmpeg_error()) as exc:
             # e.g. a timestamp that goes backwards: lose the packet, not the recording
             self.packets_refused += 1
             log.warning(
@@ -300,6 +300,8 @@ class Recorder:
             log.error("cannot start segment %d: %s", recording.segments, exc)
             await self._finish("storage_error")
             return False
+        from .muxer import TsMuxer
+
         recording.muxer = TsMuxer(self.params, base)
         recording.segment_start_us = packet.pts_us
         recording.checkpoint_us = packet.pts_us
@@ -367,3 +369,11 @@ class Recorder:
             await self._io.run(lambda: self._spool.journal.audit(kind, **fields))
         except StorageError as exc:
             log.error("could not audit %s %s: %s", kind, fields, exc)
+
+
+def _ffmpeg_error() -> type[Exception]:
+    """PyAV's error class, looked up only when an exception is being matched (by then the
+    muxer has loaded PyAV)."""
+    import av
+
+    return av.FFmpegError

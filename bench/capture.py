@@ -92,6 +92,7 @@ class RssSampler:
 
     def __init__(self) -> None:
         self.samples: list[int] = []
+        self.thread_cpu = 0.0  # the sampler's own CPU, taken out of the daemon's figure
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
@@ -106,6 +107,7 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.wait(0.5):
             self.samples.append(proc_status()["VmRSS"])
+        self.thread_cpu = time.thread_time()
 
     def figures(self) -> dict[str, float]:
         return {
@@ -170,7 +172,7 @@ async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> d
         await task
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     return {
-        "cpu_seconds": cpu,
+        "cpu_seconds": cpu - rss.thread_cpu,
         "camera_cpu_seconds": type(camera).thread_cpu,
         "wall_seconds": wall,
         "footage_seconds": FOOTAGE_SECONDS * LOOPS,

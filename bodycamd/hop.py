@@ -118,6 +118,10 @@ class Inbox(Generic[_T]):
             if future in self._watchers:
                 self._watchers.remove(future)
 
+    def nudge(self) -> None:
+        """Wake the consumer now for items queued without a wake-up (on the loop)."""
+        self._ready.set()
+
     def pop(self) -> _T | None:
         """The oldest item, or None when empty (on the loop, no await)."""
         with self._lock:

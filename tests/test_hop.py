@@ -134,3 +134,25 @@ async def test_channel_bound_counts_the_packet_in_hand_and_discard_frees_it() ->
     assert [(g.start_us, g.end_us, g.frames) for g in gaps] == [(2, 4, 2)]
     assert channel.discard() == 200
     await channel.wait_empty()
+
+
+async def test_audio_after_the_last_frame_is_handled_when_waited_for() -> None:
+    """Audio does not wake the loop by itself; waiting for the channel to empty does."""
+    channel = PacketChannel(10_000, LoopHop.here())
+    handled: list[int] = []
+
+    async def consume() -> None:
+        while await channel.wait():
+            while (p := channel.pop()) is not None:
+                handled.append(p.pts_us)
+                channel.done(p)
+
+    consumer = asyncio.create_task(consume())
+    audio = [EncodedPacket(StreamKind.AUDIO, b"a" * 10, True, pts) for pts in (1, 2)]
+    from_thread(lambda: [channel.put(p) for p in audio])
+    assert channel.wakeups == 0
+    async with asyncio.timeout(10):
+        await channel.wait_empty()
+    assert handled == [1, 2]
+    channel.close()
+    await consumer

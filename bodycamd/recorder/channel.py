@@ -111,12 +111,18 @@ class PacketChannel:
         if empty:
             self._empty.set()
 
+    def nudge(self) -> None:
+        """Have the consumer take packets queued without a wake-up (audio after the last
+        video frame): the watchdog does this every tick, `wait_empty` at once."""
+        self._inbox.nudge()
+
     async def wait_empty(self) -> None:
         """Until everything put so far has been handled."""
         while True:
             with self._lock:
                 if self._outstanding == 0:
                     return
+            self._inbox.nudge()
             self._empty.clear()
             await self._empty.wait()
 

@@ -205,8 +205,11 @@ class CaptureComponent:
                 )
 
     async def _watch(self) -> None:
+        """Every tick: act on want_camera, then on a backend error or a stall. While the
+        camera sleeps there is no tick at all: only want_camera or stop wakes this task."""
         stall = self._camera_config.stall_seconds
-        while not await self._pause(min(0.5, stall / 4)):
+        while not await self._pause(None if self._asleep() else min(0.5, stall / 4)):
+            self._channel.nudge()  # audio queued after the last frame is handled by now
             recording = self.recorder is not None and self.recorder.recording is not None
             if not (self._wanted or recording):
                 if self._camera is not None or self._fault_reason is not None:
@@ -217,6 +220,11 @@ class CaptureComponent:
                 await self._recover(f"backend error: {self._backend_error}")
             elif self._fault_reason is not None or self._clock() - self._last_packet > stall:
                 await self._recover(self._fault_reason or f"no frames for {stall:g} s")
+
+    def _asleep(self) -> bool:
+        recording = self.recorder is not None and self.recorder.recording is not None
+        busy = self._camera is not None or self._fault_reason is not None
+        return not (self._wanted or recording or busy)
 
     async def _sleep_camera(self) -> None:
         """Nobody needs frames: camera off (a fault is moot until it is wanted again)."""
@@ -285,10 +293,13 @@ class CaptureComponent:
         except StorageError as exc:
             log.error("could not audit %s: %s", kind, exc)
 
-    async def _pause(self, seconds: float) -> bool:
-        """Sleep (the injected way), cut short by stop() or want_camera(); True when
-        stopping."""
-        await sleep_unless(self._poke, seconds, self._sleep)
+    async def _pause(self, seconds: float | None) -> bool:
+        """Sleep (the injected way; None: until poked), cut short by stop() or
+        want_camera(); True when stopping."""
+        if seconds is None:
+            await self._poke.wait()
+        else:
+            await sleep_unless(self._poke, seconds, self._sleep)
         self._poke.clear()
         return self._closing.is_set()
 

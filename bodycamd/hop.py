@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -69,8 +70,10 @@ class Inbox(Generic[_T]):
     before it pushes), because only the owner knows what may be dropped.
     """
 
-    def __init__(self, hop: LoopHop) -> None:
+    def __init__(self, hop: LoopHop, *, coalesce_seconds: float = 0.0) -> None:
         self._hop = hop
+        self._coalesce_ns = int(coalesce_seconds * 1e9)
+        self._last_wake_ns = 0
         self._items: deque[_T] = deque()
         self._lock = threading.Lock()
         self._ready = asyncio.Event()  # touched on the loop only
@@ -83,12 +86,18 @@ class Inbox(Generic[_T]):
         return len(self._items)
 
     def push(self, item: _T, *, wake: bool = True) -> None:
-        """Queue `item` (any thread). With `wake=False` the item rides along with the next
-        waking one (audio waits for the next video frame: a frame's time at most)."""
+        """Queue `item` (any thread). With `wake=False`, or within `coalesce_seconds` of the
+        last wake-up, the item rides along with the next waking one; an owner that may stop
+        pushing calls `nudge` now and then (the capture watchdog does, twice a second)."""
         with self._lock:
             self._items.append(item)
             if not wake or self._wake_posted:
                 return
+            if self._coalesce_ns:
+                now = time.monotonic_ns()
+                if now - self._last_wake_ns < self._coalesce_ns:
+                    return
+                self._last_wake_ns = now
             self._wake_posted = True
             self.wakeups += 1
         self._hop.post(self._wake)

@@ -71,6 +71,7 @@ class CaptureComponent:
         self._backend_error: BaseException | None = None
         self._last_packet = 0.0
         self._received_before_start = 0
+        self._received_at_tick = 0
         self._stopping = asyncio.Event()  # run() ends
         self._closing = asyncio.Event()  # stop() has begun: no more restarts
         self._watchdog: asyncio.Task[None] | None = None
@@ -184,7 +185,6 @@ class CaptureComponent:
         assert self.recorder is not None
         channel = self._channel
         while await channel.wait():
-            self._last_packet = self._clock()
             while (packet := channel.pop()) is not None:
                 await self.recorder.handle(packet)
                 channel.done(packet)
@@ -209,7 +209,10 @@ class CaptureComponent:
         camera sleeps there is no tick at all: only want_camera or stop wakes this task."""
         stall = self._camera_config.stall_seconds
         while not await self._pause(None if self._asleep() else min(0.5, stall / 4)):
-            self._channel.nudge()  # audio queued after the last frame is handled by now
+            self._channel.nudge()  # what rode along without a wake-up is handled by now
+            if self._channel.received != self._received_at_tick:  # the camera delivers
+                self._received_at_tick = self._channel.received
+                self._last_packet = self._clock()
             recording = self.recorder is not None and self.recorder.recording is not None
             if not (self._wanted or recording):
                 if self._camera is not None or self._fault_reason is not None:

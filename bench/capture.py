@@ -135,6 +135,7 @@ def timed_file_camera(config, post, fault, loops):  # type: ignore[no-untyped-de
 async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> dict[str, float]:
     """mode: "fast" (record, as fast as the pipeline goes), or in real time "record" or
     "buffer" (pre-event only)."""
+    import bodycamd.app  # noqa: F401 - what the daemon has loaded, so RSS is the daemon's
     from bodycamd.config import CameraConfig, RecorderConfig
     from bodycamd.recorder.component import CaptureComponent
     from tests.storage.helpers import make_spool
@@ -194,6 +195,18 @@ def child(argv: list[str]) -> None:
     print(json.dumps(result))
 
 
+def unit_environment() -> dict[str, str]:
+    """The Environment= lines of the systemd unit (e.g. MALLOC_ARENA_MAX): the daemon is
+    measured as it runs on the device."""
+    env = {}
+    unit = Path("systemd/bodycamd.service")
+    for line in unit.read_text().splitlines() if unit.exists() else []:
+        if line.startswith("Environment="):
+            key, _, value = line.removeprefix("Environment=").strip('"').partition("=")
+            env[key] = value
+    return env
+
+
 def run(footage: Path, pre_event: float, mode: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory(dir=Path.cwd() / "var") as state:
         out = subprocess.run(
@@ -209,6 +222,7 @@ def run(footage: Path, pre_event: float, mode: str) -> dict[str, float]:
             capture_output=True,
             text=True,
             check=True,
+            env={**os.environ, **unit_environment()},
         )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -229,7 +243,7 @@ def idle_daemon() -> dict[str, float]:
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(base / "notify"))
         notify.settimeout(60)
-        env = {**os.environ, "NOTIFY_SOCKET": str(base / "notify")}
+        env = {**os.environ, **unit_environment(), "NOTIFY_SOCKET": str(base / "notify")}
         proc = subprocess.Popen(
             [sys.executable, "-m", "bodycamd.cli", "run", "--config", str(config)],
             env=env,
@@ -263,6 +277,7 @@ def idle_daemon() -> dict[str, float]:
 def main(rows: dict[str, list[float]]) -> None:
     """Run every capture phase once, print it, and add its figures to `rows`."""
     Path("var").mkdir(exist_ok=True)
+    print(f"environment from the unit: {unit_environment() or 'none'}")
     footage = Path("var") / "bench-1080p30-10mbit.ts"
     if not footage.exists():
         print("encoding 20 s of 1080p30 10 Mbit/s footage for the bench (once)...", flush=True)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from ..camera import EncodedPacket, StreamKind
 from ..hop import Inbox, LoopHop
 
-
 # the loop is woken at most this often by a camera: ~10 wake-ups/s instead of one per frame
 # (30) or per packet (77 at 1080p30 with AAC); footage waits this long at most in the inbox
 COALESCE_SECONDS = 0.1

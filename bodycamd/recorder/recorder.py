@@ -229,8 +229,9 @@ class Recorder:
         pending lives in RAM only, and never longer than one checkpoint interval."""
         segment = recording.segment
         assert segment is not None
-        data = bytes(recording.pending)
-        recording.pending.clear()
+        # hand the buffer itself over (no copy) and start a new one; the writer thread is
+        # done with it before this coroutine goes on
+        data, recording.pending = recording.pending, bytearray()
 
         def write() -> None:
             if data:

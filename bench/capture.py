@@ -202,8 +202,9 @@ def unit_environment() -> dict[str, str]:
     unit = Path("systemd/bodycamd.service")
     for line in unit.read_text().splitlines() if unit.exists() else []:
         if line.startswith("Environment="):
-            key, _, value = line.removeprefix("Environment=").strip('"').partition("=")
-            env[key] = value
+            for assignment in line.removeprefix("Environment=").split():
+                key, _, value = assignment.strip('"').partition("=")
+                env[key] = value
     return env
 
 

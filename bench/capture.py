@@ -138,7 +138,7 @@ async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> d
     import bodycamd.app  # noqa: F401 - what the daemon has loaded, so RSS is the daemon's
     from bodycamd.config import CameraConfig, RecorderConfig
     from bodycamd.recorder.component import CaptureComponent
-    from tests.storage.helpers import make_spool
+    from tests.storage.helpers import make_spool, storage_for
 
     spool, _ = make_spool(state)
     fast = mode == "fast"
@@ -155,7 +155,7 @@ async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> d
         cameras.append(timed_file_camera(camera_config, post, fault, LOOPS))
         return cameras[-1]
 
-    component = CaptureComponent(factory, lambda: spool, camera_config, recorder_config)
+    component = CaptureComponent(factory, storage_for(spool), camera_config, recorder_config)
     with RssSampler() as rss:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await component.start()

@@ -51,12 +51,12 @@ def build_components(config: Config) -> list[Component]:
 
     capture = CaptureComponent(
         camera_factory,
-        storage.require_spool,
+        storage.storage,
         config.camera,
         config.recorder,
         on_change=changed,
     )
-    device = Device(SessionPolicy(config.session), storage, capture)
+    device = Device(SessionPolicy(config.session), storage.storage, capture)
     pins = load_board(config.gpio)
     factory = make_pin_factory(config.hardware)
 
@@ -69,7 +69,7 @@ def build_components(config: Config) -> list[Component]:
         config.device.runtime_dir / "control.sock",
         config.control,
         device,
-        storage,
+        storage.storage,
         capture,
         simulator,
         stealth_allowed=config.indicators.stealth_allowed,

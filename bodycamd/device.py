@@ -10,6 +10,15 @@ subscribers. Policy, from DESIGN.md §4:
 - quota below `storage.min_free_minutes`: refused with the reason; full mid-recording: the
   recorder seals and stops, never deleting evidence;
 - logging out while recording: refused (stop first), so no recording loses its officer.
+
+Audit (the storage façade's rule, docs/architecture.md): login, logout, stealth and the
+anonymous-recording allowance write their event first and are applied only once it is
+committed; a journal that cannot be written refuses them with code "storage" and nothing
+changes. Dock and clock events are written after the fact and never refused; a failure
+shows as the journal_error health flag.
+
+`recording` and `logged_in` are Signals kept in step with the published state, for the
+uploader (it yields to recording) and whoever else must wait for a flip.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from .recorder.component import CaptureComponent
 from .session import Officer, SessionPolicy
 from .signals import Signal
 from .state import DeviceState, StateChange, StateEvents
-from .storage.component import StorageComponent
+from .storage.facade import Storage
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
@@ -55,7 +64,7 @@ class Device:
     def __init__(
         self,
         policy: SessionPolicy,
-        storage: StorageComponent,
+        storage: Storage,
         capture: CaptureComponent,
         *,
         clock_synced: Callable[[], bool] = clock_synchronised,
@@ -71,13 +80,12 @@ class Device:
         self.officer: Officer | None = None
         self._docked = False
         self._stealth = False
-        self._upload_progress: float | None = None
-        self._upload_error = False
         self._clock_was_synced: bool | None = None
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
-        # the camera sleeps while nobody is logged in, unless policy lets anyone record
+        self.recording = Signal("recording")
         self.logged_in = Signal("logged_in")
+        # the camera sleeps while nobody is logged in, unless policy lets anyone record
         anonymous = policy.allow_anonymous_recording
         self.logged_in.listen(lambda on: capture.want_camera(on or anonymous))
         capture.want_camera(anonymous)
@@ -114,9 +122,11 @@ class Device:
                 f"officer {self.officer.personnel_number} is logged in; log out first",
             )
         if self.officer is None:
+            await self._storage.audit_or_refuse(
+                "officer_login", personnel_number=personnel, **caller.audit_fields()
+            )
             self.officer = Officer(personnel, time.time_ns())
-            await self._audit("officer_login", personnel_number=personnel, **caller.audit_fields())
-            self.logged_in.set(True)
+            log.info("officer %s logged in (%s)", personnel, caller.source)
             self.refresh("login")
             self._recorder_buffering(True)  # its own change: pre-event buffering begins
         return self.officer
@@ -127,12 +137,12 @@ class Device:
         if self._is_recording():
             raise Refused("recording", "stop the recording before logging out")
         number = self.officer.personnel_number
-        self.officer = None
-        self.logged_in.set(False)
-        self._recorder_buffering(False)
-        await self._audit(
+        await self._storage.audit_or_refuse(
             "officer_logout", personnel_number=number, reason=reason, **caller.audit_fields()
         )
+        self.officer = None
+        self._recorder_buffering(False)
+        log.info("officer %s logged out (%s, %s)", number, caller.source, reason)
         self.refresh("logout")
 
     async def record_start(self, caller: Caller) -> str:
@@ -146,7 +156,9 @@ class Device:
         if self.officer is None:
             if not self._policy.allow_anonymous_recording:
                 raise Refused("not_logged_in", "log in with a personnel number to record")
-            await self._audit("anonymous_recording_allowed", **caller.audit_fields())
+            await self._storage.audit_or_refuse(
+                "anonymous_recording_allowed", **caller.audit_fields()
+            )
         try:
             recording = await recorder.start(
                 self.officer.personnel_number if self.officer else None,
@@ -177,7 +189,8 @@ class Device:
         if docked == self._docked:
             return
         self._docked = docked
-        await self._audit("dock" if docked else "undock", **caller.audit_fields())
+        log.info("%s (%s)", "docked" if docked else "undocked", caller.source)
+        await self._storage.audit("dock" if docked else "undock", **caller.audit_fields())
         self.refresh("dock" if docked else "undock")
         await self.settle()
 
@@ -185,13 +198,11 @@ class Device:
         if stealth and not allowed:
             raise Refused("stealth_not_allowed", "policy does not allow stealth recording")
         if stealth != self._stealth:
+            await self._storage.audit_or_refuse(
+                "indicator_policy", stealth=stealth, **caller.audit_fields()
+            )
             self._stealth = stealth
-            await self._audit("indicator_policy", stealth=stealth, **caller.audit_fields())
             self.refresh("stealth")
-
-    def set_upload(self, progress: float | None, error: bool) -> None:
-        self._upload_progress, self._upload_error = progress, error
-        self.changed()
 
     # -- state ------------------------------------------------------------------------------
 
@@ -209,40 +220,35 @@ class Device:
             and self._policy.logout_on_dock
             and not self._is_recording()
         ):
-            await self.logout(Caller("dock"), reason="docked")
+            try:
+                await self.logout(Caller("dock"), reason="docked")
+            except Refused as exc:  # the journal failed: stay logged in, try next tick
+                log.error("logout at the dock postponed: %s", exc)
         synced = self._clock_synced()
         if synced != self._clock_was_synced:
             if self._clock_was_synced is not None:
-                await self._audit("clock_sync_changed", synchronised=synced)
+                await self._storage.audit("clock_sync_changed", synchronised=synced)
             self._clock_was_synced = synced
-        if self._storage.spool is not None:
-            changed = self._storage.threshold_change()
-            if changed is not None:
-                await asyncio.to_thread(self._storage.audit_thresholds, changed)
+        await self._storage.check_thresholds()
         self.refresh("tick")
 
     def refresh(self, reason: str) -> None:
         new = self._compute()
         if new != self.state:
             old, self.state = self.state, new
+            self.logged_in.set(new.officer is not None)
+            self.recording.set(new.recording == "recording")
             self.events.publish(StateChange(old, new, reason))
 
     def _compute(self) -> DeviceState:
         recorder = self._capture.recorder
         recording = recorder.recording if recorder else None
-        health: set[str] = set()
-        storage_figures = self._storage.figures()
-        if storage_figures is not None:
-            if storage_figures.low:
-                health.add("storage_low")
-            if storage_figures.full:
-                health.add("storage_full")
+        health = set(self._storage.health())
+        figures = self._storage.figures()
         if self._capture.fault is not None:
             health.add("camera_fault")
         if not self._clock_synced():
             health.add("clock_unsynced")
-        if self._upload_error:
-            health.add("upload_error")
         return dataclasses.replace(
             self.state,
             officer=self.officer.personnel_number if self.officer else None,
@@ -252,8 +258,7 @@ class Device:
             docked=self._docked,
             stealth=self._stealth,
             health=frozenset(health),
-            awaiting_upload=self._storage.awaiting_upload(),
-            upload_progress=self._upload_progress,
+            awaiting_upload=figures.awaiting_upload if figures else 0,
         )
 
     def _is_recording(self) -> bool:
@@ -263,9 +268,3 @@ class Device:
     def _recorder_buffering(self, enabled: bool) -> None:
         if self._capture.recorder is not None:
             self._capture.recorder.set_buffering(enabled)
-
-    async def _audit(self, kind: str, **fields: Any) -> None:
-        spool = self._storage.spool
-        if spool is not None:
-            await asyncio.to_thread(spool.journal.audit, kind, **fields)
-        log.info("%s %s", kind, fields)

@@ -8,10 +8,15 @@ exceptions still catch it (the gpiozero style)::
      ├── ConfigError (ValueError)            a config file that cannot be used
      ├── KeyFileError (ValueError)           a key file missing, malformed or of the wrong kind
      ├── Refused (PermissionError)           policy says no: not logged in, storage full…
-     │    └── LoginRefused                   a personnel number that is not acceptable
+     │    ├── LoginRefused                   a personnel number that is not acceptable
+     │    └── AuditRefused                   a change refused because its audit event
+     │                                       could not be written (code "storage")
      ├── StorageError (OSError)              flash could not take what we wrote
      │    ├── SegmentAbandoned               write/fsync failed; the segment is given up
-     │    └── QuotaExceeded                  the quota or the filesystem is full
+     │    ├── QuotaExceeded                  the quota or the filesystem is full
+     │    ├── JournalCorrupt                 the journal is not a readable SQLite database
+     │    ├── JournalTooNew                  the journal's schema is newer than this bodycamd
+     │    └── NotAwaitingUpload              an upload step for a segment no longer queued
      ├── EvidenceError (ValueError)          a segment is not what it claims to be
      │    ├── FormatError                    not a segment, unknown version, malformed header
      │    ├── IntegrityError                 a record, checkpoint, signature or footer is bad
@@ -46,6 +51,22 @@ class Refused(BodycamError, PermissionError):
         self.code = code
 
 
+class LoginRefused(Refused):
+    """The personnel number is not acceptable; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("login_refused", message)
+
+
+class AuditRefused(Refused):
+    """A state change that must be audited (login, logout, stealth, policy) was refused
+    because its audit event could not be written; nothing changed (see docs/architecture.md,
+    "the audit failure rule")."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("storage", message)
+
+
 class StorageError(BodycamError, OSError):
     """Flash storage failed us; what was durable before the failure is still intact."""
 
@@ -60,6 +81,18 @@ class SegmentAbandoned(StorageError):
 
 class QuotaExceeded(StorageError):
     """The storage quota or the filesystem itself has no room for more footage."""
+
+
+class JournalCorrupt(StorageError):
+    """The journal file is not a readable SQLite database (it is moved aside and replaced)."""
+
+
+class JournalTooNew(StorageError):
+    """The journal was written by a newer bodycamd: never downgraded, never replaced."""
+
+
+class NotAwaitingUpload(StorageError):
+    """An upload step names a segment the journal no longer holds as awaiting upload."""
 
 
 class EvidenceError(BodycamError, ValueError):

@@ -14,14 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import SessionConfig
-from .errors import Refused
-
-
-class LoginRefused(Refused):
-    """The personnel number is not acceptable; the message says why."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("login_refused", message)
+from .errors import LoginRefused
 
 
 @dataclass(frozen=True)

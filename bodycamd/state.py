@@ -22,6 +22,7 @@ HEALTH_FLAGS = (
     "clock_unsynced",
     "battery_low",
     "upload_error",
+    "journal_error",  # the audit trail could not be written (storage façade rule)
 )
 
 

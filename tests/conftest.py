@@ -88,7 +88,12 @@ class Daemon:
             stderr=subprocess.PIPE,
             text=True,
         )
-        self.ready = notify.wait_for("READY")
+        try:
+            self.ready = notify.wait_for("READY")
+        except BaseException:  # a timeout here must not leave a daemon running on the box
+            self.proc.kill()
+            self.proc.communicate()
+            raise
 
     def stop(self) -> tuple[int, str]:
         import signal

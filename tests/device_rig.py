@@ -9,11 +9,10 @@ from bodycamd.config import CameraConfig, SessionConfig
 from bodycamd.device import Device
 from bodycamd.recorder.component import CaptureComponent
 from bodycamd.session import SessionPolicy
-from bodycamd.storage import StorageComponent
 from bodycamd.storage.spool import Spool
 from hw.camera.synthetic import SyntheticCamera
 from tests.recorder.helpers import recorder_config
-from tests.storage.helpers import make_spool
+from tests.storage.helpers import make_spool, storage_for
 
 CAMERA = CameraConfig(
     width=160,
@@ -30,11 +29,10 @@ async def make_device(
     tmp_path: Path, session: SessionConfig | None = None, quota: str = "90%"
 ) -> tuple[Device, CaptureComponent, Spool]:
     spool, _ = make_spool(tmp_path / "state", quota=quota)
-    storage = StorageComponent.__new__(StorageComponent)  # a started storage, minus key files
-    storage.spool, storage._low, storage._full = spool, None, None
+    storage = storage_for(spool)  # the façade as StorageComponent.start attaches it
     capture = CaptureComponent(
         lambda post, fault: SyntheticCamera(CAMERA, post, fault),
-        lambda: spool,
+        storage,
         CAMERA,
         recorder_config(),
     )

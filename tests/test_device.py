@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bodycamd.camera import EncodedPacket
 from bodycamd.config import SessionConfig
 from bodycamd.device import Caller, Device
-from bodycamd.errors import Refused
-from bodycamd.session import LoginRefused, SessionPolicy
+from bodycamd.errors import LoginRefused, Refused
+from bodycamd.evidence.reader import scan_segment
+from bodycamd.session import SessionPolicy
 from bodycamd.state import StateChange
 from bodycamd.storage.spool import Spool
 from tests.device_rig import make_device
@@ -31,8 +33,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[tuple[Device, Spool]]:
 
 
 def audit(spool: Spool) -> list[tuple[str, dict[str, object]]]:
-    rows = spool.journal._db.execute("SELECT kind, fields FROM audit ORDER BY seq")
-    return [(k, json.loads(f)) for k, f in rows]
+    return [(event.kind, event.fields) for event in spool.journal.events()]
 
 
 async def test_recording_refused_while_logged_out(rig: tuple[Device, Spool]) -> None:
@@ -142,3 +143,79 @@ async def test_clock_sync_and_storage_thresholds_are_audited(tmp_path: Path) -> 
     thresholds = [f for k, f in events if k == "storage_thresholds"]
     assert thresholds and thresholds[-1]["low"] is True
     await capture.stop()
+
+
+def journal_refuses_audit(spool: Spool, refuse: bool) -> None:
+    """A real SQLite failure on every audit insert (a trigger, from a second connection)."""
+    db = sqlite3.connect(spool.journal.path)
+    try:
+        if refuse:
+            db.execute(
+                "CREATE TRIGGER no_audit BEFORE INSERT ON audit "
+                "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+            )
+        else:
+            db.execute("DROP TRIGGER no_audit")
+        db.commit()
+    finally:
+        db.close()
+
+
+async def test_a_change_whose_audit_fails_is_refused_and_nothing_changes(
+    rig: tuple[Device, Spool],
+) -> None:
+    device, spool = rig
+    journal_refuses_audit(spool, True)
+    with pytest.raises(Refused) as refused:
+        await device.login("123456", ME)
+    assert refused.value.code == "storage" and "nothing changed" in str(refused.value)
+    assert device.officer is None and not device.logged_in.value
+    await device.settle()
+    assert device.state.officer is None and "journal_error" in device.state.health
+    journal_refuses_audit(spool, False)
+    await device.login("123456", ME)
+    journal_refuses_audit(spool, True)
+    with pytest.raises(Refused, match="nothing changed"):
+        await device.logout(ME)
+    assert device.state.officer == "123456"  # still logged in: the logout was not recorded
+    journal_refuses_audit(spool, False)
+    await device.logout(ME)
+    assert device.state.officer is None and "journal_error" not in device.state.health
+    assert [k for k, _ in audit(spool) if k.startswith("officer_")] == [
+        "officer_login",
+        "officer_logout",
+    ]
+
+
+async def test_a_failed_audit_on_the_recording_path_costs_no_footage(
+    rig: tuple[Device, Spool],
+) -> None:
+    device, spool = rig
+    await device.login("123456", ME)
+    journal_refuses_audit(spool, True)
+    await device.record_start(ME)  # its recording_start event cannot be written
+    assert device.state.recording == "recording" and device.recording.value
+    assert "journal_error" in device.state.health
+    recorder = device._capture.recorder
+    assert recorder is not None
+    handled = asyncio.Event()
+    handle = recorder.handle
+
+    async def handle_and_tell(packet: EncodedPacket) -> None:
+        await handle(packet)
+        handled.set()
+
+    recorder.handle = handle_and_tell  # type: ignore[method-assign]
+    async with asyncio.timeout(20):  # the real-time camera delivers 1.5 s of footage
+        while recorder.recording is None or recorder.recording.duration_s < 1.5:
+            handled.clear()
+            await handled.wait()
+    await device.record_stop(ME)
+    assert not device.recording.value
+    sealed = list(spool.layout.spool.glob("*/*.seg"))  # sealed; journalled at the next start
+    assert len(sealed) == 1 and scan_segment(sealed[0]).status == "complete"
+    journal_refuses_audit(spool, False)
+    await device.settle()
+    await device.set_docked(True, ME)  # a write that commits clears the flag
+    device.refresh("test")
+    assert "journal_error" not in device.state.health

@@ -25,8 +25,10 @@ from bodycamd.indicators import (
 from bodycamd.panel import EdgeSink, PanelComponent
 from bodycamd.recorder.component import CaptureComponent
 from bodycamd.state import DeviceState
+from bodycamd.storage.spool import Spool
 from hw.gpio import GpioPanel, load_board
 from tests.device_rig import make_device
+from tests.storage.helpers import audit_kinds
 
 ROOT = Path(__file__).resolve().parent.parent
 PINS = load_board(GpioConfig())
@@ -47,6 +49,7 @@ class Rig:
     factory: MockFactory
     clock: VirtualClock
     capture: CaptureComponent
+    spool: Spool
 
     @property
     def gpio(self) -> GpioPanel:
@@ -78,14 +81,12 @@ class Rig:
         await self.panel.drain()
 
     def audit(self) -> list[str]:
-        spool = self.device._storage.spool
-        assert spool is not None
-        return [row[0] for row in spool.journal._db.execute("SELECT kind FROM audit")]
+        return audit_kinds(self.spool)
 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    device, capture, _ = await make_device(tmp_path)
+    device, capture, spool = await make_device(tmp_path)
     consuming = asyncio.create_task(capture.run())
     factory = MockFactory(pin_class=MockPWMPin)
     clock = VirtualClock()
@@ -96,7 +97,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     panel = PanelComponent(hardware, device, GpioConfig(), IndicatorConfig(), clock=clock)
     await panel.start()
     await device.login("123456", Caller("test"))
-    yield Rig(panel, device, factory, clock, capture)
+    yield Rig(panel, device, factory, clock, capture, spool)
     await panel.stop()
     await capture.stop()
     await consuming

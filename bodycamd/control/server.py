@@ -25,9 +25,8 @@ from ..config import ControlConfig
 from ..device import Caller, Device
 from ..errors import Refused, StorageError
 from ..indicators import patterns
-from ..journal.db import AWAITING_UPLOAD
 from ..recorder.component import CaptureComponent
-from ..storage.component import StorageComponent
+from ..storage.facade import Storage
 from .protocol import MAX_REQUEST, ProtocolError, Request, encode, failure, parse_request, success
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ class ControlServer:
         socket_path: Path,
         config: ControlConfig,
         device: Device,
-        storage: StorageComponent,
+        storage: Storage,
         capture: CaptureComponent,
         simulator: Simulator | None,
         *,
@@ -228,29 +227,29 @@ class ControlServer:
             return {}
         return {
             "used_bytes": figures.used,
-            "quota_bytes": figures.limit,
-            "available_bytes": figures.available,
+            "quota_bytes": figures.quota,
+            "available_bytes": figures.free,
             "minutes_left": round(figures.minutes_left, 1),
             "low": figures.low,
             "full": figures.full,
-            "awaiting_upload": self._storage.awaiting_upload(),
+            "awaiting_upload": figures.awaiting_upload,
         }
 
     async def _uploads_result(self) -> dict[str, Any]:
-        spool = self._storage.require_spool()
-        rows = await asyncio.to_thread(spool.journal.segments, *AWAITING_UPLOAD)
+        jobs = await self._storage.upload_jobs()
+        root = self._storage.root
         return {
             "docked": self._device.state.docked,
             "progress": self._device.state.upload_progress,
             "queue": [
                 {
-                    "path": r.path,
-                    "state": r.state,
-                    "size": r.size,
-                    "torn": r.torn,
-                    "uploaded_bytes": r.upload_offset,
+                    "path": str(job.path.relative_to(root)),
+                    "state": job.phase,
+                    "size": job.size,
+                    "torn": job.torn,
+                    "uploaded_bytes": job.upload_offset,
                 }
-                for r in rows
+                for job in jobs
             ],
         }
 

@@ -1,4 +1,17 @@
-"""The journal database: schema, segment rows and their states, upload bookkeeping."""
+"""The journal database: segment rows and their states, upload bookkeeping, audit events.
+
+The schema comes from migrations.py (applied at open, in one transaction). A segment's life:
+
+    sealed → uploading (tus URL saved) → uploaded (every byte sent) → deleted
+                                         └─ receipt column set: the local copy may go
+
+`missing` marks a row whose file vanished from flash. A row with a receipt and not yet
+`deleted` is a deletion interrupted by a crash: the next start finishes it.
+
+After every transaction that changed a segment row, the journal asks SQLite (COUNT/SUM)
+how many segments and bytes are still on flash awaiting upload, in the thread that made the
+change; `queue_counts` is that answer, readable from the event loop without I/O.
+"""
 
 from __future__ import annotations
 
@@ -14,45 +27,15 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ..errors import StorageError
-from .audit import append_event
+from ..errors import JournalCorrupt, StorageError
+from .audit import AuditEvent, AuditReport, append_event, read_events, verify_audit
+from .migrations import SCHEMA_VERSION, migrate
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "Journal", "JournalCorrupt", "QueueCounts", "SegmentRow"]
+
 SegmentState = Literal["sealed", "uploading", "uploaded", "deleted", "missing"]
-AWAITING_UPLOAD: tuple[SegmentState, ...] = ("sealed", "uploading")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS segments (
-    id INTEGER PRIMARY KEY,
-    recording_id TEXT NOT NULL,
-    segment_index INTEGER NOT NULL,
-    path TEXT NOT NULL,
-    state TEXT NOT NULL
-        CHECK (state IN ('sealed', 'uploading', 'uploaded', 'deleted', 'missing')),
-    torn INTEGER NOT NULL,
-    end_of_recording INTEGER NOT NULL,
-    digest TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    sealed_ns INTEGER NOT NULL,
-    upload_url TEXT,
-    upload_offset INTEGER NOT NULL DEFAULT 0,
-    receipt TEXT,
-    uploaded_ns INTEGER,
-    deleted_ns INTEGER,
-    UNIQUE (recording_id, segment_index)
-);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    time_ns INTEGER NOT NULL,
-    mono_ns INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    fields TEXT NOT NULL,
-    prev_hash BLOB NOT NULL,
-    hash BLOB NOT NULL,
-    signature BLOB NOT NULL
-);
-"""
+ON_FLASH: tuple[SegmentState, ...] = ("sealed", "uploading", "uploaded")
+_PENDING = "state IN ('sealed', 'uploading', 'uploaded') AND receipt IS NULL"
 
 
 @dataclass(frozen=True)
@@ -68,11 +51,19 @@ class SegmentRow:
     size: int
     upload_url: str | None
     upload_offset: int
-    receipt: str | None
+    receipt: str | None  # the signed wire receipt (JSON text); v1 journals: a bare digest
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_ns: int = 0
 
 
-class JournalCorrupt(StorageError):
-    """The journal file is not a readable SQLite database."""
+@dataclass(frozen=True)
+class QueueCounts:
+    """Segments still on flash and not yet covered by a receipt, as SQLite counts them."""
+
+    segments: int = 0
+    bytes: int = 0
+    no_receipt: int = 0  # every byte sent, no receipt (a generic tus server): stays
 
 
 class Journal:
@@ -80,25 +71,23 @@ class Journal:
         self.path = path
         self._device_key = device_key
         self._lock = threading.Lock()
+        self._segments_touched = False
+        self.write_failed = False  # the last write failed; cleared by the next that commits
+        self.queue_counts = QueueCounts()
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-            version = self._db.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()[0]
+            self.migrated_from, _ = migrate(self._db, path)
+            self.queue_counts = self._count()
         except sqlite3.DatabaseError as exc:
             with contextlib.suppress(Exception):
                 self._db.close()
             raise JournalCorrupt(f"{path}: cannot open the journal: {exc}") from exc
-        if int(version) != SCHEMA_VERSION:
-            raise StorageError(
-                f"{path}: journal schema {version}; this bodycamd knows {SCHEMA_VERSION}"
-            )
+        except StorageError:  # too new, or a migration failed: refused, left as it was
+            self._db.close()
+            raise
+        self.schema_version = SCHEMA_VERSION
 
     def close(self) -> None:
         with self._lock:
@@ -108,6 +97,7 @@ class Journal:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic, durable step: rows and their audit events commit together or not."""
         with self._lock:
+            self._segments_touched = False
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
@@ -117,8 +107,22 @@ class Journal:
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):  # translated at the boundary
+                    self.write_failed = True
                     raise StorageError(f"{self.path}: journal write failed: {exc}") from exc
                 raise
+            self.write_failed = False
+            if self._segments_touched:
+                with contextlib.suppress(sqlite3.Error):  # committed; the count can wait
+                    self.queue_counts = self._count()
+
+    def _count(self) -> QueueCounts:
+        row = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0), "  # noqa: S608
+            f"COALESCE(SUM(state = 'uploaded'), 0) FROM segments WHERE {_PENDING}"
+        ).fetchone()
+        return QueueCounts(row[0], row[1], row[2])
+
+    # -- audit ------------------------------------------------------------------------------
 
     def audit(self, kind: str, **fields: Any) -> None:
         """Append one signed audit event in its own transaction."""
@@ -129,7 +133,16 @@ class Journal:
         """Append an audit event inside a transaction the caller holds."""
         append_event(db, self._device_key, kind, fields)
 
-    # -- segments -------------------------------------------------------------------------
+    def events(self) -> list[AuditEvent]:
+        """The whole audit trail, in order (tests, exports)."""
+        with self._lock:
+            return list(read_events(self._db))
+
+    def verify(self, device_key: ed25519.Ed25519PublicKey) -> AuditReport:
+        with self._lock:
+            return verify_audit(self._db, device_key)
+
+    # -- segments ---------------------------------------------------------------------------
 
     def insert_segment(
         self,
@@ -157,12 +170,13 @@ class Journal:
                 time.time_ns(),
             ),
         )
+        self._segments_touched = True
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
     _COLUMNS = (
         "id, recording_id, segment_index, path, state, torn, end_of_recording, digest, "
-        "size, upload_url, upload_offset, receipt"
+        "size, upload_url, upload_offset, receipt, attempts, last_error, next_attempt_ns"
     )
 
     def segments(self, *states: SegmentState) -> list[SegmentRow]:
@@ -170,34 +184,84 @@ class Journal:
             return self._select("", ())
         return self._select(f" WHERE state IN ({', '.join('?' * len(states))})", states)
 
+    def segment(self, segment_id: int) -> SegmentRow | None:
+        rows = self._select(" WHERE id = ?", (segment_id,))
+        return rows[0] if rows else None
+
     def segment_by_path(self, path: str) -> SegmentRow | None:
         rows = self._select(" WHERE path = ?", (path,))
         return rows[0] if rows else None
 
-    def _select(self, where: str, args: tuple[str, ...]) -> list[SegmentRow]:
-        query = f"SELECT {self._COLUMNS} FROM segments{where} ORDER BY id"  # noqa: S608
+    def pending(self, *, due_ns: int | None = None, limit: int = -1) -> list[SegmentRow]:
+        """Rows on flash without a receipt, oldest seal first; only those due by `due_ns`."""
+        where, args = f" WHERE {_PENDING}", ()  # type: tuple[str, tuple[Any, ...]]
+        if due_ns is not None:
+            where, args = where + " AND next_attempt_ns <= ?", (due_ns,)
+        return self._select(where, args, limit)
+
+    def receipted(self) -> list[SegmentRow]:
+        """Rows whose receipt is committed but whose deletion has not finished."""
+        return self._select(
+            " WHERE receipt IS NOT NULL AND state IN ('sealed', 'uploading', 'uploaded')", ()
+        )
+
+    def earliest_attempt_ns(self) -> int | None:
         with self._lock:
-            rows = self._db.execute(query, args).fetchall()
+            row = self._db.execute(
+                f"SELECT MIN(next_attempt_ns) FROM segments WHERE {_PENDING}"  # noqa: S608
+            ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def count_pending(self) -> QueueCounts:
+        with self._lock:
+            return self._count()
+
+    def _select(self, where: str, args: tuple[Any, ...], limit: int = -1) -> list[SegmentRow]:
+        query = f"SELECT {self._COLUMNS} FROM segments{where} ORDER BY id LIMIT ?"  # noqa: S608
+        with self._lock:
+            rows = self._db.execute(query, (*args, limit)).fetchall()
         return [
             SegmentRow(
-                r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7], r[8], r[9], r[10], r[11]
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                bool(r[5]),
+                bool(r[6]),
+                r[7],
+                r[8],
+                r[9],
+                r[10],
+                r[11],
+                r[12],
+                r[13],
+                r[14],
             )
             for r in rows
         ]
 
+    _SETTABLE = frozenset(
+        {
+            "upload_url",
+            "upload_offset",
+            "receipt",
+            "uploaded_ns",
+            "deleted_ns",
+            "attempts",
+            "last_error",
+            "next_attempt_ns",
+        }
+    )
+
     def set_state(
         self, db: sqlite3.Connection, segment_id: int, state: SegmentState, **columns: Any
     ) -> None:
-        allowed = {"upload_url", "upload_offset", "receipt", "uploaded_ns", "deleted_ns"}
-        if set(columns) - allowed:
-            raise ValueError(f"unknown segment columns {sorted(set(columns) - allowed)}")
+        if set(columns) - self._SETTABLE:
+            raise ValueError(f"unknown segment columns {sorted(set(columns) - self._SETTABLE)}")
         assignments = "".join(f", {name} = ?" for name in columns)
         db.execute(
             f"UPDATE segments SET state = ?{assignments} WHERE id = ?",  # noqa: S608
             (state, *columns.values(), segment_id),
         )
-
-    def record_upload_progress(self, segment_id: int, url: str, offset: int) -> None:
-        """Upload bookkeeping for resumption: the URL is saved before the first PATCH."""
-        with self.transaction() as db:
-            self.set_state(db, segment_id, "uploading", upload_url=url, upload_offset=offset)
+        self._segments_touched = True

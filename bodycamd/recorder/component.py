@@ -27,9 +27,8 @@ from fractions import Fraction
 
 from ..camera import Camera, EncodedPacket, FaultSink, PacketSink, StreamParams
 from ..config import CameraConfig, RecorderConfig, parse_size
-from ..errors import StorageError
 from ..hop import LoopHop, WorkerThread, sleep_unless
-from ..storage.spool import Spool
+from ..storage.facade import RecordingStorage
 from .channel import PacketChannel
 from .recorder import Recorder
 
@@ -46,7 +45,7 @@ class CaptureComponent:
     def __init__(
         self,
         factory: CameraFactory,
-        spool: Callable[[], Spool],
+        storage: RecordingStorage,
         camera_config: CameraConfig,
         recorder_config: RecorderConfig,
         *,
@@ -55,7 +54,7 @@ class CaptureComponent:
         on_change: Callable[[], None] | None = None,
     ) -> None:
         self._factory = factory
-        self._spool = spool
+        self._storage = storage
         self._camera_config = camera_config
         self._recorder_config = recorder_config
         self._sleep = sleep
@@ -104,7 +103,7 @@ class CaptureComponent:
                 log.debug("camera start failed", exc_info=True)
                 self._set_fault(f"cannot start: {exc}")
         self.recorder = Recorder(
-            self._spool(), self._recorder_config, params, on_change=self._on_change, io=self._io
+            self._storage, self._recorder_config, params, on_change=self._on_change, io=self._io
         )
         if self._wanted and self._fault_reason is None and not await self._wait_first_packet():
             self._set_fault(f"no frames within {config.stall_seconds:g} s")
@@ -196,7 +195,7 @@ class CaptureComponent:
                     gap.bytes,
                     (gap.end_us - gap.start_us) / 1e6,
                 )
-                await self._audit(
+                await self._storage.audit(
                     "frames_dropped",
                     start_us=gap.start_us,
                     end_us=gap.end_us,
@@ -256,7 +255,7 @@ class CaptureComponent:
         assert self.recorder is not None
         self._set_fault(reason)
         resume = self.recorder.recording
-        await self._audit(
+        await self._storage.audit(
             "camera_fault",
             reason=reason,
             recording=resume.recording_id.hex if resume else None,
@@ -281,20 +280,13 @@ class CaptureComponent:
             return
         self.recorder.params = self._camera.params if self._camera else self.recorder.params
         self._fault_reason = None
-        await self._audit("camera_recovered")
+        await self._storage.audit("camera_recovered")
         log.info("camera recovered")
         self._on_change()
         if resume is not None:
             await self.recorder.start(resume.officer, "resumed_after_camera_fault")
 
     # -- helpers ----------------------------------------------------------------------------
-
-    async def _audit(self, kind: str, **fields: object) -> None:
-        """Audit without letting a journal failure take the camera down with it."""
-        try:
-            await self._io.run(lambda: self._spool().journal.audit(kind, **fields))
-        except StorageError as exc:
-            log.error("could not audit %s: %s", kind, exc)
 
     async def _pause(self, seconds: float | None) -> bool:
         """Sleep (the injected way; None: until poked), cut short by stop() or

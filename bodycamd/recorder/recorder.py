@@ -6,8 +6,9 @@ pre-event window (or at the next keyframe when there is none), rolls to a new se
 first keyframe after `segment_seconds` or `segment_max_bytes`, checkpoints every
 `durability_interval` of footage, and on stop seals after the last frame it has.
 
-Every file and journal operation runs on one long-lived worker thread (`hop.WorkerThread`,
-fed by a bounded queue, in order): a slow card slows the recorder, whose input channel then
+Every segment write, checkpoint and seal runs on one long-lived worker thread
+(`hop.WorkerThread`, fed by a bounded queue, in order; the storage façade does its own
+journal and quota work off the loop): a slow card slows the recorder, whose input channel then
 drops whole GOPs (see channel.py), never the event loop.
 
 What survives a power cut is the writer's promise (evidence/writer.py, storage/spool.py): the
@@ -35,8 +36,9 @@ from ..config import RecorderConfig, parse_size
 from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
 from ..evidence import format as fmt
 from ..hop import WorkerThread
+from ..storage.facade import RecordingStorage
 from ..storage.quota import WRITE_BATCH
-from ..storage.spool import SegmentStart, Spool, SpoolSegment
+from ..storage.spool import SegmentStart, SpoolSegment
 from .channel import PreEventBuffer
 
 if TYPE_CHECKING:  # PyAV (31 MiB resident) is loaded when a segment opens, not at start-up
@@ -76,7 +78,7 @@ class Recording:
 class Recorder:
     def __init__(
         self,
-        spool: Spool,
+        storage: RecordingStorage,
         config: RecorderConfig,
         params: StreamParams,
         *,
@@ -84,7 +86,7 @@ class Recorder:
         on_change: Callable[[], None] | None = None,
         io: WorkerThread | None = None,
     ) -> None:
-        self._spool = spool
+        self._storage = storage
         self._owns_io = io is None
         self._io = io or WorkerThread("recorder-io")
         self._config = config
@@ -144,11 +146,11 @@ class Recorder:
         async with self._lock:
             if self.recording is not None:
                 return self.recording
-            await self._io.run(self._spool.ledger.check_start)
+            await self._storage.check_start()
             recording = Recording(uuid.uuid4(), officer, reason)
             self.recording = recording
             pre_event = self._buffer.drain(self._last_us)
-            await self._audit(
+            await self._storage.audit(
                 "recording_start",
                 recording=recording.recording_id.hex,
                 officer=officer,
@@ -175,7 +177,7 @@ class Recorder:
 
     async def marker(self, note: str, requested_by: dict[str, Any] | None = None) -> None:
         recording = self.recording
-        await self._audit(
+        await self._storage.audit(
             "marker",
             note=note,
             at_us=self._last_us,
@@ -292,7 +294,7 @@ class Recorder:
             metadata,
         )
         try:
-            recording.segment = await self._io.run(lambda: self._spool.open_segment(start))
+            recording.segment = await self._storage.open_segment(start)
         except QuotaExceeded as exc:
             log.warning("%s", exc)
             await self._finish("storage_full")
@@ -331,7 +333,7 @@ class Recorder:
         """Seal and start the next segment, unless flash has no room for one: then this
         segment is the last, flagged so, and the recording stops (storage_full)."""
         sealing = len(recording.pending) + 2 * fmt.MAX_RECORD  # the batch, FINAL, footer
-        if not await self._io.run(lambda: self._spool.has_room_for_segment(sealing)):
+        if not await self._storage.has_room_for_segment(sealing):
             await self._finish("storage_full")
             return False
         await self._seal(recording, end_of_recording=False)
@@ -346,7 +348,7 @@ class Recorder:
             await self._seal(recording, end_of_recording=True)
         finally:
             self.last_stop_reason = reason
-            await self._audit(
+            await self._storage.audit(
                 "recording_stop",
                 recording=recording.recording_id.hex,
                 reason=reason,
@@ -362,14 +364,6 @@ class Recorder:
                 recording.duration_s,
             )
             self._on_change()
-
-    async def _audit(self, kind: str, **fields: object) -> None:
-        """A journal that cannot be written must not stop the recording: the footage is
-        the evidence; the failure is logged loudly instead."""
-        try:
-            await self._io.run(lambda: self._spool.journal.audit(kind, **fields))
-        except StorageError as exc:
-            log.error("could not audit %s %s: %s", kind, fields, exc)
 
 
 def _ffmpeg_error() -> type[Exception]:

@@ -1,4 +1,10 @@
-"""The storage component of the daemon: layout, journal, reconciliation, quota and status."""
+"""The storage component of the daemon: opens the layout, journal, quota ledger and spool,
+reconciles flash with the journal, and serves them through the `Storage` façade.
+
+The façade object exists from construction (so app.py can hand it to the recorder, device,
+control server and uploader); it is attached to the opened spool in `start` and closed in
+`stop`.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,11 @@ import time
 from typing import TYPE_CHECKING
 
 from ..config import StorageConfig, parse_size
-from ..errors import StorageError
+from ..errors import JournalCorrupt, StorageError
 from ..journal import Journal
-from ..journal.db import AWAITING_UPLOAD, JournalCorrupt
+from .facade import Storage
 from .layout import StateLayout
-from .quota import QuotaLedger, StorageFigures
+from .quota import QuotaLedger
 from .reconcile import reconcile
 from .spool import Spool
 
@@ -39,15 +45,15 @@ class StorageComponent:
         self._config = config
         self._identity = identity
         self._device_name = device_name
-        self.spool: Spool | None = None
-        self._low: bool | None = None
-        self._full: bool | None = None
+        self.storage = Storage(device_name)
 
     async def start(self) -> None:
-        self.spool = await asyncio.to_thread(self._open)
-        report = await asyncio.to_thread(reconcile, self.spool, self._identity.signing_key())
+        spool = await asyncio.to_thread(self._open)
+        report = await asyncio.to_thread(reconcile, spool, self._identity.signing_key())
         log.info("storage reconciled: %s", report.summary())
-        await asyncio.to_thread(self._recount)
+        await asyncio.to_thread(spool.ledger.reconcile, self.layout.segment_files())
+        self.storage.attach(spool)
+        await self.storage.check_thresholds()
 
     def _open(self) -> Spool:
         self.layout.prepare()
@@ -56,6 +62,10 @@ class StorageComponent:
             raise StorageError("keys are not loaded")
         journal = self._open_journal(key)
         journal.audit("daemon_start", device=self._device_name)
+        if journal.migrated_from not in (0, journal.schema_version):
+            journal.audit(
+                "journal_migrated", version=journal.schema_version, was=journal.migrated_from
+            )
         config = self._config
         ledger = QuotaLedger(
             self.layout.root,
@@ -76,7 +86,8 @@ class StorageComponent:
         """A corrupt journal must not stop the camera from recording: it is moved aside
         (kept, for the back end to examine), a new one is started, and the start-up
         reconciliation adopts every segment on flash into it. The old audit trail is in the
-        moved file; the new trail starts by saying so."""
+        moved file; the new trail starts by saying so. A journal from a newer bodycamd is
+        not corrupt: it is refused (JournalTooNew) and left as it is."""
         path = self.layout.journal
         try:
             return Journal(path, key)
@@ -92,70 +103,11 @@ class StorageComponent:
             journal.audit("journal_replaced", reason=str(exc), kept=kept.name)
             return journal
 
-    def _recount(self) -> None:
-        assert self.spool is not None
-        self.spool.ledger.reconcile(self.layout.segment_files())
-        self.spool.awaiting_upload = len(self.spool.journal.segments(*AWAITING_UPLOAD))
-        self.check_thresholds()
-
-    def check_thresholds(self) -> None:
-        """Audit each change of the storage_low / storage_full flags (blocking: journal)."""
-        figures = self.threshold_change()
-        if figures is not None:
-            self.audit_thresholds(figures)
-
-    def threshold_change(self) -> StorageFigures | None:
-        """The figures when storage_low or storage_full changed since last asked; no I/O,
-        so the device's once-a-second tick can ask on the loop."""
-        assert self.spool is not None
-        figures = self.spool.ledger.figures()
-        if (figures.low, figures.full) == (self._low, self._full):
-            return None
-        self._low, self._full = figures.low, figures.full
-        return figures
-
-    def audit_thresholds(self, figures: StorageFigures) -> None:
-        assert self.spool is not None
-        self.spool.journal.audit(
-            "storage_thresholds",
-            low=figures.low,
-            full=figures.full,
-            minutes_left=round(figures.minutes_left, 1),
-        )
-        if figures.full or figures.low:
-            log.warning(
-                "storage %s: %.0f min of footage left",
-                "full" if figures.full else "low",
-                figures.minutes_left,
-            )
-
-    def figures(self) -> StorageFigures | None:
-        return None if self.spool is None else self.spool.ledger.figures()
-
-    def awaiting_upload(self) -> int:
-        return 0 if self.spool is None else self.spool.awaiting_upload
-
-    def require_spool(self) -> Spool:
-        if self.spool is None:
-            raise StorageError("storage is not started")
-        return self.spool
-
     async def run(self) -> None:
         return None
 
     async def stop(self) -> None:
-        if self.spool is not None:
-            journal = self.spool.journal
-            await asyncio.to_thread(journal.audit, "daemon_stop")
-            await asyncio.to_thread(journal.close)
+        await self.storage.close()
 
     def status(self) -> str:
-        if self.spool is None:
-            return "storage: not started"
-        f = self.spool.ledger.figures()
-        flags = " [FULL]" if f.full else " [LOW]" if f.low else ""
-        return (
-            f"storage: {f.used / 2**20:.0f} of {f.limit / 2**20:.0f} MiB used, "
-            f"{f.minutes_left:.0f} min left, {self.awaiting_upload()} segment(s) awaiting "
-            f"upload{flags}"
-        )
+        return self.storage.status()

@@ -102,8 +102,9 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
 
     for row in journal.segments("sealed", "uploading", "uploaded"):
         exists = (layout.root / row.path).exists()
-        if row.state == "uploaded":
-            spool.delete_local(row)  # the receipt matched before the crash: finish the job
+        if row.receipt is not None:
+            # the receipt was checked and committed before the crash: finish the deletion
+            spool.delete_local(row, finished_after_restart=True)
             report.deletions_finished.append(row.path)
         elif not exists:
             with journal.transaction() as db:

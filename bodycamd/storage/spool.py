@@ -9,8 +9,11 @@ What survives a power cut, step by step:
   renamed into ready/ and both directories are fsynced. A crash before the commit leaves a
   `.seg` in spool/ without a row; a crash after it leaves a row pointing into ready/ with the
   file still in spool/. Start-up reconciliation repairs both (see reconcile.py).
-- deletion: the receipt is committed ("uploaded") before the unlink, and "deleted" after it,
-  so a crash in between is finished at the next start, never repeated or lost.
+- deletion (facade.py, `confirm_and_delete`): the receipt is committed before the unlink,
+  and "deleted" after it, so a crash in between is finished at the next start, never
+  repeated or lost.
+
+Only the storage façade (facade.py) and reconciliation use a Spool; it is not handed out.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ..errors import IntegrityError, QuotaExceeded, SegmentAbandoned, StorageError
+from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
 from ..evidence import format as fmt
 from ..evidence.keys import EvidencePublicKey, fsync_directory
 from ..evidence.recovery import seal_torn
@@ -73,7 +76,6 @@ class Spool:
         self._evidence_key = evidence_key
         self._device_name = device_name
         self._fsync = fsync
-        self.awaiting_upload = 0  # sealed, not yet uploaded: set at start-up, kept live
 
     def has_room_for_segment(self, sealing: int = 0) -> bool:
         """Whether a new segment could still be opened after `sealing` more bytes go into
@@ -130,7 +132,6 @@ class Spool:
                 recovered=recovered,
             )
         self.move_to_ready(sealed.path, target)
-        self.awaiting_upload += 1
         return target
 
     def move_to_ready(self, source: Path, target: Path) -> None:
@@ -182,7 +183,7 @@ class Spool:
             recovered = seal_torn(part, self._device_key, fsync=self._fsync)
         except (OSError, ValueError) as exc:
             log.error("%s: could not seal after failure (%s); left for the next start", part, exc)
-            self.journal.audit(
+            self.audit_quietly(
                 "segment_abandoned",
                 path=self.layout.relative(part),
                 reason=str(cause),
@@ -190,35 +191,35 @@ class Spool:
             )
             return None
         sealed = SealedSegment.from_verdict(recovered.path, recovered.verdict)
-        self.journal.audit(
+        self.audit_quietly(
             "segment_abandoned",
             path=self.layout.relative(part),
             reason=str(cause),
             salvaged=True,
             bytes_dropped=recovered.bytes_dropped,
         )
-        target = self.commit(sealed, torn=True, recovered=True)
+        try:
+            target = self.commit(sealed, torn=True, recovered=True)
+        except StorageError as exc:  # sealed and durable in spool/: adopted at the next start
+            log.error("%s salvaged but not journalled (%s)", sealed.path, exc)
+            self.ledger.add(sealed.path)
+            return sealed
         self.ledger.add(target)
         return replace(sealed, path=target)
 
-    def confirm_and_delete(self, row: SegmentRow, receipt: str) -> None:
-        """Delete a local copy once the endpoint's receipt (SHA-256 of the bytes it holds
-        durably) equals the digest we sealed; otherwise keep it and say why."""
-        if receipt != row.digest:
-            self.journal.audit(
-                "receipt_mismatch", path=row.path, digest=row.digest, receipt=receipt
-            )
-            raise IntegrityError(
-                f"{row.path}: upload receipt {receipt[:16]}… does not match the segment "
-                f"digest {row.digest[:16]}…; the local copy is kept"
-            )
-        with self.journal.transaction() as db:
-            self.journal.set_state(db, row.id, "uploaded", receipt=receipt, uploaded_ns=_now())
-            self.journal.audit_in(db, "upload_complete", path=row.path, receipt=receipt)
-        self.awaiting_upload = max(0, self.awaiting_upload - 1)
-        self.delete_local(row)
+    def audit_quietly(self, kind: str, **fields: Any) -> None:
+        """The recording path's audit rule (blocking form, for worker threads): a failed
+        write is logged and shows as the journal_error health flag; it never raises into
+        the footage."""
+        try:
+            self.journal.audit(kind, **fields)
+        except StorageError as exc:
+            log.error("could not audit %s %s: %s", kind, fields, exc)
 
-    def delete_local(self, row: SegmentRow) -> None:
+    def delete_local(self, row: SegmentRow, **audit: Any) -> None:
+        """Unlink a segment whose receipt is committed, fsync its directory, then commit
+        "deleted" with its audit event (`audit` adds fields to it). Only called for a row
+        with a receipt in the journal (facade.py, reconcile.py)."""
         path = self.layout.root / row.path
         size = 0
         if path.exists():
@@ -227,7 +228,7 @@ class Spool:
             fsync_directory(path.parent)
         with self.journal.transaction() as db:
             self.journal.set_state(db, row.id, "deleted", deleted_ns=_now())
-            self.journal.audit_in(db, "segment_deleted", path=row.path, digest=row.digest)
+            self.journal.audit_in(db, "segment_deleted", path=row.path, digest=row.digest, **audit)
         self.ledger.release(size)
 
 

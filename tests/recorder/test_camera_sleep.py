@@ -17,12 +17,11 @@ from bodycamd.errors import Refused
 from bodycamd.recorder.component import CaptureComponent
 from bodycamd.recorder.recorder import RecorderState
 from bodycamd.session import SessionPolicy
-from bodycamd.storage import StorageComponent
 from hw.camera.synthetic import SyntheticCamera
 from tests.device_rig import CAMERA
 from tests.recorder.helpers import recorder_config
 from tests.recorder.test_capture_component import no_wait, wait_for
-from tests.storage.helpers import make_spool
+from tests.storage.helpers import make_spool, storage_for
 
 ME = Caller("test")
 
@@ -45,13 +44,12 @@ def camera_threads() -> int:
 
 async def test_camera_runs_only_while_an_officer_is_logged_in(tmp_path: Path) -> None:
     spool, _ = make_spool(tmp_path / "state")
-    storage = StorageComponent.__new__(StorageComponent)
-    storage.spool, storage._low, storage._full = spool, None, None
+    storage = storage_for(spool)
     changed = asyncio.Event()
     factory = Counting()
     capture = CaptureComponent(
         factory,
-        lambda: spool,
+        storage,
         CAMERA,
         recorder_config(pre_event_seconds=5.0),
         sleep=no_wait,
@@ -101,10 +99,9 @@ async def test_camera_runs_only_while_an_officer_is_logged_in(tmp_path: Path) ->
 
 async def test_anonymous_policy_keeps_the_camera_awake(tmp_path: Path) -> None:
     spool, _ = make_spool(tmp_path / "state")
-    storage = StorageComponent.__new__(StorageComponent)
-    storage.spool, storage._low, storage._full = spool, None, None
+    storage = storage_for(spool)
     factory = Counting()
-    capture = CaptureComponent(factory, lambda: spool, CAMERA, recorder_config(), sleep=no_wait)
+    capture = CaptureComponent(factory, storage, CAMERA, recorder_config(), sleep=no_wait)
     Device(
         SessionPolicy(SessionConfig(allow_anonymous_recording=True)),
         storage,

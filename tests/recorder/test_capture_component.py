@@ -4,6 +4,7 @@ through call_soon_threadsafe, a slow writer, and backends that stall or raise.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import threading
@@ -18,7 +19,7 @@ from bodycamd.recorder.component import CaptureComponent
 from bodycamd.storage.spool import Spool
 from hw.camera.synthetic import SyntheticCamera
 from tests.recorder.helpers import FPS, decode, decrypt, recorder_config
-from tests.storage.helpers import make_spool
+from tests.storage.helpers import make_spool, storage_for
 
 CAMERA = CameraConfig(
     width=320,
@@ -32,10 +33,7 @@ CAMERA = CameraConfig(
 
 
 def kinds(spool: Spool) -> list[tuple[str, dict[str, object]]]:
-    import json
-
-    rows = spool.journal._db.execute("SELECT kind, fields FROM audit ORDER BY seq")
-    return [(kind, json.loads(fields)) for kind, fields in rows]
+    return [(event.kind, event.fields) for event in spool.journal.events()]
 
 
 async def no_wait(_: float) -> None:
@@ -65,7 +63,7 @@ async def test_frames_cross_the_thread_hop_into_segments(tmp_path: Path) -> None
     spool, keys = make_spool(tmp_path / "state")
     camera = Finite(FPS * 4)
     component = CaptureComponent(
-        camera, lambda: spool, CAMERA, recorder_config(segment_seconds=2.0), sleep=no_wait
+        camera, storage_for(spool), CAMERA, recorder_config(segment_seconds=2.0), sleep=no_wait
     )
     await component.start()
     assert component.recorder is not None
@@ -93,7 +91,7 @@ async def test_slow_writer_drops_whole_gops_within_the_byte_bound(tmp_path: Path
     fed: list[EncodedPacket] = []
     patient = replace(CAMERA, stall_seconds=60.0)  # the camera finishing is not a fault here
     camera = Finite(FPS * 8, patient)
-    component = CaptureComponent(camera, lambda: spool, patient, config, sleep=no_wait)
+    component = CaptureComponent(camera, storage_for(spool), patient, config, sleep=no_wait)
     await component.start()
     recorder = component.recorder
     assert recorder is not None
@@ -184,11 +182,15 @@ class _ExplodingCamera:
 
 
 async def wait_for(condition: Callable[[], bool], changed: asyncio.Event) -> None:
-    """Wait until `condition` holds, re-checking each time the component reports a change."""
+    """Wait until `condition` holds, re-checking each time the component reports a change.
+
+    Some conditions (bytes on flash) change without a change report, so the wait also
+    re-checks every 50 ms; the deadline is a hang guard, not a timing assertion."""
     async with asyncio.timeout(20):
         while not condition():
             changed.clear()
-            await changed.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), 0.05)
 
 
 async def fault_and_recover(
@@ -197,7 +199,7 @@ async def fault_and_recover(
     spool, keys = make_spool(tmp_path / "state")
     changed = asyncio.Event()
     component = CaptureComponent(
-        factory, lambda: spool, CAMERA, recorder_config(), sleep=no_wait, on_change=changed.set
+        factory, storage_for(spool), CAMERA, recorder_config(), sleep=no_wait, on_change=changed.set
     )
     task = await run_component(component)
     assert component.recorder is not None
@@ -249,7 +251,7 @@ async def test_camera_missing_at_start_is_a_fault_not_a_crash(tmp_path: Path) ->
     changed = asyncio.Event()
     component = CaptureComponent(
         FailsToStart(),
-        lambda: spool,
+        storage_for(spool),
         CAMERA,
         recorder_config(),
         sleep=no_wait,
@@ -279,7 +281,7 @@ async def test_stop_during_backoff_does_not_leave_a_camera_running(tmp_path: Pat
     async def slow(_: float) -> None:
         await asyncio.Event().wait()  # a backoff that would last forever
 
-    component = CaptureComponent(never, lambda: spool, CAMERA, recorder_config(), sleep=slow)
+    component = CaptureComponent(never, storage_for(spool), CAMERA, recorder_config(), sleep=slow)
     task = await run_component(component)
     assert component.fault is not None
     before = {t.ident for t in threading.enumerate()}

@@ -20,14 +20,14 @@ from tests.recorder.helpers import (
     synthetic_packets,
     video_only,
 )
-from tests.storage.helpers import make_spool
+from tests.storage.helpers import make_spool, storage_for
 
 TEN_SECONDS, PARAMS = synthetic_packets(10)
 
 
 async def test_ten_seconds_decode_frame_exact(tmp_path: Path) -> None:
     spool, keys = make_spool(tmp_path / "state")
-    recorder = Recorder(spool, recorder_config(segment_seconds=4.0), PARAMS)
+    recorder = Recorder(storage_for(spool), recorder_config(segment_seconds=4.0), PARAMS)
     await recorder.start("123456", "test")
     for packet in TEN_SECONDS:
         await recorder.handle(packet)
@@ -52,7 +52,7 @@ async def test_ten_seconds_decode_frame_exact(tmp_path: Path) -> None:
 
 async def test_rollover_at_keyframes_chain_verifies(tmp_path: Path) -> None:
     spool, keys = make_spool(tmp_path / "state")
-    recorder = Recorder(spool, recorder_config(segment_seconds=2.0), PARAMS)
+    recorder = Recorder(storage_for(spool), recorder_config(segment_seconds=2.0), PARAMS)
     await recorder.start(None, "test")
     for packet in TEN_SECONDS:
         await recorder.handle(packet)
@@ -72,7 +72,7 @@ async def test_rollover_at_keyframes_chain_verifies(tmp_path: Path) -> None:
 async def test_pre_event_window(tmp_path: Path) -> None:
     packets, params = synthetic_packets(25, audio=False)
     spool, keys = make_spool(tmp_path / "state")
-    recorder = Recorder(spool, recorder_config(pre_event_seconds=5.0), params)
+    recorder = Recorder(storage_for(spool), recorder_config(pre_event_seconds=5.0), params)
     recorder.set_buffering(True)
     start_us = packets[0].pts_us + 20_000_000
     before = [p for p in packets if p.pts_us <= start_us]
@@ -100,7 +100,7 @@ async def test_pre_event_window(tmp_path: Path) -> None:
 async def test_zero_window_starts_at_next_keyframe(tmp_path: Path) -> None:
     packets, params = synthetic_packets(5, audio=False)
     spool, keys = make_spool(tmp_path / "state")
-    recorder = Recorder(spool, recorder_config(pre_event_seconds=0.0), params)
+    recorder = Recorder(storage_for(spool), recorder_config(pre_event_seconds=0.0), params)
     recorder.set_buffering(True)
     video = video_only(packets)
     split = FPS * 2 + 10  # start 10 frames after the keyframe at 2 s
@@ -120,7 +120,7 @@ async def test_zero_window_starts_at_next_keyframe(tmp_path: Path) -> None:
 async def test_buffering_only_when_allowed(tmp_path: Path) -> None:
     packets, params = synthetic_packets(3, audio=False)
     spool, _ = make_spool(tmp_path / "state")
-    recorder = Recorder(spool, recorder_config(pre_event_seconds=30.0), params)
+    recorder = Recorder(storage_for(spool), recorder_config(pre_event_seconds=30.0), params)
     for packet in packets:
         await recorder.handle(packet)
     assert recorder.buffered_bytes == 0  # idle: nothing kept
@@ -140,7 +140,7 @@ async def test_quota_reached_at_a_rollover_ends_cleanly(tmp_path: Path, quota: s
     (flagged so), the recording stops as storage_full, and nothing crashes."""
     packets, params = synthetic_packets(12, audio=False, width=640, height=480)
     spool, keys = make_spool(tmp_path / "state", quota=quota)
-    recorder = Recorder(spool, recorder_config(segment_seconds=1.0), params)
+    recorder = Recorder(storage_for(spool), recorder_config(segment_seconds=1.0), params)
     await recorder.start(None, "test")
     for packet in packets:
         await recorder.handle(packet)
@@ -159,7 +159,7 @@ async def test_a_packet_the_muxer_refuses_costs_that_packet_only(tmp_path: Path)
 
     packets, params = synthetic_packets(3, audio=False)
     spool, keys = make_spool(tmp_path / "state")
-    recorder = Recorder(spool, recorder_config(), params)
+    recorder = Recorder(storage_for(spool), recorder_config(), params)
     await recorder.start(None, "test")
     broken = replace(packets[40], pts_us=packets[10].pts_us)  # time runs backwards once
     for packet in [*packets[:41], broken, *packets[41:]]:

@@ -8,12 +8,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bodycamd.config import parse_size
 from bodycamd.errors import QuotaExceeded
 from bodycamd.evidence.writer import SealedSegment
 from bodycamd.journal import Journal
-from bodycamd.storage import QuotaLedger, SegmentStart, Spool, StateLayout
+from bodycamd.receipt import Receipt, parse_receipt, receipt_key_id, sign_receipt
+from bodycamd.storage import QuotaLedger, SegmentStart, Spool, StateLayout, Storage
 from bodycamd.storage.quota import FsSpace, statvfs_space
 from tests.evidence.helpers import Keys, make_keys
 
@@ -47,6 +51,41 @@ def make_spool(
     )
     spool.ensure_ballast(ballast)
     return spool, keys
+
+
+def storage_for(spool: Spool, **options: Any) -> Storage:
+    """The storage façade over a test spool, as StorageComponent.start would attach it."""
+    storage = Storage("test-cam", **options)
+    storage.attach(spool)
+    return storage
+
+
+RECEIPT_KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32, 64)))
+
+
+def signed_receipt(
+    digest: str, size: int, *, device_id: str = "test-cam", **over: Any
+) -> tuple[Receipt, bytes]:
+    """A receipt as the ingest would sign it (wire bytes parsed back, as the uploader does)."""
+    fields: dict[str, Any] = {
+        "digest": digest,
+        "size": size,
+        "device_id": device_id,
+        "recording_id": "0f" * 16,
+        "index": 0,
+        "verdict": "complete",
+        "stored_at": "fs:test-cam/0.seg",
+        "received_at": "2026-11-30T12:00:00Z",
+        "key_id": receipt_key_id(RECEIPT_KEY.public_key()),
+    }
+    fields.update(over)
+    wire = sign_receipt(Receipt(**fields), RECEIPT_KEY)
+    trusted = {receipt_key_id(RECEIPT_KEY.public_key()): RECEIPT_KEY.public_key()}
+    return parse_receipt(wire, trusted), wire
+
+
+def audit_kinds(spool: Spool) -> list[str]:
+    return [event.kind for event in spool.journal.events()]
 
 
 @dataclass

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from bodycamd.evidence.keys import write_evidence_key_pair
 from bodycamd.evidence.reader import read_segment
-from bodycamd.journal import verify_audit
 from bodycamd.storage import reconcile
 from tests.evidence.helpers import make_keys
 from tests.storage.helpers import make_spool
@@ -78,5 +77,5 @@ def test_thirty_power_cuts(tmp_path: Path) -> None:
             assert verdict.sealed_torn == row.torn
             assert row.torn or verdict.status == "complete"
             assert len(data) >= size
-        assert verify_audit(spool.journal._db, keys.device_public).ok
+        assert spool.journal.verify(keys.device_public).ok
         spool.journal.close()

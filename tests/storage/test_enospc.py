@@ -17,7 +17,7 @@ import pytest
 from bodycamd.evidence.reader import read_segment
 from bodycamd.storage.quota import FsSpace
 from tests.media import count_frames, make_ts
-from tests.storage.helpers import make_spool, record
+from tests.storage.helpers import audit_kinds, make_spool, record
 
 FOOTAGE = make_ts(60, size=(320, 240)) * 4
 
@@ -60,7 +60,7 @@ def test_real_enospc_seals_what_fits(tmp_path: Path) -> None:
             )
             plaintext += data
         assert FOOTAGE.startswith(plaintext) and count_frames(plaintext) > 0
-        events = [e[0] for e in spool.journal._db.execute("SELECT kind FROM audit")]
+        events = audit_kinds(spool)
         assert "segment_abandoned" in events
         assert not (card / "state" / "ballast").exists()  # spent on sealing
         spool.journal.close()

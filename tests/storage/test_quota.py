@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from bodycamd.evidence.reader import read_segment, scan_segment
 from bodycamd.storage import SegmentStart
 from bodycamd.storage.quota import FsSpace
 from tests.media import count_frames, make_ts
-from tests.storage.helpers import make_spool, record
+from tests.storage.helpers import make_spool, record, signed_receipt, storage_for
 
 FOOTAGE = make_ts(60, size=(320, 240)) * 4  # ~2 MB; concatenated MPEG-TS stays decodable
 
@@ -87,7 +88,10 @@ def test_accounting_matches_du(tmp_path: Path) -> None:
     open_segment = spool.open_segment(SegmentStart(recording.recording_id, 99, b"\0" * 32, True))
     open_segment.write(FOOTAGE[:150_000])
     open_segment.checkpoint()
-    spool.confirm_and_delete(spool.journal.segments()[0], recording.sealed[0].digest.hex())
+    storage = storage_for(spool)
+    job = asyncio.run(storage.next_for_upload(2**62))
+    assert job is not None and job.digest == recording.sealed[0].digest.hex()
+    asyncio.run(storage.confirm_and_delete(job, *signed_receipt(job.digest, job.size)))
     files = [p for d in (root / "spool", root / "ready") for p in d.rglob("*") if p.is_file()]
     directories = {
         p for d in ("spool", "ready", "quarantine") for p in (root / d).rglob("*") if p.is_dir()

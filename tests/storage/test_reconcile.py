@@ -8,18 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bodycamd.errors import IntegrityError
 from bodycamd.evidence.reader import scan_segment
-from bodycamd.journal.audit import verify_audit
 from bodycamd.storage import SegmentStart, reconcile
 from bodycamd.storage.spool import Spool
-from tests.storage.helpers import make_spool
+from tests.storage.helpers import audit_kinds, make_spool
 
 DATA = bytes(range(256)) * 2000
-
-
-def audit_kinds(spool: Spool) -> list[str]:
-    return [row[0] for row in spool.journal._db.execute("SELECT kind FROM audit ORDER BY seq")]
 
 
 @pytest.fixture
@@ -44,7 +38,7 @@ def test_torn_part_is_sealed_and_queued(spool: Spool) -> None:
     verdict = scan_segment(spool.layout.root / row.path)
     assert verdict.sealed_torn and verdict.vouched_plaintext == 100_000
     assert audit_kinds(spool)[-2:] == ["torn_segment_recovered", "segment_sealed"]
-    assert verify_audit(spool.journal._db, key.public_key()).ok
+    assert spool.journal.verify(key.public_key()).ok
 
 
 def test_crash_between_seal_and_journal(spool: Spool) -> None:
@@ -111,35 +105,6 @@ def test_unreadable_part_is_quarantined_not_deleted(spool: Spool) -> None:
     assert audit_kinds(spool)[-1] == "file_quarantined"
 
 
-def test_deletion_needs_a_matching_receipt(spool: Spool) -> None:
-    segment = spool.open_segment(start(spool))
-    segment.write(DATA)
-    sealed = segment.seal(end_of_recording=True)
-    (row,) = spool.journal.segments()
-    with pytest.raises(IntegrityError, match="does not match the segment digest"):
-        spool.confirm_and_delete(row, "00" * 32)
-    assert sealed.path.exists() and audit_kinds(spool)[-1] == "receipt_mismatch"
-    used = spool.ledger.used
-    spool.confirm_and_delete(row, sealed.digest.hex())
-    assert not sealed.path.exists()
-    assert spool.journal.segments()[0].state == "deleted"
-    assert audit_kinds(spool)[-2:] == ["upload_complete", "segment_deleted"]
-    assert spool.ledger.used < used
-
-
-def test_crash_between_receipt_and_unlink_finishes_the_deletion(spool: Spool) -> None:
-    segment = spool.open_segment(start(spool))
-    segment.write(DATA)
-    sealed = segment.seal(end_of_recording=True)
-    (row,) = spool.journal.segments()
-    spool.delete_local = lambda row: None  # type: ignore[method-assign]  # power cut here
-    spool.confirm_and_delete(row, sealed.digest.hex())
-    del spool.delete_local
-    assert sealed.path.exists()
-    report = reconcile(spool, spool._device_key)
-    assert report.deletions_finished == [row.path] and not sealed.path.exists()
-
-
 def test_journal_failure_keeps_footage_and_chain(tmp_path: Path) -> None:
     """The journal dies mid-recording: sealing still completes on flash, the chain digest is
     still handed on, and the next start adopts the segment."""
@@ -160,15 +125,3 @@ def test_journal_failure_keeps_footage_and_chain(tmp_path: Path) -> None:
     assert report.adopted == [
         again.layout.relative(again.layout.ready_path(segment.header.recording_id, 0))
     ]
-
-
-def test_upload_progress_is_journalled_for_resumption(spool: Spool) -> None:
-    segment = spool.open_segment(start(spool))
-    segment.write(DATA)
-    segment.seal(end_of_recording=True)
-    (row,) = spool.journal.segments()
-    spool.journal.record_upload_progress(row.id, "https://ingest.example/files/abc", 4096)
-    (again,) = spool.journal.segments("uploading")
-    assert (again.upload_url, again.upload_offset) == ("https://ingest.example/files/abc", 4096)
-    assert spool.journal.segment_by_path(row.path) == again
-    assert spool.journal.segment_by_path("ready/nothing/000000.seg") is None

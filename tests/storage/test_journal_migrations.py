@@ -1,0 +1,90 @@
+"""Journal migrations: a version-1 journal made by the code before migrations existed
+(fixtures/journal-v1.db, see fixtures/make_journal_v1.py) opens and is migrated in one
+transaction; a journal from a newer bodycamd is refused in one line and left untouched."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from bodycamd.errors import JournalCorrupt, JournalTooNew, StorageError
+from bodycamd.journal import Journal, migrations
+
+FIXTURE = Path(__file__).parent / "fixtures" / "journal-v1.db"
+FIXTURE_KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+
+
+@pytest.fixture
+def v1(tmp_path: Path) -> Path:
+    path = tmp_path / "journal.db"
+    shutil.copyfile(FIXTURE, path)
+    return path
+
+
+def stored_version(path: Path) -> str:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return str(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+
+def test_a_version_1_journal_is_migrated(v1: Path) -> None:
+    journal = Journal(v1, FIXTURE_KEY)
+    assert (journal.migrated_from, journal.schema_version) == (1, migrations.SCHEMA_VERSION)
+    assert stored_version(v1) == str(migrations.SCHEMA_VERSION)
+    rows = journal.segments()
+    assert [r.state for r in rows] == ["sealed", "uploading", "uploaded", "deleted"]
+    assert all((r.attempts, r.last_error, r.next_attempt_ns) == (0, None, 0) for r in rows)
+    assert (rows[1].upload_url, rows[1].upload_offset) == ("https://ingest.example/files/one", 4096)
+    # v1 "uploaded" meant "receipt matched": the receipt column says the file may go
+    assert [r.segment_index for r in journal.receipted()] == [2]
+    assert [r.segment_index for r in journal.pending()] == [0, 1]
+    assert journal.queue_counts.segments == 2
+    assert journal.verify(FIXTURE_KEY.public_key()).ok  # the old trail is intact
+    journal.audit("after_migration")
+    assert journal.verify(FIXTURE_KEY.public_key()).ok
+    journal.close()
+    again = Journal(v1, FIXTURE_KEY)  # a second open has nothing to do
+    assert again.migrated_from == migrations.SCHEMA_VERSION
+    again.close()
+
+
+def test_a_newer_journal_is_refused_in_one_line_and_untouched(v1: Path) -> None:
+    with sqlite3.connect(v1) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.close()
+    before = v1.read_bytes()
+    with pytest.raises(JournalTooNew) as refused:
+        Journal(v1, FIXTURE_KEY)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message == (
+        f"{v1}: journal schema version 99 is newer than this bodycamd knows "
+        f"({migrations.SCHEMA_VERSION}); install the newer bodycamd again"
+    )
+    assert v1.read_bytes() == before
+
+
+def test_a_failing_migration_changes_nothing(v1: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = (
+        *migrations.MIGRATIONS,
+        ("ALTER TABLE segments ADD COLUMN fine INTEGER", "ALTER TABLE nowhere ADD COLUMN x"),
+    )
+    monkeypatch.setattr(migrations, "MIGRATIONS", broken)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", len(broken))
+    with pytest.raises(StorageError, match=r"migration 3 failed \(no such table: nowhere\)") as err:
+        Journal(v1, FIXTURE_KEY)
+    assert not isinstance(err.value, JournalCorrupt)  # readable: never moved aside
+    assert stored_version(v1) == "1"  # not 2: migration 2 rolled back with the broken one
+    with sqlite3.connect(f"file:{v1}?mode=ro", uri=True) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(segments)")}
+    assert "attempts" not in columns and "fine" not in columns
+
+
+def test_a_new_journal_starts_at_the_current_version(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.db", FIXTURE_KEY)
+    assert journal.migrated_from == 0 and journal.segments() == []
+    journal.close()
+    assert stored_version(tmp_path / "journal.db") == str(migrations.SCHEMA_VERSION)

@@ -1,0 +1,177 @@
+"""The upload surface of the storage façade (UploadQueue, storage/uploads.py): each method's
+effect on the journal, on a real spool, real SQLite and real signed receipts; and the crash
+rule of confirm_and_delete, cut at the crash point between the receipt commit and the
+unlink."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bodycamd.errors import NotAwaitingUpload
+from bodycamd.receipt import ReceiptInvalid
+from bodycamd.storage import SegmentStart, Storage, reconcile
+from bodycamd.storage.spool import Spool
+from bodycamd.storage.uploads import UploadJob, UploadQueue
+from tests.evidence.helpers import Keys
+from tests.storage.helpers import audit_kinds, make_spool, signed_receipt, storage_for
+
+DATA = bytes(range(256)) * 2000
+NOW = 1_800_000_000 * 10**9
+URL = "https://ingest.example/files/abc"
+
+
+class PowerCut(Exception):
+    """Raised at a crash point: nothing after it runs, as if the power went."""
+
+
+def seal_segments(spool: Spool, count: int) -> None:
+    recording, prev = uuid.uuid4(), b"\0" * 32
+    for index in range(count):
+        segment = spool.open_segment(SegmentStart(recording, index, prev, True))
+        segment.write(DATA)
+        prev = segment.seal(end_of_recording=index == count - 1).digest
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> tuple[Spool, Keys, Storage]:
+    spool, keys = make_spool(tmp_path / "state")
+    seal_segments(spool, 2)
+    return spool, keys, storage_for(spool)
+
+
+async def first(storage: Storage) -> UploadJob:
+    job = await storage.next_for_upload(NOW)
+    assert job is not None
+    return job
+
+
+def test_the_facade_is_an_upload_queue(rig: tuple[Spool, Keys, Storage]) -> None:
+    queue: UploadQueue = rig[2]  # mypy checks the Protocol; this checks the device id
+    assert queue.device_id == "test-cam"
+
+
+async def test_jobs_come_in_seal_order_and_failures_wait_their_turn(
+    rig: tuple[Spool, Keys, Storage],
+) -> None:
+    spool, _, storage = rig
+    one = await first(storage)
+    assert (one.index, one.phase, one.attempts, one.upload_url) == (0, "sealed", 0, None)
+    assert one.path == spool.layout.root / spool.journal.segments()[0].path and one.path.exists()
+    assert one.digest == hashlib.sha256(one.path.read_bytes()).hexdigest()
+    await storage.record_upload_failure(one, "connect: refused " + "x" * 900, NOW + 10)
+    (row, _) = spool.journal.segments()
+    assert (row.attempts, row.next_attempt_ns) == (1, NOW + 10)
+    assert row.last_error is not None and len(row.last_error) == 500
+    assert audit_kinds(spool)[-1] == "upload_failed"
+    two = await first(storage)  # the failed one is not due yet
+    assert two.index == 1
+    await storage.record_upload_failure(two, "503", NOW + 5)
+    assert await storage.next_for_upload(NOW) is None
+    assert await storage.next_attempt_ns() == NOW + 5
+    again = await storage.next_for_upload(NOW + 10)
+    assert again is not None and again.index == 0 and again.attempts == 1
+
+
+async def test_started_progress_and_uploaded_survive_a_restart(
+    rig: tuple[Spool, Keys, Storage], tmp_path: Path
+) -> None:
+    spool, keys, storage = rig
+    job = await storage.record_upload_started(await first(storage), URL)
+    assert (job.phase, job.upload_url, job.upload_offset) == ("uploading", URL, 0)
+    assert audit_kinds(spool)[-1] == "upload_started"
+    job = await storage.record_upload_progress(job, 4096)
+    with pytest.raises(ValueError, match="upload offset"):
+        await storage.record_upload_progress(job, job.size + 1)
+    spool.journal.close()  # the power goes; the next start sees what was committed
+    spool, _ = make_spool(tmp_path / "state", keys)
+    storage = storage_for(spool)
+    resumed = await first(storage)
+    assert (resumed.phase, resumed.upload_url, resumed.upload_offset) == ("uploading", URL, 4096)
+    sent = await storage.record_uploaded(resumed)
+    assert (sent.phase, sent.upload_offset) == ("uploaded", sent.size)
+    assert audit_kinds(spool)[-1] == "upload_sent"
+    figures = await storage.queue_figures()
+    assert (figures.segments, figures.no_receipt) == (2, 1)  # no receipt: still on flash
+    assert figures.bytes == sum(r.size for r in spool.journal.segments())
+    assert sent.path.exists()
+
+
+async def test_confirm_and_delete_against_a_covering_receipt(
+    rig: tuple[Spool, Keys, Storage],
+) -> None:
+    spool, keys, storage = rig
+    job = await storage.record_uploaded(await first(storage))
+    receipt, wire = signed_receipt(job.digest, job.size)
+    used = spool.ledger.used
+    await storage.confirm_and_delete(job, receipt, wire)
+    assert not job.path.exists()
+    row = spool.journal.segment(job.segment_id)
+    assert row is not None and row.state == "deleted"
+    assert row.receipt is not None and json.loads(row.receipt)["receipt"]["digest"] == job.digest
+    events = spool.journal.events()[-2:]
+    assert [e.kind for e in events] == ["upload_receipt", "segment_deleted"]
+    assert {e.fields["receipt_sha256"] for e in events} == {hashlib.sha256(wire).hexdigest()}
+    assert spool.ledger.used < used
+    assert (await storage.queue_figures()).segments == 1
+    assert storage.figures() is not None and storage.figures().awaiting_upload == 1  # type: ignore[union-attr]
+    with pytest.raises(NotAwaitingUpload, match="is deleted"):
+        await storage.record_upload_failure(job, "late", NOW)  # a stale job cannot resurrect it
+    assert spool.journal.verify(keys.device_public).ok
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("digest", "00" * 32), ("size", 1), ("device_id", "another-cam")],
+)
+async def test_a_receipt_that_does_not_cover_the_segment_deletes_nothing(
+    rig: tuple[Spool, Keys, Storage], field: str, value: object
+) -> None:
+    spool, _, storage = rig
+    job = await first(storage)
+    covering = {"digest": job.digest, "size": job.size, "device_id": "test-cam"}
+    covering[field] = value
+    digest, size = covering.pop("digest"), covering.pop("size")
+    receipt, wire = signed_receipt(str(digest), int(size), **covering)  # type: ignore[call-overload]
+    with pytest.raises(ReceiptInvalid, match=f"receipt {field} is"):
+        await storage.confirm_and_delete(job, receipt, wire)
+    assert job.path.exists()
+    row = spool.journal.segment(job.segment_id)
+    assert row is not None and row.state == "sealed" and row.receipt is None
+    refused = spool.journal.events()[-1]
+    assert refused.kind == "receipt_refused" and field in str(refused.fields["reason"])
+    assert await first(storage) == job  # still queued, unchanged
+
+
+async def test_power_cut_between_receipt_and_unlink_finishes_at_the_next_start(
+    rig: tuple[Spool, Keys, Storage], tmp_path: Path
+) -> None:
+    spool, keys, _ = rig
+
+    def cut(point: str) -> None:
+        if point == "receipt_committed":
+            raise PowerCut(point)
+
+    storage = storage_for(spool, crash_point=cut)
+    job = await first(storage)
+    with pytest.raises(PowerCut):
+        await storage.confirm_and_delete(job, *signed_receipt(job.digest, job.size))
+    assert job.path.exists()  # the receipt is committed, the file not yet unlinked
+    spool.journal.close()
+
+    spool, _ = make_spool(tmp_path / "state", keys)
+    storage = storage_for(spool)
+    after_crash = await first(storage)
+    assert after_crash.index == 1  # the receipted segment is never offered for upload again
+    report = reconcile(spool, keys.device)
+    assert report.deletions_finished == [spool.layout.relative(job.path)]
+    assert not job.path.exists()
+    row = spool.journal.segment(job.segment_id)
+    assert row is not None and row.state == "deleted"
+    deleted = spool.journal.events()[-1]
+    assert deleted.kind == "segment_deleted" and deleted.fields["finished_after_restart"]
+    assert spool.journal.verify(keys.device_public).ok

@@ -29,6 +29,7 @@ from pathlib import Path
 FOOTAGE_SECONDS = 20
 LOOPS = 2  # real-time phases: 40 s of footage
 IDLE_SECONDS = 20.0
+WARMUP_SECONDS = 5.0  # real-time figures start after this: the steady state of recording
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -93,6 +94,7 @@ class RssSampler:
     def __init__(self) -> None:
         self.samples: list[int] = []
         self.thread_cpu = 0.0  # the sampler's own CPU, taken out of the daemon's figure
+        self.started = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
@@ -135,7 +137,9 @@ def timed_file_camera(config, post, fault, loops):  # type: ignore[no-untyped-de
 async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> dict[str, float]:
     """mode: "fast" (record, as fast as the pipeline goes), or in real time "record" or
     "buffer" (pre-event only)."""
-    import bodycamd.app  # noqa: F401 - what the daemon has loaded, so RSS is the daemon's
+    import bodycamd.app  # what the daemon has loaded, so RSS is the daemon's
+
+    bodycamd.app.freeze_startup_objects()  # as the daemon's serve() does
     from bodycamd.config import CameraConfig, RecorderConfig
     from bodycamd.recorder.component import CaptureComponent
     from tests.storage.helpers import make_spool, storage_for
@@ -166,15 +170,21 @@ async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> d
             await component.recorder.start(None, "bench")
         task = asyncio.create_task(component.run())
         camera = cameras[0]
+        camera0 = 0.0
+        if not fast:  # in real time: the steady state, after the start-up (camera probe...)
+            await asyncio.sleep(WARMUP_SECONDS)
+            clock = time.pthread_getcpuclockid(camera._thread.ident)
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            camera0 = time.clock_gettime(clock)
         await asyncio.to_thread(camera._thread.join)
         await component._channel.wait_empty()
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         buffered = component.recorder.buffered_bytes
         await component.stop()
         await task
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     return {
-        "cpu_seconds": cpu - rss.thread_cpu,
-        "camera_cpu_seconds": type(camera).thread_cpu,
+        "cpu_seconds": cpu - rss.thread_cpu * wall / (time.perf_counter() - rss.started),
+        "camera_cpu_seconds": type(camera).thread_cpu - camera0,
         "wall_seconds": wall,
         "footage_seconds": FOOTAGE_SECONDS * LOOPS,
         "wakeups": component._channel.wakeups,

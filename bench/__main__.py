@@ -189,12 +189,12 @@ def summary(rows: dict[str, list[float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--repeat", type=int, default=1, help="run the capture phases N times")
-    parser.add_argument("--only", choices=["writer", "capture"], help="run one half only")
+    parser.add_argument("--only", choices=["writer", "capture", "upload"], help="run one part only")
     args = parser.parse_args()
     rows: dict[str, list[float]] = defaultdict(list)
-    if args.only != "capture":
+    if args.only in (None, "writer"):
         writer_figures(rows)
-    if args.only != "writer":
+    if args.only in (None, "capture"):
         from bench import capture, latency
 
         latency.main()
@@ -202,6 +202,10 @@ def main() -> None:
             if args.repeat > 1:
                 print(f"-- capture run {index + 1} of {args.repeat}")
             capture.main(rows)
+    if args.only in (None, "upload"):
+        from bench import upload
+
+        upload.main()
     summary(rows)
 
 

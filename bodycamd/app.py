@@ -17,10 +17,12 @@ from hw.camera import open_camera
 from hw.gpio import GpioPanel, load_board, make_pin_factory
 
 from .camera import Camera, FaultSink, PacketSink
+from .clock import clock_synchronised
 from .config import Config
 from .control.server import ControlServer
 from .daemon import Component, Supervisor
 from .device import Device
+from .dock import DockComponent
 from .identity import IdentityComponent
 from .panel import EdgeSink, PanelComponent
 from .recorder.component import CaptureComponent
@@ -28,6 +30,7 @@ from .session import SessionPolicy
 from .simulator import PanelSimulator
 from .storage import StateLayout, StorageComponent
 from .systemd import Notifier
+from .upload.component import UploadComponent, build_uploader
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +60,32 @@ def build_components(config: Config) -> list[Component]:
         config.recorder,
         on_change=changed,
     )
-    device = Device(SessionPolicy(config.session), storage.storage, capture)
+    dock = DockComponent(config.dock)
+    uploader: UploadComponent | None = None
+
+    def clock_synced() -> bool:
+        """The kernel's word, and the ingest's Date at the last dock (within 2 s)."""
+        skewed = uploader is not None and uploader.clock_unsynced.value
+        return clock_synchronised() and not skewed
+
+    device = Device(
+        SessionPolicy(config.session), storage.storage, capture, dock, clock_synced=clock_synced
+    )
+    uploader = build_uploader(
+        config,
+        storage.storage,
+        dock.docked,
+        device.recording,
+        lambda progress: device.set_upload(progress.fraction, progress.failing),
+    )
+    uploader.clock_unsynced.listen(lambda _: device.changed())
     pins = load_board(config.gpio)
     factory = make_pin_factory(config.hardware)
 
     def panel_hardware(post: EdgeSink) -> GpioPanel:
-        return GpioPanel(pins, factory, post)
+        hardware = GpioPanel(pins, factory, dock.route_edges(post))
+        dock.attach_contact(lambda: hardware.docked)
+        return hardware
 
     panel = PanelComponent(panel_hardware, device, config.gpio, config.indicators)
     simulator = PanelSimulator(panel) if config.hardware == "simulated" else None
@@ -74,10 +97,13 @@ def build_components(config: Config) -> list[Component]:
         capture,
         simulator,
         stealth_allowed=config.indicators.stealth_allowed,
+        uploads=uploader.progress_json,
     )
-    # stop order is the reverse: control, device, the camera (sealing the recording), then
-    # the panel's GPIO (handlers cleared, devices closed), storage, keys (DESIGN.md §3)
-    return [identity, storage, panel, capture, device, control]
+    # the dock starts after the panel, whose GPIO hardware carries the dock contact; stop
+    # order is the reverse: control, the uploader (its request cancelled), device, the camera
+    # (sealing the recording), the dock, then the panel's GPIO (handlers cleared, devices
+    # closed), storage, keys (DESIGN.md §3)
+    return [identity, storage, panel, dock, capture, device, uploader, control]
 
 
 async def serve(config: Config, notifier: Notifier, *, debug: bool = False) -> int:

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import DEFAULT_CONFIG_PATH, load_config, to_toml
+from .config import DEFAULT_CONFIG_PATH, Config, load_config, to_toml
 from .errors import BodycamError
 from .evidence import cli as evidence_cli
 from .evidence.keys import (
     KEM_IDS,
+    atomic_write,
     device_public_raw,
     fingerprint,
     generate_evidence_key,
@@ -62,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--kem", choices=sorted(KEM_IDS), default="x25519")
     show = key_commands.add_parser("show", help="print the device public key for enrolment")
     with_config(show)
+    csr = key_commands.add_parser(
+        "csr", help="make the device TLS key (stays here) and print its CSR for enrolment"
+    )
+    with_config(csr)
+    csr.add_argument("--out", type=Path, help="write the CSR (PEM) here instead of stdout")
 
     evidence_cli.add_commands(commands)
     audit_cli.add_commands(commands)
@@ -91,6 +97,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_daemon(config, debug=args.debug)
     if args.command == "check-config":
         config = load_config(args.file)
+        from .upload.settings import upload_settings
+
+        upload_settings(config)  # files present, https unless development: one line if not
         if args.show:
             print(to_toml(config), end="")
         else:
@@ -112,6 +121,8 @@ def _keys(args: argparse.Namespace) -> int:
         print(f"fingerprint: {fingerprint(private.public.raw)}")
         return 0
     config = load_config(args.config)
+    if args.keys_command == "csr":
+        return _csr(config, args.out)
     layout = StateLayout(config.device.state_dir)
     existed = layout.device_key.exists()
     key = load_or_create_device_key(layout.device_key)
@@ -120,6 +131,24 @@ def _keys(args: argparse.Namespace) -> int:
         print(f"created device key {layout.device_key}", file=sys.stderr)
     print(f"device public key: {base64.b64encode(raw).decode()}")
     print(f"fingerprint: {fingerprint(raw)}")
+    return 0
+
+
+def _csr(config: Config, out: Path | None) -> int:
+    from .app import device_name
+    from .upload.csr import load_or_create_tls_key, make_csr
+    from .upload.settings import client_key_path
+
+    path = client_key_path(config)
+    key, created = load_or_create_tls_key(path)
+    if created:
+        print(f"created TLS client key {path} (it never leaves this device)", file=sys.stderr)
+    pem = make_csr(key, device_name(config))
+    if out is None:
+        print(pem.decode(), end="")
+    else:
+        atomic_write(out, pem, 0o644)
+        print(f"wrote CSR for {device_name(config)} to {out}", file=sys.stderr)
     return 0
 
 

@@ -206,6 +206,7 @@ def render(command: str, result: dict[str, Any]) -> str:
         if state["upload_progress"] is not None:
             dock += f", uploading {state['upload_progress']:.0%}"
         lines.append(f"dock:       {dock}")
+        lines.extend(upload_lines(result.get("upload"))[:1])
         lines.append(f"health:     {', '.join(state['health']) or 'ok'}")
         lines.append(f"camera:     {result['camera'].removeprefix('camera: ')}")
         lights = result.get("indicators", {})
@@ -226,12 +227,16 @@ def render(command: str, result: dict[str, Any]) -> str:
         )
     if command == "uploads":
         queue = result["queue"]
+        lines = upload_lines(result.get("upload"))
         if not queue:
-            return "nothing awaiting upload"
+            return "\n".join([*lines, "nothing awaiting upload"])
         return "\n".join(
-            f"{item['path']}  {item['size']:>12,} bytes  {item['state']}"
-            + ("  (torn)" if item["torn"] else "")
-            for item in queue
+            lines
+            + [
+                f"{item['path']}  {item['size']:>12,} bytes  {item['state']}"
+                + ("  (torn)" if item["torn"] else "")
+                for item in queue
+            ]
         )
     if command == "login":
         return f"logged in: {result['officer']}"
@@ -242,6 +247,23 @@ def render(command: str, result: dict[str, Any]) -> str:
     if command == "stealth":
         return "stealth " + ("on" if result["stealth"] else "off")
     return "done"
+
+
+def upload_lines(data: dict[str, Any] | None) -> list[str]:
+    """The uploader's progress bar, its last error and its receipts, for people."""
+    if not data:
+        return []
+    from .upload.progress import UploadProgress, progress_bar
+
+    progress = UploadProgress.from_json(data)
+    lines = [f"upload:     {progress_bar(progress)}"]
+    if progress.last_error:
+        lines.append(f"last error: {progress.last_error}")
+    lines.append(
+        f"receipts:   {progress.receipts} this run; {progress.no_receipt} segment(s) sent "
+        "without receipt stay on flash"
+    )
+    return lines
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ committed; a journal that cannot be written refuses them with code "storage" and
 changes. Dock and clock events are written after the fact and never refused; a failure
 shows as the journal_error health flag.
 
-`recording` and `logged_in` are Signals kept in step with the published state, for the
-uploader (it yields to recording) and whoever else must wait for a flip.
+`recording`, `logged_in` and `docked` (the settled dock) are Signals kept in step with the
+published state, for the uploader (it runs while docked and yields to recording) and
+whoever else must wait for a flip. The uploader reports back through `set_upload`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .clock import clock_synchronised
 from .errors import QuotaExceeded, Refused
@@ -41,6 +42,18 @@ from .storage.facade import Storage
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
+
+
+class DockView(Protocol):
+    """What the device follows of the DockComponent (dock.py)."""
+
+    docked: Signal
+
+    @property
+    def pending(self) -> str | None: ...
+
+    @property
+    def source(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,7 @@ class Device:
         policy: SessionPolicy,
         storage: Storage,
         capture: CaptureComponent,
+        dock: DockView | None = None,
         *,
         clock_synced: Callable[[], bool] = clock_synchronised,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -73,6 +87,7 @@ class Device:
         self._policy = policy
         self._storage = storage
         self._capture = capture
+        self._dock = dock
         self._clock_synced = clock_synced
         self._sleep = sleep
         self.events = StateEvents()
@@ -83,8 +98,13 @@ class Device:
         self._clock_was_synced: bool | None = None
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._changing = asyncio.Lock()  # one audited change at a time: decided, then applied
         self.recording = Signal("recording")
         self.logged_in = Signal("logged_in")
+        self._upload_progress: float | None = None
+        self._upload_error = False
+        if dock is not None:  # a settled dock change is applied by the run loop at once
+            dock.docked.listen(lambda _docked: self._wakeup.set())
         # the camera sleeps while nobody is logged in, unless policy lets anyone record
         anonymous = policy.allow_anonymous_recording
         self.logged_in.listen(lambda on: capture.want_camera(on or anonymous))
@@ -116,34 +136,63 @@ class Device:
 
     async def login(self, number: object, caller: Caller) -> Officer:
         personnel = self._policy.validate(number)
-        if self.officer is not None and self.officer.personnel_number != personnel:
-            raise Refused(
-                "already_logged_in",
-                f"officer {self.officer.personnel_number} is logged in; log out first",
-            )
-        if self.officer is None:
-            await self._storage.audit_or_refuse(
-                "officer_login", personnel_number=personnel, **caller.audit_fields()
-            )
-            self.officer = Officer(personnel, time.time_ns())
-            log.info("officer %s logged in (%s)", personnel, caller.source)
-            self.refresh("login")
-            self._recorder_buffering(True)  # its own change: pre-event buffering begins
-        return self.officer
+        async with self._changing:
+            if self.officer is not None and self.officer.personnel_number != personnel:
+                raise Refused(
+                    "already_logged_in",
+                    f"officer {self.officer.personnel_number} is logged in; log out first",
+                )
+            if self.officer is None:
+                await self._storage.audit_or_refuse(
+                    "officer_login", personnel_number=personnel, **caller.audit_fields()
+                )
+                self.officer = Officer(personnel, time.time_ns())
+                log.info("officer %s logged in (%s)", personnel, caller.source)
+                self.refresh("login")
+                self._recorder_buffering(True)  # its own change: pre-event buffering begins
+            return self.officer
 
     async def logout(self, caller: Caller, *, reason: str = "request") -> None:
-        if self.officer is None:
-            raise Refused("not_logged_in", "nobody is logged in")
-        if self._is_recording():
-            raise Refused("recording", "stop the recording before logging out")
+        async with self._changing:
+            if self.officer is None:
+                raise Refused("not_logged_in", "nobody is logged in")
+            if self._is_recording():
+                raise Refused("recording", "stop the recording before logging out")
+            await self._audit_logout(caller, reason)
+            self._clear_officer()
+            self.refresh("logout")
+
+    async def _audit_logout(self, caller: Caller, reason: str) -> None:
+        assert self.officer is not None
         number = self.officer.personnel_number
         await self._storage.audit_or_refuse(
             "officer_logout", personnel_number=number, reason=reason, **caller.audit_fields()
         )
+        log.info("officer %s logged out (%s, %s)", number, caller.source, reason)
+
+    def _clear_officer(self) -> None:
         self.officer = None
         self._recorder_buffering(False)
-        log.info("officer %s logged out (%s, %s)", number, caller.source, reason)
-        self.refresh("logout")
+
+    def _logout_due_at_dock(self, docked: bool) -> bool:
+        return (
+            docked
+            and self.officer is not None
+            and self._policy.logout_on_dock
+            and not self._is_recording()
+        )
+
+    async def _logout_at_dock(self, docked: bool) -> bool:
+        """Audit the dock's logout when policy asks for it; False when it is not due, or
+        the journal refused it (then the officer stays, and the next tick tries again)."""
+        if not self._logout_due_at_dock(docked):
+            return False
+        try:
+            await self._audit_logout(Caller("dock"), "docked")
+        except Refused as exc:
+            log.error("logout at the dock postponed: %s", exc)
+            return False
+        return True
 
     async def record_start(self, caller: Caller) -> str:
         recorder = self._capture.recorder
@@ -186,23 +235,36 @@ class Device:
         self.refresh("marker")
 
     async def set_docked(self, docked: bool, caller: Caller) -> None:
-        if docked == self._docked:
-            return
-        self._docked = docked
-        log.info("%s (%s)", "docked" if docked else "undocked", caller.source)
-        await self._storage.audit("dock" if docked else "undock", **caller.audit_fields())
-        self.refresh("dock" if docked else "undock")
-        await self.settle()
+        """Docked (or not), and the logout the dock brings, decided and audited first, then
+        applied and published in one step: nobody sees "docked" with the officer still on."""
+        async with self._changing:
+            if docked == self._docked:
+                return
+            log.info("%s (%s)", "docked" if docked else "undocked", caller.source)
+            await self._storage.audit("dock" if docked else "undock", **caller.audit_fields())
+            logout = await self._logout_at_dock(docked)
+            self._docked = docked
+            if logout:
+                self._clear_officer()
+            self.refresh("dock" if docked else "undock")
 
     async def set_stealth(self, stealth: bool, allowed: bool, caller: Caller) -> None:
         if stealth and not allowed:
             raise Refused("stealth_not_allowed", "policy does not allow stealth recording")
-        if stealth != self._stealth:
-            await self._storage.audit_or_refuse(
-                "indicator_policy", stealth=stealth, **caller.audit_fields()
-            )
-            self._stealth = stealth
-            self.refresh("stealth")
+        async with self._changing:
+            if stealth != self._stealth:
+                await self._storage.audit_or_refuse(
+                    "indicator_policy", stealth=stealth, **caller.audit_fields()
+                )
+                self._stealth = stealth
+                self.refresh("stealth")
+
+    def set_upload(self, progress: float | None, error: bool) -> None:
+        """The uploader's report: 0..1 while uploading (None otherwise) and whether its
+        latest attempt failed (the upload_error health flag and its LED pattern)."""
+        if (progress, error) != (self._upload_progress, self._upload_error):
+            self._upload_progress, self._upload_error = progress, error
+            self.refresh("upload")
 
     # -- state ------------------------------------------------------------------------------
 
@@ -212,18 +274,16 @@ class Device:
         self._wakeup.set()
 
     async def settle(self) -> None:
-        """Apply the policies that act on their own (logout at the dock), audit clock-sync
-        changes, then publish the state."""
-        if (
-            self._docked
-            and self.officer is not None
-            and self._policy.logout_on_dock
-            and not self._is_recording()
-        ):
-            try:
-                await self.logout(Caller("dock"), reason="docked")
-            except Refused as exc:  # the journal failed: stay logged in, try next tick
-                log.error("logout at the dock postponed: %s", exc)
+        """Follow the dock, apply the policies that act on their own (logout at the dock),
+        audit clock-sync changes, then publish the state."""
+        dock = self._dock
+        if dock is not None and dock.docked.value != self._docked:
+            await self.set_docked(dock.docked.value, Caller(f"dock:{dock.source}"))
+        if self._logout_due_at_dock(self._docked):  # docked while recording, now stopped
+            async with self._changing:
+                if await self._logout_at_dock(self._docked):
+                    self._clear_officer()
+                    self.refresh("logout")
         synced = self._clock_synced()
         if synced != self._clock_was_synced:
             if self._clock_was_synced is not None:
@@ -249,6 +309,8 @@ class Device:
             health.add("camera_fault")
         if not self._clock_synced():
             health.add("clock_unsynced")
+        if self._upload_error:
+            health.add("upload_error")
         return dataclasses.replace(
             self.state,
             officer=self.officer.personnel_number if self.officer else None,
@@ -256,9 +318,11 @@ class Device:
             recording_id=recording.recording_id.hex if recording else None,
             recording_seconds=round(recording.duration_s, 1) if recording else 0.0,
             docked=self._docked,
+            dock_pending=self._dock.pending if self._dock is not None else None,
             stealth=self._stealth,
             health=frozenset(health),
             awaiting_upload=figures.awaiting_upload if figures else 0,
+            upload_progress=self._upload_progress,
         )
 
     def _is_recording(self) -> bool:

@@ -22,6 +22,10 @@ exceptions still catch it (the gpiozero style)::
      │    ├── IntegrityError                 a record, checkpoint, signature or footer is bad
      │    ├── WrongKeyError                  the evidence key does not open this segment
      │    └── ChainError                     segments of a recording do not link up
+     ├── UploadError (OSError)               a request to the upload endpoint did not go through
+     │    ├── TransientUploadError           transport error, 409, 5xx: HEAD and retry later
+     │    ├── UploadRejected                 a 4xx or TLS refusal that retrying will not heal
+     │    └── UploadGone                     404/410: the server no longer has that upload
      └── ComponentFailed (RuntimeError)      a daemon component stopped the daemon
 
 Messages name the object (file, key, record index) and say what was expected, because they
@@ -118,6 +122,36 @@ class WrongKeyError(EvidenceError):
 
 class ChainError(EvidenceError):
     """The segments of one recording are missing, reordered, substituted or unterminated."""
+
+
+class UploadError(BodycamError, OSError):
+    """A request to the upload endpoint failed; `reason` is the one line status shows."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransientUploadError(UploadError):
+    """Worth retrying after a backoff: the transport failed, or the server said 409, 423,
+    429, 460 or 5xx. `retry_after` (seconds) is the server's Retry-After, if it gave one."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class UploadRejected(UploadError):
+    """The server (or its TLS layer) refused in a way that retrying will not heal: a 4xx
+    such as 400, 403 or 413, an untrusted certificate, a refused client certificate."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class UploadGone(UploadError):
+    """404 or 410 for an upload URL: the server dropped that upload (expired, restarted)."""
 
 
 class ComponentFailed(BodycamError, RuntimeError):

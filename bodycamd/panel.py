@@ -1,10 +1,11 @@
-"""The panel component: the record button, the dock sensor and the indicators, between the
-GPIO hardware (hw/gpio) and the device (device.py).
+"""The panel component: the record button and the indicators, between the GPIO hardware
+(hw/gpio) and the device (device.py). Dock sensing is the DockComponent's (dock.py); the
+dock contact's edges are routed to it before they reach the panel (app.py).
 
 Edges arrive from gpiozero's thread through `post` (call_soon_threadsafe only) into a small
-bounded queue on the loop; button logic and dock debouncing are pure (button.py, dock.py);
-every device state change is rendered by the indicator driver onto the outputs. Time comes
-from an injected clock, so tests drive it with exact instants.
+bounded queue on the loop; button logic is pure (button.py); every device state change is
+rendered by the indicator driver onto the outputs. Time comes from an injected clock, so
+tests drive it with exact instants.
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Protocol
 
 from .button import Action, ButtonLogic, ButtonTiming
 from .config import GpioConfig, IndicatorConfig
 from .device import Caller, Device
-from .dock import DockDebouncer, endpoint_reachable, poll_dock, power_supply_online
-from .errors import BodycamError, ConfigError, Refused
+from .errors import BodycamError, Refused
 from .indicators import IndicatorDriver, IndicatorPolicy
 from .state import Subscription
 
@@ -33,9 +32,6 @@ EdgeSink = Callable[[str, bool, float], None]
 
 
 class PanelHardware(Protocol):
-    @property
-    def docked(self) -> bool: ...
-
     def set_output(self, name: str, level: bool) -> None: ...
 
     def close(self) -> None: ...
@@ -63,7 +59,6 @@ class PanelComponent:
         self._logic = ButtonLogic(
             ButtonTiming(gpio.debounce_seconds, gpio.hold_seconds, gpio.double_press_seconds)
         )
-        self._dock = DockDebouncer(gpio.dock_stable_seconds)
         self._events: deque[tuple[str, bool, float]] = deque()
         self._wakeup = asyncio.Event()
         self.dropped_events = 0
@@ -76,8 +71,6 @@ class PanelComponent:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._gpio.dock_source == "endpoint":
-            dock_endpoint(self._gpio.dock_endpoint)  # a bad value fails the start, by name
         self._loop = asyncio.get_running_loop()
         self.hardware = await asyncio.to_thread(self._make_hardware, self._post)
         policy = IndicatorPolicy(
@@ -85,15 +78,11 @@ class PanelComponent:
         )
         self.driver = IndicatorDriver(self.hardware.set_output, policy)
         self._subscription = self._device.events.subscribe()
-        if self._gpio.dock_source == "gpio":
-            self._dock.observe(self.hardware.docked, self._clock())
         await self.tick(self._clock())
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             helpers = [group.create_task(self._follow_state(), name="indicator-state")]
-            if self._gpio.dock_source != "gpio":
-                helpers.append(group.create_task(self._poll_dock_source(), name="dock-poll"))
             while not self._stopping.is_set():
                 due = await self.tick(self._clock())
                 wait = min(max(due - self._clock(), 0.0), 1.0)
@@ -141,23 +130,18 @@ class PanelComponent:
             if kind == "button":
                 recording = self._device.state.recording == "recording"
                 await self._act(self._logic.edge(level, t, recording), t)
-            elif self._gpio.dock_source == "gpio":
-                await self._docked(self._dock.observe(level, t))
 
     async def tick(self, t: float) -> float:
-        """Timers: a hold that has lasted long enough, a dock level that has settled, the
-        indicators. Returns when the next one is due."""
+        """Timers: a hold that has lasted long enough, the indicators. Returns when the next
+        one is due."""
         recording = self._device.state.recording == "recording"
         await self._act(self._logic.poll(t, recording), t)
-        if self._gpio.dock_source == "gpio":
-            await self._docked(self._dock.poll(t))
         due = math.inf
         if self.driver is not None:
             self.driver.update(self._device.state, t)
             due = self.driver.render(t)
-        for other in (self._logic.next_due, self._dock.pending_until):
-            if other is not None:
-                due = min(due, other)
+        if self._logic.next_due is not None:
+            due = min(due, self._logic.next_due)
         return due
 
     async def _act(self, actions: list[Action], t: float) -> None:
@@ -178,35 +162,8 @@ class PanelComponent:
                 self.driver.update(self._device.state, t)
                 self.driver.render(t)
 
-    async def _docked(self, settled: bool | None) -> None:
-        if settled is not None:
-            await self._device.set_docked(settled, Caller(f"dock:{self._gpio.dock_source}"))
-
     async def _follow_state(self) -> None:
         assert self._subscription is not None
         while True:
             await self._subscription.next()
             self._wakeup.set()
-
-    async def _poll_dock_source(self) -> None:
-        async def read() -> bool:
-            if self._gpio.dock_source == "power_supply":
-                return await asyncio.to_thread(
-                    power_supply_online, Path(self._gpio.power_supply_online)
-                )
-            host, port = dock_endpoint(self._gpio.dock_endpoint)
-            return await endpoint_reachable(host, port)
-
-        async def changed(docked: bool) -> None:
-            await self._docked(docked)
-
-        await poll_dock(
-            read, self._dock, changed, interval=1.0, clock=self._clock, sleep=self._sleep
-        )
-
-
-def dock_endpoint(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f'gpio.dock_endpoint: expected "host:port", got "{value}"')
-    return host, int(port)

@@ -33,6 +33,7 @@ class DeviceState:
     recording_id: str | None = None
     recording_seconds: float = 0.0
     docked: bool = False
+    dock_pending: str | None = None  # "docking" / "undocking" while the dock level settles
     stealth: bool = False
     health: frozenset[str] = frozenset()
     awaiting_upload: int = 0
@@ -46,7 +47,9 @@ class DeviceState:
             parts.append(f"RECORDING {minutes:02d}:{seconds:02d}")
         else:
             parts.append(self.recording)
-        if self.docked:
+        if self.dock_pending:
+            parts.append(f"{self.dock_pending}…")
+        elif self.docked:
             parts.append("docked")
         if self.stealth:
             parts.append("stealth")

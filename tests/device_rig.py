@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bodycamd.config import CameraConfig, SessionConfig
-from bodycamd.device import Device
+from bodycamd.device import Device, DockView
 from bodycamd.recorder.component import CaptureComponent
 from bodycamd.session import SessionPolicy
 from bodycamd.storage.spool import Spool
@@ -26,7 +26,10 @@ CAMERA = CameraConfig(
 
 
 async def make_device(
-    tmp_path: Path, session: SessionConfig | None = None, quota: str = "90%"
+    tmp_path: Path,
+    session: SessionConfig | None = None,
+    quota: str = "90%",
+    dock: DockView | None = None,
 ) -> tuple[Device, CaptureComponent, Spool]:
     spool, _ = make_spool(tmp_path / "state", quota=quota)
     storage = storage_for(spool)  # the façade as StorageComponent.start attaches it
@@ -38,6 +41,10 @@ async def make_device(
     )
     await capture.start()
     device = Device(
-        SessionPolicy(session or SessionConfig()), storage, capture, clock_synced=lambda: True
+        SessionPolicy(session or SessionConfig()),
+        storage,
+        capture,
+        dock,
+        clock_synced=lambda: True,
     )
     return device, capture, spool

@@ -178,3 +178,15 @@ def test_bad_regex_and_size_values_are_named() -> None:
         parse('[storage]\nquota = "lots"\n')
     with pytest.raises(ConfigError, match=r"storage\.quota: expected a percentage above 0"):
         parse('[storage]\nquota = "150%"\n')
+
+
+def test_dock_settings_moved_out_of_gpio_are_refused_naming_the_new_key() -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse('[gpio]\ndock_endpoint = "ingest.local:443"\n')
+    message = str(refused.value)
+    assert message.endswith(
+        "gpio.dock_endpoint: moved; write it as endpoint in the [dock] section (dock.endpoint)"
+    )
+    assert "\n" not in message
+    config = parse('[dock]\nsource = "endpoint"\nendpoint = "ingest.local:443"\n')
+    assert (config.dock.source, config.dock.endpoint) == ("endpoint", "ingest.local:443")

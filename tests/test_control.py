@@ -145,6 +145,7 @@ def test_bodycamctl_output(daemon: Daemon, capsys: Any) -> None:
         "storage",
         "uploads",
         "dock",
+        "upload",
         "health",
         "camera",
         "lights",
@@ -202,7 +203,12 @@ def test_bodycamctl_each_command(daemon: Daemon, capsys: Any) -> None:
             r"^\d[\d,]* MiB of [\d,]+ MiB used, [\d,]+ MiB free for footage, "
             r"\d+ min left, 0 segment\(s\) awaiting upload\n$",
         ),
-        (["uploads"], 0, r"^nothing awaiting upload\n$"),
+        (
+            ["uploads"],
+            0,
+            r"^upload: +disabled: no upload.endpoint configured\nreceipts: .*\n"
+            r"nothing awaiting upload\n$",
+        ),
         (["logout"], 3, r"^$"),
         (["login", "123456"], 0, r"^logged in: 123456\n$"),
         (["record", "start"], 0, r"^recording [0-9a-f]{8}\n$"),

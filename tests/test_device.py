@@ -45,8 +45,12 @@ async def test_recording_refused_while_logged_out(rig: tuple[Device, Spool]) -> 
 
 async def test_every_recording_carries_the_officer(rig: tuple[Device, Spool]) -> None:
     device, spool = rig
+    flips: list[tuple[str, bool]] = []
+    device.logged_in.listen(lambda value: flips.append(("logged_in", value)))
+    device.recording.listen(lambda value: flips.append(("recording", value)))
     await device.login("7654321", ME)
     await device.record_start(ME)
+    assert flips == [("logged_in", True), ("recording", True)]
     assert device._capture.recorder is not None
     recording = device._capture.recorder.recording
     assert recording is not None and recording.officer == "7654321"

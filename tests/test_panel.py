@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from bodycamd.config import GpioConfig, IndicatorConfig
+from bodycamd.config import DockConfig, GpioConfig, IndicatorConfig
 from bodycamd.device import Caller, Device
+from bodycamd.dock import DockComponent
 from bodycamd.indicators import (
     IndicatorDriver,
     IndicatorPolicy,
@@ -50,6 +51,7 @@ class Rig:
     clock: VirtualClock
     capture: CaptureComponent
     spool: Spool
+    dock: DockComponent
 
     @property
     def gpio(self) -> GpioPanel:
@@ -86,18 +88,23 @@ class Rig:
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    device, capture, spool = await make_device(tmp_path)
+    clock = VirtualClock()
+    dock = DockComponent(DockConfig(), clock=clock)
+    device, capture, spool = await make_device(tmp_path, dock=dock)
     consuming = asyncio.create_task(capture.run())
     factory = MockFactory(pin_class=MockPWMPin)
-    clock = VirtualClock()
 
     def hardware(post: EdgeSink) -> GpioPanel:
-        return GpioPanel(PINS, factory, post, clock=clock)
+        gpio = GpioPanel(PINS, factory, dock.route_edges(post), clock=clock)
+        dock.attach_contact(lambda: gpio.docked)
+        return gpio
 
     panel = PanelComponent(hardware, device, GpioConfig(), IndicatorConfig(), clock=clock)
     await panel.start()
+    await dock.start()
     await device.login("123456", Caller("test"))
-    yield Rig(panel, device, factory, clock, capture, spool)
+    yield Rig(panel, device, factory, clock, capture, spool, dock)
+    await dock.stop()
     await panel.stop()
     await capture.stop()
     await consuming
@@ -183,18 +190,28 @@ async def test_exception_in_handler_does_not_stop_later_presses(rig: Rig) -> Non
 
 
 async def test_dock_sense_debounce(rig: Rig) -> None:
+    """The contact's edges reach the DockComponent (not the panel); its settled state is a
+    Signal the device follows."""
+    heard: list[bool] = []
+    rig.dock.docked.listen(heard.append)
     dock = PINS.dock_sense
     rig.drive(dock, low=True, at=1000.0)
     await rig.settle()
+    assert rig.dock.pending == "docking"
     rig.drive(dock, low=False, at=1000.5)  # wobbling in the cradle
     rig.drive(dock, low=True, at=1001.0)
     await rig.settle()
-    await rig.tick(1002.9)
-    assert not rig.device.state.docked
+    rig.dock.tick(1002.9)
+    await rig.device.settle()
+    assert not rig.dock.docked.value and not rig.device.state.docked
+    assert rig.device.state.dock_pending == "docking" and "docking…" in rig.device.status()
+    assert rig.dock.tick(1003.0) is None and heard == [True]
+    await rig.device.settle()  # the device's run loop does this when the Signal flips
     await rig.tick(1003.0)
-    assert rig.device.state.docked
+    assert rig.device.state.docked and rig.dock.pending is None
     assert rig.device.state.officer is None  # docking ended the shift
     assert rig.level("status_amber")  # nobody logged in
+    assert "dock" in rig.audit() and rig.dock.status() == "dock: docked (gpio)"
 
 
 @pytest.mark.parametrize(("name", "state"), table_states(), ids=[n for n, _ in table_states()])

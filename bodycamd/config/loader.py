@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError
-from .schema import Config, all_keys, parse_size, public_fields
+from .schema import MOVED_KEYS, Config, all_keys, parse_size, public_fields
 
 
 def load_config(path: Path) -> Config:
@@ -42,6 +42,12 @@ def _build(cls: type[Any], data: dict[str, Any], path: Path, prefix: str) -> Any
     for key in data:
         if key not in known:
             dotted = prefix + key
+            if dotted in MOVED_KEYS:
+                new = MOVED_KEYS[dotted]
+                raise ConfigError(
+                    f"{path}: {dotted}: moved; write it as {new.split('.')[1]} in the "
+                    f"[{new.split('.')[0]}] section ({new})"
+                )
             value = data[key]
             if isinstance(value, dict) and value:  # a misspelt section: name a key inside it
                 dotted += "." + next(iter(value))

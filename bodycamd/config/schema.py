@@ -296,25 +296,37 @@ class GpioConfig:
             "Two presses within this while recording add a marker.", minimum=0.1, maximum=2.0
         ),
     )
-    dock_source: DockSource = field(
+
+
+@dataclass(frozen=True)
+class DockConfig:
+    source: DockSource = field(
         default="gpio",
         metadata=_doc(
-            'How docking is sensed: "gpio" (dock_sense pin), "power_supply" (the file '
-            'power_supply_online reads "1") or "endpoint" (dock_endpoint accepts a TCP '
-            "connection)."
+            'How docking is sensed: "gpio" (the gpio.dock_sense contact), "power_supply" (the '
+            'file power_supply_online reads "1") or "endpoint" (endpoint accepts a TCP '
+            "connection; benches without a dock contact)."
         ),
     )
-    dock_stable_seconds: float = field(
+    stable_seconds: float = field(
         default=2.0,
         metadata=_doc("A dock level must hold this long to count.", minimum=0.0, maximum=60.0),
     )
     power_supply_online: str = field(
         default="/sys/class/power_supply/usb/online",
-        metadata=_doc('File read by dock_source = "power_supply".', path=True),
+        metadata=_doc('File read by source = "power_supply".', path=True),
     )
-    dock_endpoint: str = field(
-        default="", metadata=_doc('host:port probed by dock_source = "endpoint".')
-    )
+    endpoint: str = field(default="", metadata=_doc('host:port probed by source = "endpoint".'))
+
+
+# Keys that moved to another section: refused with one line naming the new key (a silently
+# ignored dock setting would leave a camera that never uploads).
+MOVED_KEYS = {
+    "gpio.dock_source": "dock.source",
+    "gpio.dock_stable_seconds": "dock.stable_seconds",
+    "gpio.power_supply_online": "dock.power_supply_online",
+    "gpio.dock_endpoint": "dock.endpoint",
+}
 
 
 @dataclass(frozen=True)
@@ -408,6 +420,88 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class UploadConfig:
+    endpoint: str = field(
+        default="",
+        metadata=_doc(
+            "tus creation URL of the ingest, e.g. https://ingest.example:8443/files/. Empty: "
+            "nothing is uploaded and footage stays on flash (docs/upload.md)."
+        ),
+    )
+    receipts_url: str = field(
+        default="",
+        metadata=_doc(
+            "Where receipts are asked for: GET {receipts_url}/{digest}. Empty means "
+            "{endpoint}/receipts; the project's ingest serves them at https://HOST:PORT/receipts."
+        ),
+    )
+    ca_file: str = field(
+        default="",
+        metadata=_doc(
+            "CA certificate (PEM) the ingest's server certificate must chain to; the system "
+            "trust store is never used.",
+            path=True,
+        ),
+    )
+    client_cert: str = field(
+        default="",
+        metadata=_doc(
+            "This device's TLS client certificate (PEM) issued at enrolment; its CN is "
+            "device.name.",
+            path=True,
+        ),
+    )
+    client_key: str = field(
+        default="",
+        metadata=_doc(
+            "Its private key; empty means keys/tls-client.key in state_dir, made on the device "
+            "by `bodycamd keys csr` (it never leaves the device).",
+            path=True,
+        ),
+    )
+    receipt_keys: str = field(
+        default="",
+        metadata=_doc(
+            "Ingest receipt public keys (Ed25519) trusted to sign receipts, comma-separated: "
+            "each a file (PEM, raw or base64) or the base64 of the 32-byte key. A segment is "
+            "deleted only against a receipt signed by one of them."
+        ),
+    )
+    chunk_size: str = field(
+        default="8MiB",
+        metadata=_doc(
+            "Bytes per PATCH (64KiB to 256MiB); the acknowledged offset is journalled after each.",
+            size=True,
+        ),
+    )
+    max_rate: str = field(
+        default="0",
+        metadata=_doc(
+            'Upload rate cap in bytes per second, e.g. "2MB"; 0 is unlimited.', size=True
+        ),
+    )
+    retry_min: float = field(
+        default=1.0,
+        metadata=_doc("First backoff after a failure, in seconds.", minimum=0.1, maximum=60.0),
+    )
+    retry_max: float = field(
+        default=300.0,
+        metadata=_doc(
+            "Longest backoff, in seconds; a refused segment is retried after this.",
+            minimum=1.0,
+            maximum=86400.0,
+        ),
+    )
+    development: bool = field(
+        default=False,
+        metadata=_doc(
+            "Allow a plain http:// endpoint (no TLS): benches and interop tests only, never "
+            "a device in service."
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     hardware: Hardware = field(
         default="pi",
@@ -422,10 +516,12 @@ class Config:
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
+    dock: DockConfig = field(default_factory=DockConfig)
     indicators: IndicatorConfig = field(default_factory=IndicatorConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    upload: UploadConfig = field(default_factory=UploadConfig)
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})
 
 

@@ -18,17 +18,6 @@ from typing import Any
 VERSION = 1
 MAX_REQUEST = 64 * 1024
 
-# code -> meaning; bodycamctl maps "refused" codes to its own exit status
-ERROR_CODES = {
-    "bad_request": "the request is not valid JSON or has wrong fields",
-    "unknown_command": "no such command",
-    "too_large": "the request line is longer than 64 KiB",
-    "busy": "too many control clients at once",
-    "idle": "no request within the idle timeout",
-    "unavailable": "not available on this device (e.g. the simulator on real hardware)",
-    "internal": "the daemon failed to handle the request (details are in its log)",
-}
-
 # command -> {argument: (type, required)}
 COMMANDS: dict[str, dict[str, tuple[type, bool]]] = {
     "status": {},
@@ -43,7 +32,6 @@ COMMANDS: dict[str, dict[str, tuple[type, bool]]] = {
     "sim": {"action": (str, True), "seconds": (float, False)},
     "stealth": {"enabled": (bool, True)},
 }
-SIM_ACTIONS = ("press", "hold", "dock", "undock", "camera-fault")
 
 
 class ProtocolError(Exception):

@@ -17,6 +17,7 @@ import os
 import socket
 import stat
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,8 +56,10 @@ class ControlServer:
         simulator: Simulator | None,
         *,
         stealth_allowed: bool = False,
+        uploads: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.socket_path = socket_path
+        self._uploads = uploads  # the uploader's progress (bodycamd/upload/progress.py)
         self._config = config
         self._device = device
         self._storage = storage
@@ -215,6 +218,7 @@ class ControlServer:
             "state": self._device.state.to_json(),
             "storage": self._storage_result(),
             "camera": self._capture.status(),
+            "upload": self._uploads() if self._uploads else None,
             "indicators": {
                 name: getattr(lights, name).describe()
                 for name in ("record_led", "announce_led", "status_green", "status_amber")
@@ -241,6 +245,7 @@ class ControlServer:
         return {
             "docked": self._device.state.docked,
             "progress": self._device.state.upload_progress,
+            "upload": self._uploads() if self._uploads else None,
             "queue": [
                 {
                     "path": str(job.path.relative_to(root)),

@@ -19,10 +19,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..errors import EvidenceError
+from ..fsutil import fsync_directory
 from .chain import ChainLink, check_chain
 from .keys import (
     fingerprint,
-    fsync_directory,
     kem_by_id,
     load_device_public_key,
     load_evidence_private_key,

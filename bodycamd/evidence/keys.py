@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
 from ..errors import KeyFileError
+from ..fsutil import fsync_directory
 
 KemName = Literal["x25519", "mlkem768-x25519"]
 
@@ -229,11 +230,3 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.close(fd)
     tmp.replace(path)
     fsync_directory(path.parent)
-
-
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -21,8 +21,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..errors import SegmentAbandoned
+from ..fsutil import fsync_directory
 from . import format as fmt
-from .keys import fsync_directory
 from .reader import Verdict, scan_segment
 from .writer import PART_SUFFIX, SEALED_SUFFIX
 

@@ -29,8 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import SegmentAbandoned
+from ..fsutil import fsync_directory
 from . import format as fmt
-from .keys import EvidencePublicKey, device_public_raw, fsync_directory, hpke_suite
+from .keys import EvidencePublicKey, device_public_raw, hpke_suite
 
 if TYPE_CHECKING:
     from .reader import Verdict
@@ -76,6 +77,24 @@ class SealedSegment:
             header.recording_id,
             header.segment_index,
         )
+
+
+RECORD_OVERHEAD = fmt.FRAME.size + fmt.TAG_SIZE  # frame and tag around each record's payload
+
+
+def record_bytes(plaintext: int) -> int:
+    """At most how many file bytes `plaintext` more payload bytes take as records (with
+    whatever the writer already buffers counted in `plaintext`)."""
+    return plaintext + (plaintext // fmt.MAX_PLAINTEXT + 1) * RECORD_OVERHEAD
+
+
+def bytes_to_seal(pending: int = 0) -> int:
+    """At most how many bytes sealing a segment still adds to its file, when `pending`
+    plaintext bytes (held by the caller or buffered by the writer) go in first: their
+    records, the FINAL record, the signed footer, and a checkpoint and the seal each padded
+    to a block. Quota (the seal margin), the spool (room for the next segment) and the
+    recorder (whether to roll) all ask this one function, so they cannot disagree."""
+    return record_bytes(pending) + 2 * fmt.MAX_RECORD + 2 * fmt.ALIGN
 
 
 class SegmentWriter:

@@ -34,12 +34,11 @@ from ..camera import EncodedPacket, StreamKind, StreamParams
 from ..clock import clock_synchronised
 from ..config import RecorderConfig, parse_size
 from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
-from ..evidence import format as fmt
 from ..hop import WorkerThread
 from ..storage.facade import RecordingStorage
 from ..storage.quota import WRITE_BATCH
 from ..storage.spool import SegmentStart, SpoolSegment
-from .channel import PreEventBuffer
+from .preevent import PreEventBuffer
 
 if TYPE_CHECKING:  # PyAV (31 MiB resident) is loaded when a segment opens, not at start-up
     from .muxer import TsMuxer
@@ -332,8 +331,7 @@ class Recorder:
     async def _roll(self, recording: Recording, packet: EncodedPacket) -> bool:
         """Seal and start the next segment, unless flash has no room for one: then this
         segment is the last, flagged so, and the recording stops (storage_full)."""
-        sealing = len(recording.pending) + 2 * fmt.MAX_RECORD  # the batch, FINAL, footer
-        if not await self._storage.has_room_for_segment(sealing):
+        if not await self._storage.has_room_for_segment(len(recording.pending)):
             await self._finish("storage_full")
             return False
         await self._seal(recording, end_of_recording=False)

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,21 +64,14 @@ class RecordingStorage(Protocol):
 
     async def open_segment(self, start: SegmentStart) -> SpoolSegment: ...
 
-    async def has_room_for_segment(self, sealing: int) -> bool: ...
+    async def has_room_for_segment(self, pending: int) -> bool: ...
 
 
 class Storage(SpoolUploadQueue):
-    """See the module docstring: audit, recording, figures, and the upload queue."""
+    """See the module docstring: audit, recording, figures, and the upload queue. Built
+    with `Storage(device_id, crash_point=None, clock_ns=time.time_ns)` (queue.py)."""
 
-    def __init__(
-        self,
-        device_id: str,
-        *,
-        crash_point: Callable[[str], None] | None = None,
-        clock_ns: Callable[[], int] = time.time_ns,
-    ) -> None:
-        super().__init__(device_id, crash_point=crash_point, clock_ns=clock_ns)
-        self._thresholds: tuple[bool, bool] | None = None
+    _thresholds: tuple[bool, bool] | None = None  # (low, full) as last audited
 
     def attach(self, spool: Spool) -> None:
         """Start serving from an opened, reconciled spool (StorageComponent.start, tests)."""
@@ -127,9 +118,10 @@ class Storage(SpoolUploadQueue):
         segment's write/checkpoint/seal block: call them from a worker thread."""
         return await asyncio.to_thread(self._require().open_segment, start)
 
-    async def has_room_for_segment(self, sealing: int) -> bool:
-        """Whether another segment fits after `sealing` more bytes seal the current one."""
-        return await asyncio.to_thread(self._require().has_room_for_segment, sealing)
+    async def has_room_for_segment(self, pending: int) -> bool:
+        """Whether another segment fits after the current one is sealed with `pending`
+        more plaintext bytes (bytes_to_seal, evidence/writer.py)."""
+        return await asyncio.to_thread(self._require().has_room_for_segment, pending)
 
     # -- figures and health -------------------------------------------------------------------
 

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import QuotaExceeded
-from ..evidence import format as fmt
+from ..evidence.writer import bytes_to_seal
 
 # The recorder hands the writer at most this much at a time (between checkpoints).
 WRITE_BATCH = 256 * 1024
-# What sealing may still need after the last refused write: that batch (kept, not dropped),
-# the muxer's tail, a FINAL record, a footer and one checkpoint padded to a block.
-SEAL_MARGIN = WRITE_BATCH + 2 * fmt.MAX_RECORD + 2 * fmt.ALIGN
+# What sealing may still need after the last refused write: that batch (kept, not dropped)
+# and everything the writer adds to seal (the writer's own answer).
+SEAL_MARGIN = bytes_to_seal(WRITE_BATCH)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..errors import EvidenceError
-from ..evidence.keys import fsync_directory
 from ..evidence.reader import scan_segment
 from ..evidence.recovery import seal_torn
 from ..evidence.writer import SealedSegment
+from ..fsutil import fsync_directory
 from .spool import Spool
 
 log = logging.getLogger(__name__)

@@ -32,9 +32,16 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
 from ..evidence import format as fmt
-from ..evidence.keys import EvidencePublicKey, fsync_directory
+from ..evidence.keys import EvidencePublicKey
 from ..evidence.recovery import seal_torn
-from ..evidence.writer import SealedSegment, SegmentInfo, SegmentWriter
+from ..evidence.writer import (
+    SealedSegment,
+    SegmentInfo,
+    SegmentWriter,
+    bytes_to_seal,
+    record_bytes,
+)
+from ..fsutil import fsync_directory
 from ..journal import Journal, SegmentRow
 from .layout import StateLayout
 from .quota import QuotaLedger
@@ -43,9 +50,6 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 NEW_SEGMENT_BYTES = fmt.HEADER_SIZE + fmt.ALIGN  # header, metadata, first checkpoint
-
-# framing and tag bytes per full record, for the quota estimate of a write
-_RECORD_OVERHEAD = fmt.FRAME.size + fmt.TAG_SIZE
 
 
 @dataclass(frozen=True)
@@ -77,11 +81,12 @@ class Spool:
         self._device_name = device_name
         self._fsync = fsync
 
-    def has_room_for_segment(self, sealing: int = 0) -> bool:
-        """Whether a new segment could still be opened after `sealing` more bytes go into
-        the current one (the check open_segment makes, plus what the seal writes)."""
+    def has_room_for_segment(self, pending: int = 0) -> bool:
+        """Whether a new segment could still be opened after the current one is sealed with
+        `pending` more plaintext bytes (the check open_segment makes, plus the seal)."""
+        needed = NEW_SEGMENT_BYTES + bytes_to_seal(pending)
         try:
-            self.ledger.check(self.layout.spool / "next.part", NEW_SEGMENT_BYTES + sealing)
+            self.ledger.check(self.layout.spool / "next.part", needed)
         except QuotaExceeded:
             return False
         return True
@@ -252,10 +257,8 @@ class SpoolSegment:
         the caller then seals, which always fits. `final` skips the check for the few bytes
         that close a segment (they come out of the seal margin)."""
         if not final:
-            size = len(data)
-            estimate = self._writer.file_size + self._writer.buffered_bytes + size
-            estimate += (size // fmt.MAX_PLAINTEXT + 1) * _RECORD_OVERHEAD
-            self._spool.ledger.check(self.path, estimate)
+            pending = self._writer.buffered_bytes + len(data)
+            self._spool.ledger.check(self.path, self._writer.file_size + record_bytes(pending))
         self._guard(lambda: self._writer.write(data))
 
     def checkpoint(self) -> None:

@@ -67,7 +67,10 @@ class Picamera2Camera:
         from picamera2.encoders import H264Encoder
 
         self._config = config
-        self._fault = fault
+        # picamera2 reports no encoder errors to its caller, so nothing calls `fault`: a
+        # dead encoder is a stall, which the capture watchdog turns into a camera fault
+        # (camera.stall_seconds).
+        del fault
         self._camera = Picamera2()
         video = self._camera.create_video_configuration(
             main={"size": (config.width, config.height)},

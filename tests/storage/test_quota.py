@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 
 from bodycamd.errors import QuotaExceeded
+from bodycamd.evidence import format as fmt
 from bodycamd.evidence.reader import read_segment, scan_segment
+from bodycamd.evidence.writer import bytes_to_seal
 from bodycamd.storage import SegmentStart
 from bodycamd.storage.quota import FsSpace
 from tests.media import count_frames, make_ts
@@ -108,3 +111,17 @@ def test_accounting_matches_du(tmp_path: Path) -> None:
 
 def du_dir_only(directory: Path) -> int:
     return directory.stat().st_blocks * 512
+
+
+@pytest.mark.parametrize("pending", [0, 1, 65_512, 65_513, 300_000])
+def test_sealing_adds_no_more_than_the_writer_says(tmp_path: Path, pending: int) -> None:
+    """bytes_to_seal is what quota, spool and recorder reserve for a seal: it must hold."""
+    spool, _ = make_spool(tmp_path / "state")
+    segment = spool.open_segment(SegmentStart(uuid.uuid4(), 0, b"\0" * 32, True))
+    segment.write(FOOTAGE[:100_000])
+    segment.checkpoint()
+    before = segment.path.stat().st_size
+    segment.write(FOOTAGE[100_000 : 100_000 + pending], final=True)
+    sealed = segment.seal(end_of_recording=True)
+    assert 0 < sealed.size - before <= bytes_to_seal(pending)
+    assert bytes_to_seal(pending) - (sealed.size - before) <= 2 * fmt.MAX_RECORD + 2 * fmt.ALIGN

@@ -41,7 +41,7 @@ test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Not part of `make test`: kills the daemon 30 times at random moments and at every fsync of a
 # segment roll, then verifies every recording and the audit trail (tests/torture/run.py).

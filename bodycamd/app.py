@@ -9,6 +9,7 @@ storage and keys.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 
@@ -112,7 +113,16 @@ async def serve(config: Config, notifier: Notifier, *, debug: bool = False) -> i
         stop_timeout=config.daemon.stop_timeout,
         debug=debug,
     )
+    freeze_startup_objects()
     return await supervisor.run()
+
+
+def freeze_startup_objects() -> None:
+    """Modules, classes and configuration live as long as the daemon: moved out of the
+    garbage collector's sight, every later collection skips them (about 0.2 % of a core less
+    while recording, docs/performance.md)."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_daemon(config: Config, notifier: Notifier | None = None, *, debug: bool = False) -> int:

@@ -116,6 +116,10 @@ class Device:
         self._upload_error = False
         if dock is not None:  # a settled dock change is applied by the run loop at once
             dock.docked.listen(lambda _docked: self._wakeup.set())
+        # the camera sleeps while nobody is logged in, unless policy lets anyone record
+        anonymous = policy.allow_anonymous_recording
+        self.logged_in.listen(lambda on: capture.want_camera(on or anonymous))
+        capture.want_camera(anonymous)
 
     # -- component lifecycle ----------------------------------------------------------------
 

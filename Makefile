@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PREFIX ?= /opt/bodycamd
 
-.PHONY: run demo test lint typecheck pytest bench torture install clean
+.PHONY: run demo test lint typecheck pytest bench torture torture-short install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: $(STAMP)
 # segment roll, then verifies every recording and the audit trail (tests/torture/run.py).
 torture: $(STAMP)
 	$(BIN)/python -m tests.torture.run --kills 30
+
+# Two kills (a random one, one mid-roll): about a minute here, over the ~30 s make test allows;
+# the roll's every fsync is covered in make test by tests/evidence/test_roll_recovery.py.
+torture-short: $(STAMP)
+	$(BIN)/python -m tests.torture.run --kills 1 --points 10
 
 # On the Pi: picamera2 and libcamera come from Raspberry Pi OS packages (python3-picamera2),
 # which cannot be installed from PyPI, so the venv must see the system site-packages.

@@ -6,8 +6,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PREFIX ?= /opt/bodycamd
 
-.PHONY: run demo test test-slow lint typecheck pytest bench torture soak install install-venv \
-	install-files clean
+.PHONY: run demo test test-slow lint typecheck pytest bench torture torture-short soak install \
+	install-venv install-files clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: $(STAMP)
 # segment roll, then verifies every recording and the audit trail (tests/torture/run.py).
 torture: $(STAMP)
 	$(BIN)/python -m tests.torture.run --kills 30
+
+# Two kills (a random one, one mid-roll): about a minute here, over the ~30 s make test allows;
+# the roll's every fsync is covered in make test by tests/evidence/test_roll_recovery.py.
+torture-short: $(STAMP)
+	$(BIN)/python -m tests.torture.run --kills 1 --points 10
 
 # On the Pi: picamera2 and libcamera come from Raspberry Pi OS packages (python3-picamera2),
 # which cannot be installed from PyPI, so the venv must see the system site-packages, and the

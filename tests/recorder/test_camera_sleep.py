@@ -73,7 +73,8 @@ async def test_camera_runs_only_while_an_officer_is_logged_in(tmp_path: Path) ->
         await wait_for(lambda: capture.camera_running and len(factory.made) == 1, changed)
         recorder = capture.recorder
         assert recorder is not None and recorder.state is RecorderState.BUFFERING
-        await capture._channel.wait_empty()  # the first frames are handled...
+        await capture._channel.wait_received(0)  # the first frame has arrived...
+        await capture._channel.wait_empty()  # ...and is handled...
         assert recorder.buffered_bytes > 0  # ...into the pre-event buffer
 
         await device.logout(ME)

@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/bodycamd run --config config/dev.toml
 
-demo: run
+# A whole shift, camera to back end, in ./var/demo (recreated each run): docs/demo.md.
+demo: $(STAMP)
+	$(BIN)/python -m bodycamd.demo --out var/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

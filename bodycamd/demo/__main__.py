@@ -71,9 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(out: Path, timing: DemoTiming, upload_timeout: float) -> Outcome:
     """Every step up to the summary; the figures it checks."""
     started = time.monotonic()
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "logs").mkdir(parents=True)
+    try:
+        if out.exists():
+            shutil.rmtree(out)
+        (out / "logs").mkdir(parents=True)
+    except OSError as exc:
+        raise DemoFailed(f"cannot recreate the output directory {out}: {exc}") from exc
     print(f"bodycamd demo in {out}")
     with Processes(out / "logs") as procs:
         print("1. back end and enrolment")
@@ -95,8 +98,9 @@ def run(out: Path, timing: DemoTiming, upload_timeout: float) -> Outcome:
 
         print("3. the shift")
         shift.login()
-        shift.fill_pre_event(timing.pre_event + 0.5)
+        shift.fill_pre_event(timing.pre_event)
         shift.record(timing.first_recording, marker_at=timing.first_recording / 2)
+        shift.fill_pre_event(timing.pre_event)  # it refills after the first recording
         shift.record(timing.second_recording, marker_at=None)
         shift.dock()
 

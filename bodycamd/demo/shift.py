@@ -29,6 +29,8 @@ class ShiftLog:
 
     recordings: list[str] = field(default_factory=list)
     recorded_seconds: dict[str, float] = field(default_factory=dict)  # the daemon's own count
+    pressed_seconds: dict[str, float] = field(default_factory=dict)  # wall, press to stop seen
+    pre_event: float = 0.0  # the pre-event buffer configured
     marker_by: str = ""
     upload_seconds: float = 0.0
     upload_bytes: int = 0
@@ -84,11 +86,13 @@ class Shift:
 
     def fill_pre_event(self, seconds: float) -> None:
         step(f"waiting {seconds:.0f} s so the pre-event buffer holds footage")
-        time.sleep(seconds)
+        self.result.pre_event = seconds
+        time.sleep(seconds + 0.5)
 
     def record(self, seconds: float, *, marker_at: float | None) -> None:
         """Press, record `seconds` by the daemon's count (double-press a marker at
         `marker_at`), hold to stop."""
+        pressed = time.monotonic()
         self.request("sim", action="press")
         self.until(lambda: self.state()["recording"] == "recording", "recording")
         recording = str(self.state()["recording_id"])
@@ -101,6 +105,7 @@ class Shift:
         step("holding the button 3 s to stop (a short press would not)")
         self.request("sim", action="hold", seconds=3.0)
         self.until(lambda: self.state()["recording"] != "recording", "recording stopped")
+        self.result.pressed_seconds[recording] = time.monotonic() - pressed
         seconds_done = self._stopped_seconds(recording)
         self.result.recorded_seconds[recording] = seconds_done
         step(f"recording {recording[:8]} stopped after {seconds_done:.1f} s of footage")

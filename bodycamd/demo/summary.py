@@ -138,6 +138,9 @@ def checks(figures: Figures, shift: ShiftLog) -> list[tuple[str, bool]]:
     for r in recordings:
         close = abs(r.decoded_seconds - r.recorded_seconds) <= DURATION_TOLERANCE
         result.append((f"{r.recording[:8]}: decoded footage matches time recorded", close))
+        before_press = r.decoded_seconds - shift.pressed_seconds[r.recording]
+        pre_event = before_press >= shift.pre_event / 2
+        result.append((f"{r.recording[:8]}: pre-event footage before the press", pre_event))
         result.append((f"{r.recording[:8]}: contact sheet drawn", r.sheet.tiles > 0))
     return result
 
@@ -151,7 +154,8 @@ def print_summary(outcome: Outcome) -> int:
         print(
             f"  recording {r.recording}: {r.segments} segments, {r.bytes:,} bytes, "
             f"footage {r.decoded_seconds:.1f} s decoded vs {r.recorded_seconds:.1f} s recorded "
-            f"(pre-event included), markers at {marks}"
+            f"(pre-event included; {r.decoded_seconds - shift.pressed_seconds[r.recording]:.1f} s "
+            f"before the press), markers at {marks}"
         )
     for line in figures.chains:
         print(f"  chain {line.strip()}")

@@ -6,6 +6,8 @@ are checked here against the footage decoded again by the test."""
 from __future__ import annotations
 
 import math
+import os
+import sys
 from pathlib import Path
 
 import av
@@ -14,6 +16,7 @@ from PIL import Image
 
 from bodycamd.demo.__main__ import main, run
 from bodycamd.demo.contact_sheet import CAPTION, COLUMNS, MARKER_COLOUR, TILE_WIDTH
+from bodycamd.demo.procs import DemoFailed, Processes
 from bodycamd.demo.setup import DemoTiming
 from bodycamd.demo.summary import checks, print_summary
 
@@ -78,3 +81,27 @@ def test_demo_fails_in_one_line_when_its_output_is_unusable(
     assert main(["--out", str(blocker / "demo")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("demo FAILED: ") and "demo" in err[0]
+
+
+def test_a_process_that_dies_is_reported_with_its_log(tmp_path: Path) -> None:
+    with Processes(tmp_path) as procs:
+        procs.start("ingest", [sys.executable, "-c", "print('bad config'); raise SystemExit(3)"])
+        with pytest.raises(DemoFailed) as failed:
+            procs.wait_until("ingest", lambda: False, timeout=60)
+    assert str(failed.value) == f"ingest exited with status 3; see {tmp_path / 'ingest.log'}"
+    assert "bad config" in (tmp_path / "ingest.log").read_text()
+
+
+def test_every_process_started_is_stopped_when_the_demo_fails(tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    sleeper = (  # the pid written whole (rename), then it waits to be stopped
+        f"import pathlib, os, time; p = pathlib.Path({str(started)!r}); "
+        "t = p.with_name('tmp'); t.write_text(str(os.getpid())); t.rename(p); time.sleep(600)"
+    )
+    with pytest.raises(DemoFailed), Processes(tmp_path) as procs:
+        procs.start("camera", [sys.executable, "-c", sleeper])
+        procs.wait_until("camera", started.exists, timeout=60)
+        raise DemoFailed("a step failed")
+    pid = int(started.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped by stop_all: not even a zombie is left

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..ingest.config import load_config
 from .procs import DemoFailed, Processes, run_tool
 
 DEVICE_NAME = "demo-cam"
@@ -122,7 +123,5 @@ def add_upload(config: Path, ingest: Path, url: str, cert: Path) -> None:
 
 
 def _ingest_ca(ingest: Path) -> Path:
-    from ..ingest.config import load_config
-
     settings = load_config(ingest)
     return settings.path(settings.tls.ca_certificate)

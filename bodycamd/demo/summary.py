@@ -8,13 +8,14 @@ demo's claim is that what arrives at the back end is the footage recorded, pre-e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 
 from .contact_sheet import SheetInfo, make_contact_sheet
-from .procs import run_tool
+from .procs import DemoFailed, run_tool
 from .setup import DEVICE_NAME, tool
 from .shift import Shift, ShiftLog, step
 
@@ -68,25 +69,24 @@ def backend_side(out: Path, ingest: Path, config: Path, shift: Shift) -> Figures
     run_tool([*argv, *map(str, files)], log, "evidence decrypt")
     step(f"bodycamd evidence decrypt: {len(files)} segments → {out}/<recording>.ts")
     for recording in shift.result.recordings:
-        figures.recordings.append(_one_recording(out, stored, recording, shift))
+        figures.recordings.append(_one_recording(out, stored, recording, shift, log))
     figures.left_on_flash = len(list((out / "camera").rglob("*.seg")))
     return figures
 
 
 def _run_verify(ingest: Path, log: Path) -> str:
-    from .procs import DemoFailed
-
     try:
         return run_tool([*tool("bodycamd-ingest"), "verify", "-c", str(ingest)], log, "verify")
     except DemoFailed:  # a failed verification is a summary check, not a crash
         return log.read_text().rsplit("$ ", 1)[-1]
 
 
-def _one_recording(out: Path, stored: Path, recording: str, shift: Shift) -> RecordingFigures:
-    hexid = recording.replace("-", "")
-    folder = next(p for p in stored.iterdir() if p.name.replace("-", "") == hexid)
+def _one_recording(
+    out: Path, stored: Path, recording: str, shift: Shift, log: Path
+) -> RecordingFigures:
+    folder = _named(stored.iterdir(), recording, f"stored segments under {stored}", log)
     segments = sorted(folder.glob("*.seg"))
-    video = next(p for p in out.glob("*.ts") if p.stem.replace("-", "") == hexid)
+    video = _named(out.glob("*.ts"), recording, f"decrypted recording in {out}", log)
     named = out / f"{recording}.ts"
     if video != named:
         video.replace(named)
@@ -103,6 +103,15 @@ def _one_recording(out: Path, stored: Path, recording: str, shift: Shift) -> Rec
         video=named,
         sheet=sheet,
     )
+
+
+def _named(paths: Iterable[Path], recording: str, what: str, log: Path) -> Path:
+    """The path named after `recording`, its id written with or without dashes."""
+    hexid = recording.replace("-", "")
+    for path in paths:
+        if path.stem.replace("-", "") == hexid:
+            return path
+    raise DemoFailed(f"no {what} for recording {recording}; see {log}")
 
 
 def decoded_duration(video: Path) -> float:

@@ -46,6 +46,8 @@ def test_demo_shift_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     segments = first.segments + second.segments
     assert shift.receipts == segments and first.segments >= 3 and second.segments >= 2
     assert shift.upload_bytes == first.bytes + second.bytes
+    assert len(figures.receipts) == segments and all(c.problem is None for c in figures.receipts)
+    assert sum(c.size for c in figures.receipts) == shift.upload_bytes
     assert len(first.markers) == 1 and not second.markers
     assert 0 <= first.markers[0] <= first.decoded_seconds
     for recording in figures.recordings:

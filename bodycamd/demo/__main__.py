@@ -20,7 +20,7 @@ from pathlib import Path
 from .procs import DemoFailed, Processes
 from .setup import DemoTiming, add_upload, camera_config, enroll, init_ingest, serve_ingest, tool
 from .shift import Shift, step
-from .summary import Outcome, backend_side, print_summary
+from .summary import Outcome, backend_side, print_summary, show_receipts
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,9 +106,10 @@ def run(out: Path, timing: DemoTiming, upload_timeout: float) -> Outcome:
 
         print("4. the upload")
         shift.upload(upload_timeout)
+        receipts = show_receipts(out, ingest)
 
         print("5. the back end: list, verify, decrypt, contact sheets")
-        figures = backend_side(out, ingest, config, shift)
+        figures = backend_side(out, ingest, shift, receipts)
         procs.stop_all()
     return Outcome(out, figures, shift.result, time.monotonic() - started)
 

@@ -16,6 +16,7 @@ import av
 
 from .contact_sheet import SheetInfo, make_contact_sheet
 from .procs import DemoFailed, run_tool
+from .receipts import ReceiptCheck, check_receipts
 from .setup import DEVICE_NAME, tool
 from .shift import Shift, ShiftLog, step
 
@@ -42,6 +43,7 @@ class Figures:
     verify_ok: bool = False
     chains: list[str] = field(default_factory=list)  # verify's per-recording lines
     left_on_flash: int = -1
+    receipts: list[ReceiptCheck] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,23 @@ class Outcome:
     elapsed: float
 
 
-def backend_side(out: Path, ingest: Path, config: Path, shift: Shift) -> Figures:
+def show_receipts(out: Path, ingest: Path) -> list[ReceiptCheck]:
+    """Each receipt the camera kept, verified again against the file the ingest stored."""
+    checked = check_receipts(out / "camera" / "journal.db", ingest)
+    for c in checked:
+        verdict = c.problem or "signed by the ingest's key, covers the stored file"
+        step(f"receipt {c.recording[:8]}/{c.index}: {c.size:,} bytes, {verdict}")
+    return checked
+
+
+def backend_side(out: Path, ingest: Path, shift: Shift, receipts: list[ReceiptCheck]) -> Figures:
     log = out / "logs" / "backend.log"
     listing = run_tool([*tool("bodycamd-ingest"), "list", "-c", str(ingest)], log, "list")
     _show("bodycamd-ingest list", listing)
     verified = _run_verify(ingest, log)
     _show("bodycamd-ingest verify", verified)
     figures = Figures(
+        receipts=receipts,
         verify_ok=verified.rstrip().endswith("verified: 0 problem(s)"),
         chains=[line for line in verified.splitlines() if ": chain of " in line],
     )
@@ -141,6 +153,10 @@ def checks(figures: Figures, shift: ShiftLog) -> list[tuple[str, bool]]:
         ("two recordings stored at the ingest", len(recordings) == 2),
         ("every stored chain verified", figures.verify_ok),
         ("a receipt for every segment", shift.receipts == segments and segments > 0),
+        (
+            "every receipt signed by the ingest and covering the stored file",
+            len(figures.receipts) == segments and not any(c.problem for c in figures.receipts),
+        ),
         ("0 segments left on the camera's flash", figures.left_on_flash == 0),
         ("the marker was recorded", bool(recordings) and bool(recordings[0].markers)),
     ]

@@ -48,6 +48,7 @@ def test_demo_shift_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert shift.upload_bytes == first.bytes + second.bytes
     assert len(figures.receipts) == segments and all(c.problem is None for c in figures.receipts)
     assert sum(c.size for c in figures.receipts) == shift.upload_bytes
+    assert 0 < shift.upload_seconds <= shift.polled_seconds
     assert len(first.markers) == 1 and not second.markers
     assert 0 <= first.markers[0] <= first.decoded_seconds
     for recording in figures.recordings:

@@ -187,7 +187,8 @@ def print_summary(outcome: Outcome) -> int:
     rate = shift.upload_bytes / shift.upload_seconds if shift.upload_seconds else 0.0
     print(
         f"  upload: {shift.upload_bytes:,} bytes in {shift.upload_seconds:.1f} s "
-        f"({rate / 1e6:.2f} MB/s), {shift.receipts} receipts; "
+        f"({rate / 1e6:.2f} MB/s, by the camera's journal), {shift.receipts} receipts, "
+        f"flash empty {shift.polled_seconds:.0f} s after the dock; "
         f"left on the camera's flash: {figures.left_on_flash} segments"
     )
     print(f"  marker made by: {shift.marker_by}")

@@ -11,7 +11,7 @@ PREFIX ?= /opt/bodycamd
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,ingest]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ingest,demo]'
 	$(BIN)/python -m pip install --quiet --no-deps 'picamera2>=0.3.20,<0.4'
 	touch $@
 

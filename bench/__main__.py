@@ -6,11 +6,16 @@ Absolute numbers depend on the machine; the ratios are what the design holds us 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
+import resource
+import shutil
+import subprocess
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,7 +71,145 @@ def scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(dir=base, prefix="bodycamd-bench-"))
 
 
+AGE_BYTES = 256 * MIB
+BATCH = 256 * 1024  # the recorder's write batch (storage.quota.WRITE_BATCH)
+CHECKPOINT_BYTES = 1_250_000  # one second of 10 Mbit/s footage
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def writer_vs_age(directory: Path) -> tuple[float, float] | None:
+    """CPU seconds to encrypt the same AGE_BYTES: the evidence writer (256 KiB batches, a
+    signed checkpoint per second of 10 Mbit/s, no fsync: age does none either) in this
+    process, and `age -r` (X25519 + ChaCha20-Poly1305, Go) as a child reading the same file
+    from the page cache. Both write their output into the page cache. None without age."""
+    age = shutil.which("age")
+    keygen = shutil.which("age-keygen")
+    if age is None or keygen is None:
+        print("writer vs age: SKIPPED, `age` is not installed (apt-get install age)")
+        return None
+    source = directory / "age-input"
+    with source.open("wb") as out:
+        for _ in range(AGE_BYTES // MIB):
+            out.write(os.urandom(MIB))
+    identity = directory / "age-key"
+    subprocess.run([keygen, "-o", str(identity)], check=True, capture_output=True)
+    recipient = subprocess.run(
+        [keygen, "-y", str(identity)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+    cpu0 = children_cpu()
+    subprocess.run(
+        [age, "-r", recipient, "-o", str(directory / "age-out"), str(source)], check=True
+    )
+    age_cpu = children_cpu() - cpu0
+    (directory / "age-out").unlink()
+
+    evidence = generate_evidence_key().public
+    device = ed25519.Ed25519PrivateKey.generate()
+    batch = bytearray(BATCH)
+    cpu0 = time.process_time()
+    writer = SegmentWriter(
+        directory / "w.part", SegmentInfo(uuid.uuid4(), 0), evidence, device, fsync=lambda fd: None
+    )
+    since = 0
+    with source.open("rb", buffering=0) as data, memoryview(batch) as view:
+        while size := data.readinto(batch):
+            writer.write(view[:size])
+            since += size
+            if since >= CHECKPOINT_BYTES:
+                writer.checkpoint()
+                since = 0
+    writer.seal(end_of_recording=True).path.unlink()
+    writer_cpu = time.process_time() - cpu0
+    source.unlink()
+    identity.unlink()
+    return writer_cpu, age_cpu
+
+
+def summary(rows: dict[str, list[float]]) -> None:
+    """The issue's table: every figure measured in this run, min-max over the repeats."""
+
+    def spread(key: str, unit: str) -> str:
+        values = rows.get(key) or []
+        if not values:
+            return "not measured"
+        low, high = min(values), max(values)
+        text = f"{low:.2f}" if low == high else f"{low:.2f}-{high:.2f}"
+        return f"{text} {unit}"
+
+    def verdict(key: str, ok: Callable[[float], bool]) -> str:
+        values = rows.get(key) or []
+        if not values:
+            return "-"
+        return "met" if all(ok(v) for v in values) else "NOT MET"
+
+    table = [
+        (
+            "daemon's own work recording in real time",
+            "realtime_own_pct",
+            "% of a core",
+            "< 1 %",
+            lambda v: v < 1.0,
+        ),
+        (
+            "the same, unpaced",
+            "unpaced_pct",
+            "% per real-time minute",
+            "< 0.5 %",
+            lambda v: v < 0.5,
+        ),
+        ("idle, nobody logged in", "idle_pct", "% of a core", "~0 (< 0.2 %)", lambda v: v < 0.2),
+        (
+            "RSS recording, no pre-event: median",
+            "record_rss_median",
+            "MiB",
+            "reported",
+            lambda v: True,
+        ),
+        ("RSS recording, no pre-event: VmHWM", "record_vmhwm", "MiB", "< 80 MiB", lambda v: v < 80),
+        ("RSS idle (VmHWM of the daemon)", "idle_vmhwm", "MiB", "< 60 MiB", lambda v: v < 60),
+        (
+            "writer vs age, throughput per CPU-second",
+            "age_ratio",
+            "x age",
+            ">= 1.0x",
+            lambda v: v >= 1.0,
+        ),
+    ]
+    print()
+    print(f"{'figure':46} {'measured':28} {'target':14} verdict")
+    for label, key, unit, target, ok in table:
+        print(f"{label:46} {spread(key, unit):28} {target:14} {verdict(key, ok)}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--repeat", type=int, default=1, help="run the capture phases N times")
+    parser.add_argument("--only", choices=["writer", "capture", "upload"], help="run one part only")
+    args = parser.parse_args()
+    rows: dict[str, list[float]] = defaultdict(list)
+    if args.only in (None, "writer"):
+        writer_figures(rows)
+    if args.only in (None, "capture"):
+        from bench import capture, latency
+
+        latency.main()
+        for index in range(args.repeat):
+            if args.repeat > 1:
+                print(f"-- capture run {index + 1} of {args.repeat}")
+            capture.main(rows)
+    if args.only in (None, "upload"):
+        from bench import upload
+
+        upload.main()
+    summary(rows)
+
+
+def writer_figures(rows: dict[str, list[float]]) -> None:
     block = os.urandom(BLOCK)
     aead = AESGCM(os.urandom(32))
     nonce = os.urandom(12)
@@ -141,7 +284,7 @@ def main() -> None:
     print(f"page-cache write alone          {page_cache_rate / MIB:9.0f} MiB/s")
     print(
         f"ceiling with that write, serial {io_bound / MIB:9.0f} MiB/s  "
-        f"writer ratio {writer_rate / io_bound:.2f} of it"
+        f"writer ratio {writer_rate / io_bound:.2f} of it (the headline writer ratio)"
     )
     print(
         f"writer, 1316 B writes (7 TS packets), no fsync "
@@ -160,16 +303,22 @@ def main() -> None:
         f"{sign * 100:.4f} %)"
     )
     print(f"records per 64 KiB: plaintext {fmt.MAX_PLAINTEXT} bytes")
+    for _ in range(3):
+        versus = writer_vs_age(memory_dir)
+        if versus is None:
+            break
+        writer_cpu, age_cpu = versus
+        rows["age_ratio"].append(age_cpu / writer_cpu)
+        print(
+            f"writer vs age on the same {AGE_BYTES // MIB} MiB: writer {writer_cpu:.2f} CPU s, "
+            f"age {age_cpu:.2f} CPU s: the writer does {age_cpu / writer_cpu:.2f}x age's bytes "
+            "per CPU-second (target >= 1.0)"
+        )
     for directory in (memory_dir, disk_dir):
         for leftover in directory.iterdir():
             leftover.unlink()
         directory.rmdir()
     print()
-    from bench import capture, latency, upload
-
-    latency.main()
-    capture.main()
-    upload.main()
 
 
 if __name__ == "__main__":

@@ -1,25 +1,36 @@
-"""Capture figures: CPU per minute of 1080p30 10 Mbit/s footage excluding the encoder, and
-peak RSS with and without a 30 s pre-event buffer.
+"""Capture figures: the daemon's own CPU while recording 1080p30 10 Mbit/s (in real time and
+unpaced), the idle daemon with nobody logged in, and memory (VmHWM) of each.
 
-A pre-encoded 1080p30 stream is replayed through the file backend as fast as it goes, through
-the real channel, recorder, muxer, writer and spool; the CPU time of the process (all
-threads) divided by the minutes of footage is the daemon's cost per minute. Each figure runs
-in a fresh subprocess so RSS is that pipeline's own.
+A pre-encoded 1080p30 stream is replayed through the file backend, through the real channel,
+recorder, muxer, writer and spool, each figure in a fresh subprocess. The replay stands where
+the encoder is on a Pi, so its own work is taken out: the camera thread's CPU time is read
+from that thread's own clock in the same run (not from another run), and the daemon's share
+is process CPU minus it. Memory is VmHWM (and sampled VmRSS) of the measured process itself
+from /proc/<pid>/status: `ru_maxrss` of a child starts from its parent's peak, which made a
+13 MiB child report 313 MiB.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import resource
+import os
+import signal
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
 
 FOOTAGE_SECONDS = 20
+LOOPS = 2  # real-time phases: 40 s of footage
+IDLE_SECONDS = 20.0
+WARMUP_SECONDS = 5.0  # real-time figures start after this: the steady state of recording
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def make_footage(path: Path) -> None:
@@ -60,12 +71,85 @@ def make_footage(path: Path) -> None:
                 container.mux(packet)
 
 
+def proc_status(pid: int | str = "self") -> dict[str, int]:
+    """VmRSS and VmHWM (KiB) of a process, from the kernel's own accounting."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    rest = text[text.rindex(")") + 2 :].split()
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+class RssSampler:
+    """VmRSS every half second on a thread of its own (a few µs each), for the median."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self.thread_cpu = 0.0  # the sampler's own CPU, taken out of the daemon's figure
+        self.started = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.samples.append(proc_status()["VmRSS"])
+        self.thread_cpu = time.thread_time()
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "rss_median_mib": statistics.median(self.samples or [0]) / 1024,
+            "vmhwm_mib": proc_status()["VmHWM"] / 1024,
+        }
+
+
+def timed_file_camera(config, post, fault, loops):  # type: ignore[no-untyped-def]
+    """The file camera, reading its own thread's CPU clock when it has replayed everything."""
+    from hw.camera.replay import FileCamera
+
+    class TimedFileCamera(FileCamera):
+        thread_cpu = 0.0
+        open_cpu = 0.0
+
+        def _produce(self, stopping: threading.Event) -> None:
+            try:
+                super()._produce(stopping)
+            finally:
+                TimedFileCamera.thread_cpu = time.thread_time()
+
+    before = time.thread_time()  # opening probes the file (decodes frames): the camera's work
+    camera = TimedFileCamera(config, post, fault, loops=loops)
+    camera.open_cpu = time.thread_time() - before
+    return camera
+
+
 async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> dict[str, float]:
-    """mode: "fast" (record, as fast as the pipeline goes), or in real time "record",
-    "buffer" (pre-event only) or "idle" (packets cross the hop and are discarded)."""
+    """mode: "fast" (record, as fast as the pipeline goes), or in real time "record" or
+    "buffer" (pre-event only)."""
+    # what the daemon has loaded, so RSS is the daemon's; PyAV (muxer, replay) is loaded
+    # once per process at the first login, not a cost per minute of footage
+    import bodycamd.app
+    import bodycamd.recorder.muxer
+    import hw.camera.replay  # noqa: F401
+
+    bodycamd.app.freeze_startup_objects()  # as the daemon's serve() does
     from bodycamd.config import CameraConfig, RecorderConfig
     from bodycamd.recorder.component import CaptureComponent
-    from hw.camera.replay import FileCamera
     from tests.storage.helpers import make_spool, storage_for
 
     spool, _ = make_spool(state)
@@ -77,59 +161,44 @@ async def pipeline(footage: Path, state: Path, pre_event: float, mode: str) -> d
     recorder_config = RecorderConfig(
         pre_event_seconds=pre_event, queue_bytes="512MiB" if fast else "16MiB"
     )
-    done = asyncio.Event()
-    loops = 2
+    cameras = []
 
     def factory(post, fault):  # type: ignore[no-untyped-def]
-        return FileCamera(camera_config, post, fault, loops=loops)
+        cameras.append(timed_file_camera(camera_config, post, fault, LOOPS))
+        return cameras[-1]
 
     component = CaptureComponent(factory, storage_for(spool), camera_config, recorder_config)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    await component.start()
-    assert component.recorder is not None
-    if mode == "idle":
-        pass
-    elif mode == "buffer":
-        component.recorder.set_buffering(True)
-    else:
-        await component.recorder.start(None, "bench")
-    task = asyncio.create_task(component.run())
-    camera = component._camera
-    await asyncio.to_thread(camera._thread.join)  # type: ignore[union-attr]
-    await component._channel.wait_empty()
-    buffered = component.recorder.buffered_bytes
-    await component.stop()
-    await task
-    done.set()
+    with RssSampler() as rss:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await component.start()
+        assert component.recorder is not None
+        if mode == "buffer":
+            component.recorder.set_buffering(True)
+        else:
+            await component.recorder.start(None, "bench")
+        task = asyncio.create_task(component.run())
+        camera = cameras[0]
+        camera0 = 0.0
+        if not fast:  # in real time: the steady state, after the start-up (camera probe...)
+            await asyncio.sleep(WARMUP_SECONDS)
+            clock = time.pthread_getcpuclockid(camera._thread.ident)
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            camera0 = time.clock_gettime(clock)
+        await asyncio.to_thread(camera._thread.join)
+        await component._channel.wait_empty()
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        buffered = component.recorder.buffered_bytes
+        await component.stop()
+        await task
     return {
-        "cpu_seconds": time.process_time() - cpu0,
-        "wall_seconds": time.perf_counter() - wall0,
-        "footage_seconds": FOOTAGE_SECONDS * loops,
+        "cpu_seconds": cpu - rss.thread_cpu * wall / (time.perf_counter() - rss.started),
+        "camera_cpu_seconds": type(camera).thread_cpu - camera0 + (camera.open_cpu if fast else 0),
+        "wall_seconds": wall,
+        "footage_seconds": FOOTAGE_SECONDS * LOOPS,
+        "wakeups": component._channel.wakeups,
         "buffered_bytes": buffered,
         "frames_dropped": component.frames_dropped,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
-
-
-def replay_only(footage: Path, realtime: bool) -> dict[str, float]:
-    """The camera's own share (demuxing and pacing the replay): subtracted from the figure,
-    since on a Pi that work is the encoder's."""
-    import bodycamd.app  # noqa: F401 - load what the daemon loads, for the RSS baseline
-    from bodycamd.config import CameraConfig
-    from hw.camera.replay import FileCamera
-
-    config = CameraConfig(backend="file", file=str(footage), realtime=realtime)
-    camera = FileCamera(config, lambda packet: None, lambda exc: None, loops=2)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    camera.start()
-    assert camera._thread is not None
-    camera._thread.join()
-    camera.stop()
-    return {
-        "cpu_seconds": time.process_time() - cpu0,
-        "wall_seconds": time.perf_counter() - wall0,
-        "footage_seconds": FOOTAGE_SECONDS * 2,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **rss.figures(),
     }
 
 
@@ -138,15 +207,26 @@ def child(argv: list[str]) -> None:
     if mode == "imports":
         import bodycamd.app  # noqa: F401
 
-        result = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    elif mode.startswith("replay"):
-        result = replay_only(footage, realtime=mode == "replay-realtime")
+        result = {"vmhwm_mib": proc_status()["VmHWM"] / 1024}
     else:
         result = asyncio.run(pipeline(footage, state, pre_event, mode))
     print(json.dumps(result))
 
 
-def run(label: str, footage: Path, pre_event: float, mode: str) -> dict[str, float]:
+def unit_environment() -> dict[str, str]:
+    """The Environment= lines of the systemd unit (e.g. MALLOC_ARENA_MAX): the daemon is
+    measured as it runs on the device."""
+    env = {}
+    unit = Path("systemd/bodycamd.service")
+    for line in unit.read_text().splitlines() if unit.exists() else []:
+        if line.startswith("Environment="):
+            for assignment in line.removeprefix("Environment=").split():
+                key, _, value = assignment.strip('"').partition("=")
+                env[key] = value
+    return env
+
+
+def run(footage: Path, pre_event: float, mode: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory(dir=Path.cwd() / "var") as state:
         out = subprocess.run(
             [
@@ -161,60 +241,116 @@ def run(label: str, footage: Path, pre_event: float, mode: str) -> dict[str, flo
             capture_output=True,
             text=True,
             check=True,
+            env={**os.environ, **unit_environment()},
         )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 
-def main() -> None:
+def idle_daemon() -> dict[str, float]:
+    """The real daemon (`bodycamd run`, simulated hardware, synthetic 1080p30 camera),
+    nobody logged in, for IDLE_SECONDS after it reports READY: CPU and VmHWM from /proc."""
+    with tempfile.TemporaryDirectory(dir=Path.cwd() / "var") as root:
+        base = Path(root)
+        config = base / "bodycamd.toml"
+        config.write_text(
+            'hardware = "simulated"\n[device]\nname = "bench-cam"\nstate_dir = "state"\n'
+            'runtime_dir = "run"\n[evidence]\npublic_key = "keys/evidence.pub"\n'
+            'development_keys = true\n[camera]\nbackend = "synthetic"\nwidth = 1920\n'
+            'height = 1080\nframerate = 30\nbitrate = 10000000\n[daemon]\nlog_level = "warning"\n'
+        )
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(base / "notify"))
+        notify.settimeout(60)
+        env = {**os.environ, **unit_environment(), "NOTIFY_SOCKET": str(base / "notify")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bodycamd.cli", "run", "--config", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            while b"READY=1" not in notify.recv(65536):
+                pass
+            cpu0, wall0 = proc_cpu_seconds(proc.pid), time.perf_counter()
+            time.sleep(IDLE_SECONDS)
+            cpu, wall = proc_cpu_seconds(proc.pid) - cpu0, time.perf_counter() - wall0
+            status = proc_status(proc.pid)
+            threads = len(os.listdir(f"/proc/{proc.pid}/task"))
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+            if proc.returncode != 0:
+                raise SystemExit(f"idle daemon exited {proc.returncode}: {err[-2000:]}")
+        finally:
+            proc.kill()
+            notify.close()
+    return {
+        "cpu_share": cpu / wall,
+        "vmrss_mib": status["VmRSS"] / 1024,
+        "vmhwm_mib": status["VmHWM"] / 1024,
+        "threads": threads,
+    }
+
+
+def main(rows: dict[str, list[float]]) -> None:
+    """Run every capture phase once, print it, and add its figures to `rows`."""
     Path("var").mkdir(exist_ok=True)
+    print(f"environment from the unit: {unit_environment() or 'none'}")
     footage = Path("var") / "bench-1080p30-10mbit.ts"
     if not footage.exists():
         print("encoding 20 s of 1080p30 10 Mbit/s footage for the bench (once)...", flush=True)
         make_footage(footage)
     size = footage.stat().st_size
     print(f"footage: {footage} {size * 8 / FOOTAGE_SECONDS / 1e6:.1f} Mbit/s")
-    fast = run("fast", footage, 0.0, "fast")
-    fast_camera = run("replay", footage, 0.0, "replay-fast")
-    own = fast["cpu_seconds"] - fast_camera["cpu_seconds"]
-    per_minute = own / (fast["footage_seconds"] / 60)
+
+    rec = run(footage, 0.0, "record")
+    own = (rec["cpu_seconds"] - rec["camera_cpu_seconds"]) / rec["wall_seconds"]
+    rows["realtime_own_pct"].append(own * 100)
+    rows["record_rss_median"].append(rec["rss_median_mib"])
+    rows["record_vmhwm"].append(rec["vmhwm_mib"])
     print(
-        f"as fast as it goes ({fast['footage_seconds'] / fast['wall_seconds']:.0f}x real "
-        f"time, {fast['frames_dropped']:.0f} frames dropped): pipeline "
-        f"{fast['cpu_seconds']:.2f} CPU s, replay alone {fast_camera['cpu_seconds']:.2f} s; "
-        f"the daemon's share {per_minute:.2f} CPU s per minute of footage = "
-        f"{per_minute / 60 * 100:.2f} % of one core (target < 1 %)"
+        f"recording in real time ({rec['footage_seconds']:.0f} s): process "
+        f"{rec['cpu_seconds'] / rec['wall_seconds'] * 100:.2f} % of a core, replay thread "
+        f"{rec['camera_cpu_seconds'] / rec['wall_seconds'] * 100:.2f} %, the daemon's own work "
+        f"{own * 100:.2f} % (target < 1 %); {rec['wakeups'] / rec['wall_seconds']:.0f} loop "
+        f"wake-ups/s; {rec['frames_dropped']:.0f} frames dropped"
     )
-    print("real-time runs (40 s each) for CPU in real time and RSS...", flush=True)
-    recording = run("recording", footage, 0.0, "record")
-    camera = run("replay", footage, 0.0, "replay-realtime")
-    share = (recording["cpu_seconds"] - camera["cpu_seconds"]) / recording["footage_seconds"]
-    pipeline_share = recording["cpu_seconds"] / recording["footage_seconds"]
-    camera_share = camera["cpu_seconds"] / camera["footage_seconds"]
     print(
-        f"in real time: pipeline {pipeline_share * 100:.2f} % "
-        f"of a core, replay alone {camera_share * 100:.2f} %,"
-        f" the daemon's share {share * 100:.2f} % (wake-ups per packet dominate here)"
+        f"  RSS recording, no pre-event buffer: median {rec['rss_median_mib']:.1f} MiB, "
+        f"VmHWM {rec['vmhwm_mib']:.1f} MiB (target VmHWM < 80)"
     )
-    idle = run("idle", footage, 0.0, "idle")
-    hop = idle["cpu_seconds"] / idle["footage_seconds"] - camera_share
-    print(f"of which the thread hop alone (camera running, recorder idle): {hop * 100:.2f} %")
-    imports = run("imports", footage, 0.0, "imports")
+
+    fast = run(footage, 0.0, "fast")
+    per_minute = (fast["cpu_seconds"] - fast["camera_cpu_seconds"]) / (fast["footage_seconds"] / 60)
+    rows["unpaced_pct"].append(per_minute / 60 * 100)
     print(
-        f"peak RSS while recording, no pre-event buffer: {recording['peak_rss_mib']:.0f} MiB "
-        f"(target < 80); the daemon's imports alone {imports['peak_rss_mib']:.0f} MiB, the "
-        f"process with only the file replay running {camera['peak_rss_mib']:.0f} MiB (its "
-        "demuxer stands where picamera2 would be)"
+        f"unpaced ({fast['footage_seconds'] / fast['wall_seconds']:.0f}x real time, "
+        f"{fast['frames_dropped']:.0f} frames dropped): process {fast['cpu_seconds']:.2f} CPU s,"
+        f" replay thread {fast['camera_cpu_seconds']:.2f} s; the daemon's own "
+        f"{per_minute:.2f} CPU s per minute of footage = {per_minute / 60 * 100:.2f} % per "
+        "real-time minute (target < 0.5 %)"
     )
-    buffering = run("buffering", footage, 30.0, "buffer")
+
+    idle = idle_daemon()
+    rows["idle_pct"].append(idle["cpu_share"] * 100)
+    rows["idle_vmhwm"].append(idle["vmhwm_mib"])
     print(
-        f"peak RSS with a 30 s pre-event buffer: {buffering['peak_rss_mib']:.0f} MiB "
+        f"idle daemon, nobody logged in ({IDLE_SECONDS:.0f} s after READY): "
+        f"{idle['cpu_share'] * 100:.2f} % of a core (target ~0: camera off), VmRSS "
+        f"{idle['vmrss_mib']:.1f} MiB, VmHWM {idle['vmhwm_mib']:.1f} MiB (target < 60), "
+        f"{idle['threads']:.0f} threads"
+    )
+    imports = run(footage, 0.0, "imports")
+    print(f"  `import bodycamd.app` alone: VmHWM {imports['vmhwm_mib']:.1f} MiB")
+
+    buffering = run(footage, 30.0, "buffer")
+    print(
+        f"RSS with a 30 s pre-event buffer: median {buffering['rss_median_mib']:.1f} MiB, "
+        f"VmHWM {buffering['vmhwm_mib']:.1f} MiB "
         f"(buffer held {buffering['buffered_bytes'] / 2**20:.0f} MiB)"
     )
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        child(sys.argv[1:])
-    else:
-        main()
+    child(sys.argv[1:])

@@ -9,11 +9,12 @@ storage and keys.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 
 from hw.camera import open_camera
-from hw.gpio import GpioPanel, load_board, make_pin_factory
+from hw.gpio import GpioPanel, make_pin_factory, pins_for
 
 from .camera import Camera, FaultSink, PacketSink
 from .clock import clock_synchronised
@@ -78,7 +79,7 @@ def build_components(config: Config) -> list[Component]:
         lambda progress: device.set_upload(progress.fraction, progress.failing),
     )
     uploader.clock_unsynced.listen(lambda _: device.changed())
-    pins = load_board(config.gpio)
+    pins = pins_for(config.gpio, config.hardware)
     factory = make_pin_factory(config.hardware)
 
     def panel_hardware(post: EdgeSink) -> GpioPanel:
@@ -112,7 +113,16 @@ async def serve(config: Config, notifier: Notifier, *, debug: bool = False) -> i
         stop_timeout=config.daemon.stop_timeout,
         debug=debug,
     )
+    freeze_startup_objects()
     return await supervisor.run()
+
+
+def freeze_startup_objects() -> None:
+    """Modules, classes and configuration live as long as the daemon: moved out of the
+    garbage collector's sight, every later collection skips them (about 0.2 % of a core less
+    while recording, docs/performance.md)."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_daemon(config: Config, notifier: Notifier | None = None, *, debug: bool = False) -> int:

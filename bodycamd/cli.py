@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="that footage and audit events made so far stay signed by the old key",
     )
 
+    doctor = commands.add_parser(
+        "doctor", help="self-test on the device: one line per check, exit 1 if any fails"
+    )
+    with_config(doctor)
+
     evidence_cli.add_commands(commands)
     audit_cli.add_commands(commands)
     _everywhere(parser, top=True)
@@ -179,6 +184,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "keys":
         return _keys(args)
+    if args.command == "doctor":
+        from .doctor import doctor_main
+
+        return doctor_main(args.config)
     if args.command == "audit":
         if args.journal is None:
             _config_path(args)

@@ -116,6 +116,10 @@ class Device:
         self._upload_error = False
         if dock is not None:  # a settled dock change is applied by the run loop at once
             dock.docked.listen(lambda _docked: self._wakeup.set())
+        # the camera sleeps while nobody is logged in, unless policy lets anyone record
+        anonymous = policy.allow_anonymous_recording
+        self.logged_in.listen(lambda on: capture.want_camera(on or anonymous))
+        capture.want_camera(anonymous)
 
     # -- component lifecycle ----------------------------------------------------------------
 
@@ -320,6 +324,8 @@ class Device:
         figures = self._storage.figures()
         if self._capture.fault is not None:
             health.add("camera_fault")
+        if self._capture.audio_fault is not None:
+            health.add("audio_fault")
         if not self._clock_synced():
             health.add("clock_unsynced")
         if self._upload_error:

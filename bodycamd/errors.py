@@ -124,6 +124,10 @@ class ChainError(EvidenceError):
     """The segments of one recording are missing, reordered, substituted or unterminated."""
 
 
+class HardwareError(BodycamError, OSError):
+    """A hardware part (camera, microphone, GPIO chip) is missing or cannot be opened."""
+
+
 class UploadError(BodycamError, OSError):
     """A request to the upload endpoint failed; `reason` is the one line status shows."""
 

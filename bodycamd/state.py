@@ -19,6 +19,7 @@ HEALTH_FLAGS = (
     "storage_low",
     "storage_full",
     "camera_fault",
+    "audio_fault",
     "clock_unsynced",
     "battery_low",
     "upload_error",

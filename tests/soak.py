@@ -214,7 +214,9 @@ def audit_violations(journal: Path) -> tuple[list[str], int]:
         if kind == "officer_login":
             if recording:
                 violations.append(f"login of {fields.get('personnel_number')} while recording")
-            officer = fields.get("personnel_number")
+            # personal fields are sealed to the evidence key on flash: who is not readable
+            # here, that somebody logged in is
+            officer = fields.get("personnel_number") or "(sealed)"
         elif kind == "officer_logout":
             if recording:
                 violations.append(f"logout of {fields.get('personnel_number')} while recording")

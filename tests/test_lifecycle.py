@@ -29,7 +29,7 @@ def test_start_ready_sigterm_exit_zero(tmp_path: Path, notify_socket: NotifySock
         assert ready["READY"] == "1"
         assert ", 0 segment(s) awaiting upload" in ready["STATUS"]
         assert "min left" in ready["STATUS"]
-        assert "camera: synthetic 320x240@15, idle" in ready["STATUS"]
+        assert "camera: asleep (nobody logged in)" in ready["STATUS"]  # wakes at login
         assert notify_socket.wait_for("WATCHDOG") == {"WATCHDOG": "1"}
         proc.send_signal(signal.SIGTERM)
         stopping = notify_socket.wait_for("STOPPING")

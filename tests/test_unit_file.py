@@ -34,7 +34,9 @@ def test_unit_has_the_contract_the_daemon_relies_on() -> None:
         "Type=notify",
         "Restart=on-failure",
         "User=bodycamd",
-        "SupplementaryGroups=video gpio",
+        "SupplementaryGroups=video gpio audio",
+        "Environment=ALSA_CONFIG_DIR=/usr/share/alsa",
+        "ProtectProc=invisible",
         "StateDirectory=bodycamd",
         "ConfigurationDirectory=bodycamd",
         "RuntimeDirectory=bodycamd",
@@ -80,8 +82,33 @@ def test_security_exposure_is_at_most_two(tmp_path: Path) -> None:
     assert float(match.group(1)) <= 2.0, result.stdout
 
 
-def test_sysusers_puts_the_user_in_video_and_gpio() -> None:
+def test_sysusers_puts_the_user_in_video_gpio_and_audio() -> None:
     text = (ROOT / "systemd" / "bodycamd.sysusers").read_text()
     assert re.search(r"^u bodycamd ", text, re.MULTILINE)
-    assert re.search(r"^m bodycamd video$", text, re.MULTILINE)
-    assert re.search(r"^m bodycamd gpio$", text, re.MULTILINE)
+    for group in ("video", "gpio", "audio"):
+        assert re.search(rf"^m bodycamd {group}$", text, re.MULTILINE), group
+
+
+def settings(name: str) -> list[str]:
+    return re.findall(rf"^{name}=(.*)$", UNIT.read_text(), re.MULTILINE)
+
+
+def test_gpiozero_can_identify_the_board_under_the_sandbox() -> None:
+    """gpiozero's lgpio factory reads /proc/device-tree/system/linux,revision (else
+    /proc/cpuinfo): nothing in the unit may hide /proc's non-process entries or /sys/firmware
+    (where /proc/device-tree points)."""
+    assert settings("ProcSubset") in ([], ["all"])
+    for setting in ("InaccessiblePaths", "TemporaryFileSystem"):
+        for value in settings(setting):
+            assert "/proc" not in value and "/sys" not in value, (setting, value)
+
+
+def test_device_access_is_exactly_camera_gpio_and_sound() -> None:
+    """/dev/video* and /dev/v4l-subdev*, /dev/media*, /dev/dma_heap/*, /dev/gpiochip*,
+    /dev/snd/*: device paths cannot be globbed in DeviceAllow=, so the kernel's device groups
+    (the names in /proc/devices) are named instead, and nothing else."""
+    assert settings("DevicePolicy") == ["closed"]
+    assert sorted(settings("DeviceAllow")) == sorted(
+        f"char-{group} rw" for group in ("video4linux", "media", "dma_heap", "gpiochip", "alsa")
+    )
+    assert settings("PrivateDevices") in ([], ["no"])  # it would hide these nodes

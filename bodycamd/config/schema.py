@@ -128,12 +128,45 @@ class CameraConfig:
             maximum=10.0,
         ),
     )
-    audio: bool = field(default=True, metadata=_doc("Record an AAC audio track."))
+    audio: bool = field(
+        default=True,
+        metadata=_doc(
+            "Record an AAC audio track. If the microphone cannot start, video records alone "
+            "and the health flag audio_fault is raised."
+        ),
+    )
     audio_device: str = field(
-        default="default", metadata=_doc("Audio input device (picamera2 backend).")
+        default="",
+        metadata=_doc(
+            "ALSA capture device (picamera2 backend); empty finds the first USB audio card in "
+            "/proc/asound/cards at start-up and names it by its card id "
+            '("plughw:CARD=<id>,DEV=0"), which survives renumbering.'
+        ),
     )
     audio_format: str = field(
-        default="pulse", metadata=_doc('Audio input format for PyAV: "pulse" or "alsa".')
+        default="alsa",
+        metadata=_doc(
+            'PyAV input format of the microphone: "alsa" (the PyAV wheel has no "pulse").'
+        ),
+    )
+    audio_rate: int = field(
+        default=48_000,
+        metadata=_doc(
+            "Audio sample rate in Hz, captured and encoded (an AAC rate: 8000 to 96000).",
+            minimum=8_000,
+            maximum=96_000,
+        ),
+    )
+    audio_channels: int = field(
+        default=1,
+        metadata=_doc("Audio channels captured and encoded: 1 (mono) or 2.", minimum=1, maximum=2),
+    )
+    autofocus: bool = field(
+        default=True,
+        metadata=_doc(
+            "Continuous autofocus when the camera offers it (Camera Module 3); fixed-focus "
+            "cameras ignore this."
+        ),
     )
     file: str = field(
         default="",
@@ -250,8 +283,12 @@ DockSource = Literal["gpio", "power_supply", "endpoint"]
 @dataclass(frozen=True)
 class GpioConfig:
     board: str = field(
-        default="pi4-prototype",
-        metadata=_doc('Wiring profile from hw/boards/: "pi4-prototype" or "pi5-prototype".'),
+        default="",
+        metadata=_doc(
+            'Wiring profile from hw/boards/: "pi4-prototype" or "pi5-prototype"; empty takes '
+            "the profile wired for the model in /proc/device-tree/model. A profile wired for "
+            "another model is refused."
+        ),
     )
     record_button: int = field(
         default=-1,

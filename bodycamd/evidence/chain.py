@@ -223,5 +223,5 @@ def check_chain(links: Sequence[ChainLink], accept: Collection[str] = EXPLAINED)
     report = assess_chain(links)
     refused = report.refused(accept)
     if refused:
-        raise ChainError(f"{refused[0].kind}: {refused[0].message}")
+        raise ChainError(refused[0].message)
     return report

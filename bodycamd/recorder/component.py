@@ -1,19 +1,26 @@
 """The capture component: camera backend → bounded channel → recorder, with fault recovery.
 
-The camera thread's packets reach the loop through `call_soon_threadsafe`; everything after
-that runs on the loop (file I/O in worker threads). A backend that raises, or delivers no
-frame for `camera.stall_seconds`, marks the camera faulty: the open segment is sealed, the
-backend is stopped and started again with exponential backoff, and a recording that was
-running resumes as a new recording once frames flow again. The daemon stays up throughout.
+The camera thread puts packets into the channel, which wakes the loop once per batch
+(hop.Inbox); everything after that runs on the loop, with file and journal I/O on one worker
+thread (hop.WorkerThread). A backend that raises, or delivers no video frame for
+`camera.stall_seconds` (audio does not count: the channel counts video frames), marks the
+camera faulty: the open segment is sealed, the backend is stopped and started again with
+exponential backoff, and a recording that was running resumes as a new recording once frames
+flow again. The daemon stays up throughout.
 
-Shutdown order: stop the camera (no new packets), let the channel drain, seal the recording,
-then end the tasks, so nothing is cancelled half-way through a write.
+The camera runs only while it is wanted (`want_camera`: an officer is logged in, or policy
+allows anonymous recording, or a recording is running): asleep, it costs no CPU, and on a Pi
+the camera module is powered down. The watchdog task starts and stops it, so every start,
+stop and restart happens in one place, one at a time.
+
+Shutdown order: stop the camera (no new packets), close the channel so the consumer handles
+what is queued and ends by itself, seal the recording, then stop the worker thread, so
+nothing is cancelled half-way through a write.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +28,7 @@ from fractions import Fraction
 
 from ..camera import Camera, EncodedPacket, FaultSink, PacketSink, StreamParams
 from ..config import CameraConfig, RecorderConfig, parse_size
+from ..hop import LoopHop, WorkerThread, sleep_unless
 from ..storage.facade import RecordingStorage
 from .channel import PacketChannel
 from .recorder import Recorder
@@ -53,16 +61,20 @@ class CaptureComponent:
         self._sleep = sleep
         self._clock = clock
         self._on_change = on_change or (lambda: None)
-        self._channel = PacketChannel(parse_size(recorder_config.queue_bytes, 0))
+        self._hop = LoopHop()
+        self._io = WorkerThread("capture-io")
+        self._channel = PacketChannel(parse_size(recorder_config.queue_bytes, 0), self._hop)
         self._camera: Camera | None = None
+        self._wanted = True
+        self._poke = asyncio.Event()  # the watchdog looks again now: wanted changed, stopping
         self._fault_reason: str | None = None
         self._backend_error: BaseException | None = None
         self._last_packet = 0.0
-        self._first_packet = asyncio.Event()
+        self._received_before_start = 0
+        self._received_at_tick = 0
         self._stopping = asyncio.Event()  # run() ends
         self._closing = asyncio.Event()  # stop() has begun: no more restarts
         self._watchdog: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.recorder: Recorder | None = None
         self.frames_dropped = 0
         self.restarts = 0
@@ -71,12 +83,19 @@ class CaptureComponent:
     def fault(self) -> str | None:
         return self._fault_reason
 
+    @property
+    def audio_fault(self) -> str | None:
+        """Why a camera that records video has no sound (its microphone failed), else None."""
+        reason: str | None = getattr(self._camera, "audio_fault", None)
+        return reason
+
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
         """A camera that cannot start does not stop the daemon: it is a fault, retried by
         the watchdog, and everything else (upload, control, the status LED) carries on."""
-        self._loop = asyncio.get_running_loop()
+        self._hop.bind()
+        self._io.start()
         config = self._camera_config
         params = StreamParams(
             config.width,
@@ -84,46 +103,61 @@ class CaptureComponent:
             Fraction(config.framerate),
             audio_codec="aac" if config.audio else None,
         )
-        try:
-            params = (await self._start_camera()).params
-        except Exception as exc:
-            log.debug("camera start failed", exc_info=True)
-            self._set_fault(f"cannot start: {exc}")
+        if self._wanted:
+            try:
+                params = (await self._start_camera()).params
+            except Exception as exc:
+                log.debug("camera start failed", exc_info=True)
+                self._set_fault(f"cannot start: {exc}")
         self.recorder = Recorder(
-            self._storage, self._recorder_config, params, on_change=self._on_change
+            self._storage, self._recorder_config, params, on_change=self._on_change, io=self._io
         )
-        if self._fault_reason is None and not await self._wait_first_packet():
+        if self._wanted and self._fault_reason is None and not await self._wait_first_packet():
             self._set_fault(f"no frames within {config.stall_seconds:g} s")
 
     async def run(self) -> None:
+        """Both tasks end by themselves once `stop` has closed the channel."""
         async with asyncio.TaskGroup() as group:
-            consumer = group.create_task(self._consume(), name="camera-consumer")
+            group.create_task(self._consume(), name="camera-consumer")
             self._watchdog = group.create_task(self._watch(), name="camera-watchdog")
             await self._stopping.wait()
-            consumer.cancel()
 
     async def stop(self) -> None:
         self._closing.set()
+        self._poke.set()
         if self._watchdog is not None:  # it ends at its next check, never mid-restart
             await self._watchdog
         await self._stop_camera()
+        self._channel.close()
         try:  # let the consumer write out what is queued, within reason
             async with asyncio.timeout(DRAIN_SECONDS):
                 await self._channel.wait_empty()
         except TimeoutError:
-            log.warning(
-                "stopping with %d bytes of footage still queued (not recorded)",
-                self._channel.queued_bytes,
-            )
+            dropped = self._channel.discard()
+            log.warning("stopping with %d bytes of footage still queued (not recorded)", dropped)
         if self.recorder is not None:
             await self.recorder.stop("shutdown")
+        await self._io.stop()
         self._stopping.set()
+
+    @property
+    def camera_running(self) -> bool:
+        return self._camera is not None
+
+    def want_camera(self, wanted: bool) -> None:
+        """Run the camera, or let it sleep (on the loop; the watchdog acts on it at once).
+        It sleeps only when no recording is running, and wakes for a recording regardless."""
+        if wanted != self._wanted:
+            self._wanted = wanted
+            self._poke.set()
 
     def status(self) -> str:
         if self._fault_reason is not None:
             return f"camera: FAULT ({self._fault_reason})"
-        if self._camera is None or self.recorder is None:
+        if self.recorder is None:
             return "camera: not started"
+        if self._camera is None:
+            return "camera: asleep (nobody logged in)"
         params = self.recorder.params
         text = f"camera: {self._camera.name} {params.width}x{params.height}@{params.framerate}"
         recording = self.recorder.recording
@@ -136,22 +170,12 @@ class CaptureComponent:
     # -- the thread hop ---------------------------------------------------------------------
 
     def _post(self, packet: EncodedPacket) -> None:
-        """Called on the camera's thread: schedule, never block, never raise."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed after the check
-                loop.call_soon_threadsafe(self._arrive, packet)
+        """Called on the camera's thread: queue (bounded, whole GOPs dropped), never block,
+        never raise; the loop is woken once per batch."""
+        self._channel.put(packet)
 
     def _post_fault(self, exc: BaseException) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._backend_failed, exc)
-
-    def _arrive(self, packet: EncodedPacket) -> None:
-        self._last_packet = self._clock()
-        self._first_packet.set()
-        self._channel.put(packet)
+        self._hop.post(self._backend_failed, exc)
 
     def _backend_failed(self, exc: BaseException) -> None:
         self._backend_error = exc
@@ -163,12 +187,14 @@ class CaptureComponent:
     # -- tasks ------------------------------------------------------------------------------
 
     async def _consume(self) -> None:
+        """Handle packets batch by batch until the channel is closed and drained."""
         assert self.recorder is not None
-        while True:
-            packet = await self._channel.get()
-            await self.recorder.handle(packet)
-            self._channel.task_done()
-            for gap in self._channel.take_gaps():
+        channel = self._channel
+        while await channel.wait():
+            while (packet := channel.pop()) is not None:
+                await self.recorder.handle(packet)
+                channel.done(packet)
+            for gap in channel.take_gaps():
                 self.frames_dropped += gap.frames
                 log.warning(
                     "writer fell behind: dropped %d frames (%d bytes) over %.2f s",
@@ -185,12 +211,52 @@ class CaptureComponent:
                 )
 
     async def _watch(self) -> None:
+        """Every tick: act on want_camera, then on a backend error or a stall. While the
+        camera sleeps there is no tick at all: only want_camera or stop wakes this task."""
         stall = self._camera_config.stall_seconds
-        while not await self._pause(min(0.5, stall / 4)):
-            if self._backend_error is not None:
+        while not await self._pause(None if self._asleep() else min(0.5, stall / 4)):
+            self._channel.nudge()  # what rode along without a wake-up is handled by now
+            if self._channel.received != self._received_at_tick:  # the camera delivers
+                self._received_at_tick = self._channel.received
+                self._last_packet = self._clock()
+            recording = self.recorder is not None and self.recorder.recording is not None
+            if not (self._wanted or recording):
+                if self._camera is not None or self._fault_reason is not None:
+                    await self._sleep_camera()
+            elif self._camera is None and self._fault_reason is None:
+                await self._wake_camera()
+            elif self._backend_error is not None:
                 await self._recover(f"backend error: {self._backend_error}")
             elif self._fault_reason is not None or self._clock() - self._last_packet > stall:
                 await self._recover(self._fault_reason or f"no frames for {stall:g} s")
+
+    def _asleep(self) -> bool:
+        recording = self.recorder is not None and self.recorder.recording is not None
+        busy = self._camera is not None or self._fault_reason is not None
+        return not (self._wanted or recording or busy)
+
+    async def _sleep_camera(self) -> None:
+        """Nobody needs frames: camera off (a fault is moot until it is wanted again)."""
+        await self._stop_camera()
+        self._backend_error = None
+        self._fault_reason = None
+        log.info("camera asleep: nobody logged in")
+        self._on_change()
+
+    async def _wake_camera(self) -> None:
+        try:
+            camera = await self._start_camera()
+        except Exception as exc:
+            log.debug("camera start failed", exc_info=True)
+            self._set_fault(f"cannot start: {exc}")
+            return
+        if not await self._wait_first_packet():
+            self._set_fault(f"no frames within {self._camera_config.stall_seconds:g} s")
+            return
+        assert self.recorder is not None
+        self.recorder.params = camera.params
+        log.info("camera awake")
+        self._on_change()
 
     async def _recover(self, reason: str) -> None:
         assert self.recorder is not None
@@ -203,11 +269,10 @@ class CaptureComponent:
         )
         await self.recorder.stop("camera_fault")
         delay = 1.0
-        while not self._closing.is_set():
+        while not self._closing.is_set() and self._wanted:
             self.restarts += 1
             await self._stop_camera()
             self._backend_error = None
-            self._first_packet.clear()
             try:
                 await self._start_camera()
                 if await self._wait_first_packet():
@@ -218,7 +283,7 @@ class CaptureComponent:
             if await self._pause(delay):
                 return  # shutting down: still faulty, nothing to resume
             delay = min(delay * 2, BACKOFF_MAX)
-        if self._closing.is_set():
+        if self._closing.is_set() or not self._wanted:
             return
         self.recorder.params = self._camera.params if self._camera else self.recorder.params
         self._fault_reason = None
@@ -230,13 +295,14 @@ class CaptureComponent:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    async def _pause(self, seconds: float) -> bool:
-        """Sleep (the injected way), cut short by stop(); True when stopping."""
-        sleeper = asyncio.ensure_future(self._sleep(seconds))
-        closing = asyncio.ensure_future(self._closing.wait())
-        await asyncio.wait({sleeper, closing}, return_when=asyncio.FIRST_COMPLETED)
-        sleeper.cancel()
-        closing.cancel()
+    async def _pause(self, seconds: float | None) -> bool:
+        """Sleep (the injected way; None: until poked), cut short by stop() or
+        want_camera(); True when stopping."""
+        if seconds is None:
+            await self._poke.wait()
+        else:
+            await sleep_unless(self._poke, seconds, self._sleep)
+        self._poke.clear()
         return self._closing.is_set()
 
     def _set_fault(self, reason: str) -> None:
@@ -246,10 +312,14 @@ class CaptureComponent:
         self._on_change()
 
     async def _start_camera(self) -> Camera:
+        self._received_before_start = self._channel.received
         camera = await asyncio.to_thread(self._factory, self._post, self._post_fault)
         self._camera = camera  # known before it starts, so stop() can always stop it
         await asyncio.to_thread(camera.start)
         self._last_packet = self._clock()
+        if self.audio_fault is not None:  # video runs without sound: say so, and why
+            await self._storage.audit("audio_fault", reason=self.audio_fault)
+            self._on_change()
         return camera
 
     async def _stop_camera(self) -> None:
@@ -260,7 +330,7 @@ class CaptureComponent:
     async def _wait_first_packet(self) -> bool:
         try:
             async with asyncio.timeout(self._camera_config.stall_seconds):
-                await self._first_packet.wait()
+                await self._channel.wait_received(self._received_before_start)
         except TimeoutError:
             return False
-        return True
+        return self._channel.received > self._received_before_start

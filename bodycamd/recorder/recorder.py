@@ -6,8 +6,16 @@ pre-event window (or at the next keyframe when there is none), rolls to a new se
 first keyframe after `segment_seconds` or `segment_max_bytes`, checkpoints every
 `durability_interval` of footage, and on stop seals after the last frame it has.
 
-Every file operation runs in a worker thread (`asyncio.to_thread`): a slow card slows the
-recorder, whose input channel then drops whole GOPs (see channel.py), never the event loop.
+Every segment write, checkpoint and seal runs on one long-lived worker thread
+(`hop.WorkerThread`, fed by a bounded queue, in order; the storage façade does its own
+journal and quota work off the loop): a slow card slows the recorder, whose input channel then
+drops whole GOPs (see channel.py), never the event loop.
+
+What survives a power cut is the writer's promise (evidence/writer.py, storage/spool.py): the
+header and every record up to the last checkpoint whose fsync returned, i.e. at most one
+`durability_interval` of footage plus what waits in the channel is lost. The worker thread
+changes none of that: a flush or checkpoint is awaited before the recorder goes on, exactly
+as it was with one `to_thread` call each.
 """
 
 from __future__ import annotations
@@ -20,19 +28,20 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import av
+from typing import TYPE_CHECKING, Any
 
 from ..camera import EncodedPacket, StreamKind, StreamParams
 from ..clock import clock_synchronised
 from ..config import RecorderConfig, parse_size
 from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
+from ..hop import WorkerThread
 from ..storage.facade import RecordingStorage
 from ..storage.quota import WRITE_BATCH
 from ..storage.spool import SegmentStart, SpoolSegment
-from .muxer import MuxState, TsMuxer
 from .preevent import PreEventBuffer
+
+if TYPE_CHECKING:  # PyAV (31 MiB resident) is loaded when a segment opens, not at start-up
+    from .muxer import MuxState, TsMuxer
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +84,11 @@ class Recorder:
         *,
         clock_synced: Callable[[], bool] = clock_synchronised,
         on_change: Callable[[], None] | None = None,
+        io: WorkerThread | None = None,
     ) -> None:
         self._storage = storage
+        self._owns_io = io is None
+        self._io = io or WorkerThread("recorder-io")
         self._config = config
         self.params = params
         self._clock_synced = clock_synced
@@ -112,6 +124,11 @@ class Recorder:
         if not enabled:
             self._buffer.clear()
         self._on_change()
+
+    async def close(self) -> None:
+        """End the worker thread when the recorder made it (after the last `stop`)."""
+        if self._owns_io:
+            await self._io.stop()
 
     async def handle(self, packet: EncodedPacket) -> None:
         self._last_us = packet.pts_us
@@ -193,7 +210,7 @@ class Recorder:
         recording.last_us = packet.pts_us
         try:
             recording.pending += muxer.mux(packet)
-        except (ValueError, av.FFmpegError) as exc:
+        except (ValueError, _ffmpeg_error()) as exc:
             # e.g. a timestamp that goes backwards: lose the packet, not the recording
             self.packets_refused += 1
             log.warning(
@@ -210,12 +227,13 @@ class Recorder:
         self, recording: Recording, *, checkpoint: bool = False, final: bool = False
     ) -> bool:
         """Hand the muxed bytes to the writer in one worker-thread call (one hop per batch,
-        not per packet), checkpointing after them when due. What is pending lives in RAM
-        only, and never longer than one checkpoint interval."""
+        not per packet), checkpointing after them when due, and wait for it. What is
+        pending lives in RAM only, and never longer than one checkpoint interval."""
         segment = recording.segment
         assert segment is not None
-        data = bytes(recording.pending)
-        recording.pending.clear()
+        # hand the buffer itself over (no copy) and start a new one; the writer thread is
+        # done with it before this coroutine goes on
+        data, recording.pending = recording.pending, bytearray()
 
         def write() -> None:
             if data:
@@ -236,7 +254,7 @@ class Recorder:
         "abandoned" (an I/O error; the segment is already sealed as torn, and recording
         carries on in a new segment at the next keyframe)."""
         try:
-            await asyncio.to_thread(action)
+            await self._io.run(action)
         except QuotaExceeded as exc:
             log.warning("%s", exc)
             return "full"
@@ -285,11 +303,14 @@ class Recorder:
             log.error("cannot start segment %d: %s", recording.segments, exc)
             await self._finish("storage_error")
             return False
+        from .muxer import MuxState, TsMuxer
+
         if recording.mux_state is None:
             recording.mux_state = MuxState(base)
         recording.muxer = TsMuxer(self.params, recording.mux_state)
         recording.segment_start_us = packet.pts_us
         recording.checkpoint_us = packet.pts_us
+        self._on_change()  # storage in use changed: a segment is open
         return True
 
     async def _seal(self, recording: Recording, *, end_of_recording: bool) -> None:
@@ -305,7 +326,7 @@ class Recorder:
             recording.segment = None
             if not ok or segment.closed:
                 return
-        sealed = await asyncio.to_thread(lambda: segment.seal(end_of_recording=end_of_recording))
+        sealed = await self._io.run(lambda: segment.seal(end_of_recording=end_of_recording))
         if recording.last_us is not None:  # minutes left follow the measured bitrate
             seconds = (recording.last_us - recording.segment_start_us) / 1e6
             self._storage.observe_footage(sealed.size, seconds)
@@ -347,3 +368,11 @@ class Recorder:
                 recording.duration_s,
             )
             self._on_change()
+
+
+def _ffmpeg_error() -> type[Exception]:
+    """PyAV's error class, looked up only when an exception is being matched (by then the
+    muxer has loaded PyAV)."""
+    import av
+
+    return av.FFmpegError

@@ -11,20 +11,43 @@ the event loop; it never blocks and never raises into picamera2's thread.
   passes the PyAV `packet`. The same Output serves both.
 - Timestamps: picamera2 passes microseconds since the first frame and keeps the first frame's
   sensor timestamp (CLOCK_MONOTONIC, µs) in `encoder.firsttimestamp`; their sum is our pts.
-- Audio: picamera2's encoder encodes AAC from PulseAudio/ALSA on its own thread and calls
-  outputframe with `audio=True`, `frame=None` and the PyAV packet.
+- Audio: picamera2's encoder encodes AAC from ALSA on its own thread and calls outputframe
+  with `audio=True`, `frame=None` and the PyAV packet (hw/camera/audio.py says which device
+  and what is declared).
+
+Failure paths, each of which used to hold a resource until the process exited:
+- `Encoder.start` starts the video encoder (on a Pi 4 a V4L2 thread, /dev/video11 and its
+  buffers) *before* it opens the microphone. If the microphone fails, the encoder is left
+  running and unknown to Picamera2. We stop it (and close whatever audio container opened),
+  then start again without audio: video records, and `audio_fault` says why there is no
+  sound. A new encoder is made for every start, so a retry never reuses a half-started one.
+- A `configure` that raises closes the camera, so the next attempt can acquire it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+from collections.abc import Callable
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from bodycamd.camera import EncodedPacket, FaultSink, PacketSink, StreamKind, StreamParams
 from bodycamd.config import CameraConfig
 
+from .audio import (
+    ASOUND_CARDS,
+    audio_specific_config,
+    capture_device,
+    picamera2_audio,
+    use_system_alsa_config,
+)
+
 log = logging.getLogger(__name__)
+
+AF_MODE_CONTINUOUS = 2  # libcamera's controls.AfModeEnum.Continuous
 
 
 def make_output_class() -> type[Any]:
@@ -59,47 +82,125 @@ def make_output_class() -> type[Any]:
     return LoopOutput
 
 
+def camera_controls(config: CameraConfig, offered: dict[str, Any]) -> dict[str, Any]:
+    """Controls for the video configuration: the frame rate, and continuous autofocus where
+    the camera offers AfMode (Camera Module 3; fixed-focus modules do not)."""
+    controls: dict[str, Any] = {"FrameRate": config.framerate}
+    if config.autofocus and "AfMode" in offered:
+        controls["AfMode"] = AF_MODE_CONTINUOUS
+    return controls
+
+
 class Picamera2Camera:
     name = "picamera2"
 
-    def __init__(self, config: CameraConfig, post: PacketSink, fault: FaultSink) -> None:
-        from picamera2 import Picamera2
-        from picamera2.encoders import H264Encoder
+    def __init__(
+        self,
+        config: CameraConfig,
+        post: PacketSink,
+        fault: FaultSink,
+        *,
+        picamera2_class: Callable[[], Any] | None = None,
+        encoder_class: Callable[..., Any] | None = None,
+        sound_cards: Path = ASOUND_CARDS,
+    ) -> None:
+        if picamera2_class is None or encoder_class is None:
+            from picamera2 import Picamera2
+            from picamera2.encoders import H264Encoder
 
+            picamera2_class = picamera2_class or Picamera2
+            encoder_class = encoder_class or H264Encoder
         self._config = config
         # picamera2 reports no encoder errors to its caller, so nothing calls `fault`: a
         # dead encoder is a stall, which the capture watchdog turns into a camera fault
-        # (camera.stall_seconds).
+        # (camera.stall_seconds; video only, see bodycamd/recorder/component.py).
         del fault
-        self._camera = Picamera2()
-        video = self._camera.create_video_configuration(
-            main={"size": (config.width, config.height)},
-            controls={"FrameRate": config.framerate},
-        )
-        self._camera.configure(video)
-        iperiod = max(1, round(config.framerate * config.keyframe_seconds))
-        self._encoder = H264Encoder(bitrate=config.bitrate, repeat=True, iperiod=iperiod)
-        if config.audio:
-            self._encoder.audio = True
-            self._encoder.audio_input = {"file": config.audio_device, "format": config.audio_format}
-            self._encoder.audio_output = {"codec_name": "aac"}
-        self._output = make_output_class()(post, self._encoder)
+        self._post = post
+        self._encoder_class = encoder_class
+        self._sound_cards = sound_cards
+        self._output_class = make_output_class()
+        self._encoder: Any = None
+        self.audio_fault: str | None = None
+        self._camera = picamera2_class()
+        try:
+            video = self._camera.create_video_configuration(
+                main={"size": (config.width, config.height)},
+                controls=camera_controls(config, self._camera.camera_controls),
+            )
+            self._camera.configure(video)
+        except BaseException:
+            self._camera.close()  # else the camera stays acquired until the process exits
+            raise
         self._params = StreamParams(
-            config.width,
-            config.height,
-            Fraction(config.framerate),
-            audio_codec="aac" if config.audio else None,
+            config.width, config.height, Fraction(config.framerate), audio_codec=None
         )
 
     @property
     def params(self) -> StreamParams:
         return self._params
 
+    @property
+    def camera(self) -> Any:
+        """The Picamera2 object (for `bodycamd doctor`: model, controls)."""
+        return self._camera
+
     def start(self) -> None:
-        self._camera.start_recording(self._encoder, self._output)
+        if self._config.audio:
+            try:
+                self._start_encoder(audio=True)
+                return
+            except Exception as exc:
+                self.audio_fault = f"{type(exc).__name__}: {exc}"
+                log.warning("microphone cannot start (%s): recording video only", exc)
+        self._start_encoder(audio=False)
+
+    def _start_encoder(self, *, audio: bool) -> None:
+        config = self._config
+        iperiod = max(1, round(config.framerate * config.keyframe_seconds))
+        encoder = self._encoder_class(bitrate=config.bitrate, repeat=True, iperiod=iperiod)
+        params = dataclasses.replace(self._params, audio_codec=None, audio_extradata=None)
+        if audio:
+            extradata = audio_specific_config(config.audio_rate, config.audio_channels)
+            device = capture_device(config, self._sound_cards)
+            use_system_alsa_config()
+            encoder.audio = True
+            encoder.audio_input, encoder.audio_output = picamera2_audio(config, device)
+            params = dataclasses.replace(
+                params,
+                audio_codec="aac",
+                audio_rate=config.audio_rate,
+                audio_channels=config.audio_channels,
+                audio_extradata=extradata,
+            )
+        output = self._output_class(self._post, encoder)
+        try:
+            self._camera.start_recording(encoder, output)
+        except BaseException:
+            self._release(encoder)
+            raise
+        self._encoder, self._params = encoder, params
+
+    def _release(self, encoder: Any) -> None:
+        """Undo a start that failed part-way: stop the encoder if it runs (its thread, device
+        and buffers), close any audio container it opened, and the camera if it started."""
+        if encoder in self._camera.encoders:  # picamera2 knows it: the camera had started
+            with contextlib.suppress(Exception):
+                self._camera.stop_recording()
+            return
+        if getattr(encoder, "_audio_thread", None) is None:
+            encoder.audio = False  # Encoder.stop would join an audio thread never started
+        for name in ("_audio_input_container", "_audio_output_container"):
+            container = getattr(encoder, name, None)
+            if container is not None:
+                with contextlib.suppress(Exception):
+                    container.close()
+        if encoder.running:
+            encoder.stop()
 
     def stop(self) -> None:
         try:
-            self._camera.stop_recording()
+            if self._encoder is not None:
+                self._camera.stop_recording()
         finally:
+            self._encoder = None
             self._camera.close()

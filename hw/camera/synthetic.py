@@ -4,6 +4,11 @@ everything downstream (muxing, segmenting, decoding in tests) runs on genuine st
 
 It encodes on its own thread and posts packets through the sink. Paced in real time for
 `make run`, or as fast as it can for tests (the timestamps are then synthetic but regular).
+
+Load: paced in real time it is a stand-in for the camera module, so it delivers the
+configured bitrate (x264 CBR with filler data: the test pattern alone compresses to a fifth
+of it, which made every load run too light). Unpaced it only feeds a test: no filler, one
+encoder thread, and the frame buffer is reused instead of allocated per frame.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class SyntheticCamera(ThreadedCamera):
         self._max_frames = max_frames
         self._video = self._open_video()
         self._audio = self._open_audio() if config.audio else None
+        t = np.arange(AUDIO_RATE) / AUDIO_RATE
+        self._tone = (0.2 * np.sin(2 * math.pi * TONE_HZ * t)).astype(np.float32)
         self._params = StreamParams(
             width=config.width,
             height=config.height,
@@ -72,12 +79,14 @@ class SyntheticCamera(ThreadedCamera):
         ctx.framerate = Fraction(cfg.framerate)
         ctx.bit_rate = cfg.bitrate
         ctx.gop_size = gop
-        ctx.options = {
-            "preset": "ultrafast",
-            "tune": "zerolatency",
-            # an IDR exactly every `gop` frames, each preceded by SPS/PPS (like repeat=True)
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1",
-        }
+        # an IDR exactly every `gop` frames, each preceded by SPS/PPS (like repeat=True)
+        params = f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1"
+        if cfg.realtime:  # the camera's load: constant bitrate, padded with filler NALs
+            kbit = max(1, cfg.bitrate // 1000)
+            params += f":nal-hrd=cbr:vbv-maxrate={kbit}:vbv-bufsize={kbit}:force-cfr=1"
+        ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": params}
+        if not cfg.realtime:
+            ctx.options["threads"] = "1"  # a test's few frames: no thread pool per camera
         ctx.open()
         return ctx
 
@@ -96,7 +105,10 @@ class SyntheticCamera(ThreadedCamera):
         frame_us = 1_000_000 / cfg.framerate
         start_us = self._clock_ns() // 1000
         width, height = cfg.width, cfg.height
-        ramp = np.arange(width, dtype=np.int32) * 219 // max(1, width - 1) + 16
+        ramp = (np.arange(width, dtype=np.int32) * 219 // max(1, width - 1) + 16).astype(np.uint8)
+        ramps = np.concatenate([ramp, ramp])  # a window into it is the ramp rolled
+        image = np.empty((height * 3 // 2, width), dtype=np.uint8)  # reused every frame
+        image[height:] = 128
         samples_sent = 0
         index = 0
         scale = max(1, height // 60)
@@ -108,9 +120,8 @@ class SyntheticCamera(ThreadedCamera):
                 delay = pts_us / 1e6 - self._clock_ns() / 1e9
                 if delay > 0 and stopping.wait(delay):
                     break
-            image = np.empty((height * 3 // 2, width), dtype=np.uint8)
-            image[:height] = np.roll(ramp, index * 4)[None, :].astype(np.uint8)
-            image[height:] = 128
+            shift = (index * 4) % width
+            image[:height] = ramps[width - shift : 2 * width - shift][None, :]
             stamp = dt.datetime.now(dt.UTC).strftime("%H:%M:%S.%f")[:-3]
             burn_text(image[:height], f"{index:06d} {stamp}", 2 * scale, 2 * scale, scale)
             frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
@@ -141,8 +152,8 @@ class SyntheticCamera(ThreadedCamera):
         assert self._audio is not None
         size = self._audio.frame_size or 1024
         while sent + size <= target:
-            t = (np.arange(sent, sent + size) / AUDIO_RATE).astype(np.float32)
-            wave = (0.2 * np.sin(2 * math.pi * TONE_HZ * t)).astype(np.float32)[None, :]
+            at = sent % AUDIO_RATE  # one second of tone holds whole cycles: it repeats
+            wave = np.take(self._tone, range(at, at + size), mode="wrap")[None, :]
             frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
             frame.sample_rate = AUDIO_RATE
             frame.pts = sent

@@ -60,7 +60,7 @@ def test_deleted_segment(tmp_path: Path) -> None:
     report = assess_chain(links([paths[0], *paths[2:]]))
     assert kinds(report) == ["missing"]
     assert "segment 1 of recording" in report.faults[0].message
-    with pytest.raises(ChainError, match=r"missing: segment 1 of recording .* is missing"):
+    with pytest.raises(ChainError, match=r"segment 1 of recording .* is missing"):
         check_chain(links([paths[0], *paths[2:]]))
 
 
@@ -121,7 +121,7 @@ def test_forged_last_segment_signed_by_another_key(tmp_path: Path) -> None:
     report = assess_chain(links([*paths, forged.path], enrolled=False))
     assert kinds(report) == ["another-device"]
     assert report.device_key == KEYS.device_public.public_bytes_raw()
-    with pytest.raises(ChainError, match="another-device"):
+    with pytest.raises(ChainError, match="signed by device key"):
         check_chain(links([*paths, forged.path], enrolled=False), accept={"another-device"})
 
 

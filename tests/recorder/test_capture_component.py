@@ -266,8 +266,16 @@ async def test_camera_missing_at_start_is_a_fault_not_a_crash(tmp_path: Path) ->
     assert component.status().startswith("camera: FAULT (cannot start")
     task = asyncio.create_task(component.run())
     await wait_for(lambda: component.fault is None, changed)
-    assert component.recorder is not None
-    await component.recorder.start("123456", "button")
+    recorder = component.recorder
+    assert recorder is not None
+    handle = recorder.handle
+
+    async def handle_and_tell(packet: EncodedPacket) -> None:  # footage is no state change:
+        await handle(packet)  # wake the wait on every packet instead
+        changed.set()
+
+    recorder.handle = handle_and_tell  # type: ignore[method-assign]
+    await recorder.start("123456", "button")
     await wait_for(lambda: bool(spool.ledger.used), changed)
     await component.stop()
     await task

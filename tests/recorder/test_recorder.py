@@ -32,6 +32,7 @@ async def test_ten_seconds_decode_frame_exact(tmp_path: Path) -> None:
     for packet in TEN_SECONDS:
         await recorder.handle(packet)
     await recorder.stop("test")
+    await recorder.close()
     rows = spool.journal.segments()
     assert len(rows) == 3  # 0-4 s, 4-8 s, 8-10 s
     all_pts: list[float] = []
@@ -56,6 +57,7 @@ async def test_rollover_at_keyframes_chain_verifies(tmp_path: Path) -> None:
     for packet in TEN_SECONDS:
         await recorder.handle(packet)
     await recorder.stop("test")
+    await recorder.close()
     paths = [spool.layout.root / row.path for row in spool.journal.segments()]
     assert len(paths) == 5
     verdicts = [scan_segment(p, keys.device_public) for p in paths]
@@ -82,6 +84,7 @@ async def test_pre_event_window(tmp_path: Path) -> None:
     for packet in after:
         await recorder.handle(packet)
     await recorder.stop("test")
+    await recorder.close()
     (row,) = spool.journal.segments()
     decoded = decode(decrypt(spool.layout.root / row.path, keys)[0])
     assert decoded.keyframes[0]
@@ -107,6 +110,7 @@ async def test_zero_window_starts_at_next_keyframe(tmp_path: Path) -> None:
     for packet in video[split:]:
         await recorder.handle(packet)
     await recorder.stop("test")
+    await recorder.close()
     (row,) = spool.journal.segments()
     decoded = decode(decrypt(spool.layout.root / row.path, keys)[0])
     assert len(decoded.video_pts) == FPS * 2  # from the keyframe at 3 s to the end at 5 s
@@ -127,6 +131,7 @@ async def test_buffering_only_when_allowed(tmp_path: Path) -> None:
     recorder.set_buffering(False)
     assert recorder.buffered_bytes == 0
     assert not list(spool.layout.root.rglob("*.part"))  # never on flash
+    await recorder.close()
 
 
 @pytest.mark.parametrize("quota", ["700KiB", "760KiB", "800KiB", "850KiB", "900KiB"])
@@ -140,6 +145,7 @@ async def test_quota_reached_at_a_rollover_ends_cleanly(tmp_path: Path, quota: s
     for packet in packets:
         await recorder.handle(packet)
     assert recorder.recording is None and recorder.last_stop_reason == "storage_full"
+    await recorder.close()
     paths = [spool.layout.root / row.path for row in spool.journal.segments()]
     verdicts = [scan_segment(p, keys.device_public) for p in paths]
     assert len(paths) >= 2
@@ -159,6 +165,7 @@ async def test_a_packet_the_muxer_refuses_costs_that_packet_only(tmp_path: Path)
     for packet in [*packets[:41], broken, *packets[41:]]:
         await recorder.handle(packet)
     await recorder.stop("test")
+    await recorder.close()
     assert recorder.packets_refused == 1
     (row,) = spool.journal.segments()
     assert len(decode(decrypt(spool.layout.root / row.path, keys)[0]).video_pts) == len(packets)

@@ -12,14 +12,16 @@ PREFIX ?= /opt/bodycamd
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,ingest]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ingest,demo]'
 	$(BIN)/python -m pip install --quiet --no-deps 'picamera2>=0.3.20,<0.4'
 	touch $@
 
 run: $(STAMP)
 	$(BIN)/bodycamd run --config config/dev.toml
 
-demo: run
+# A whole shift, camera to back end, in ./var/demo (recreated each run): docs/demo.md.
+demo: $(STAMP)
+	$(BIN)/python -m bodycamd.demo --out var/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

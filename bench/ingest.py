@@ -1,20 +1,26 @@
-"""Ingest throughput: 8 cameras uploading real segments at once over loopback mutual TLS.
+"""Ingest throughput: 8 cameras uploading real segments at once over loopback mutual TLS,
+against the project's ingest and, in the same run, against `@tus/server` + `@tus/file-store`.
 
     python -m bench.ingest [--clients 8] [--segments 2] [--mib 24] [--chunk-mib 8]
 
 Starts `bodycamd-ingest serve` (filesystem store) as its own process, enrols the cameras,
 has each upload its segments with tus (POST, then PATCHes of --chunk-mib) and waits for the
-receipts. Prints the aggregate rate and the server's CPU seconds per GB received (from
-/proc/PID/stat, so the clients' own work is not counted). Every receipt is checked: a run
-whose segments were not all accepted is not a figure. The `@tus/server` peer of the issue's
-comparison is not started here (its npm setup belongs to the upload work).
+receipts. Then starts tests/peers/server.mjs (node; `npm ci --prefix tests/peers`) with the
+ingest's own server certificate and device CA, so the same cameras upload the same bytes
+with the same client code over the same mutual TLS (the peer issues no receipts, so none is
+asked of it). Prints each server's aggregate rate and CPU seconds per GB received (from
+/proc/PID/stat of the server process, so the clients' own work is not counted) and the
+ratio ingest/peer (target >= 1.0x). Every ingest receipt is checked: a run whose segments
+were not all accepted is not a figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,8 +38,16 @@ def server_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+PEERS = Path(__file__).resolve().parents[1] / "tests" / "peers"
+
+
 async def upload_all(
-    rig: Rig, camera: Camera, url: str, segments: list[SealedSegment], chunk: int
+    rig: Rig,
+    camera: Camera,
+    url: str,
+    segments: list[SealedSegment],
+    chunk: int,
+    receipts: bool,
 ) -> int:
     sent = 0
     async with rig.client(camera, url) as client:
@@ -60,6 +74,9 @@ async def upload_all(
                     raise SystemExit(
                         f"{camera.device_id}: PATCH {answer.status_code} {answer.text}"
                     )
+            if not receipts:
+                sent += len(data)
+                continue
             receipt = await client.get(f"/receipts/{sealed.digest.hex()}")
             if receipt.status_code != 200:
                 raise SystemExit(f"{camera.device_id}: no receipt for {sealed.digest.hex()}")
@@ -67,28 +84,74 @@ async def upload_all(
     return sent
 
 
-async def run(rig: Rig, cameras: list[Camera], url: str, pid: int, chunk: int) -> None:
+async def run(
+    label: str, rig: Rig, cameras: list[Camera], url: str, pid: int, chunk: int, receipts: bool
+) -> tuple[float, float]:
+    """(MiB/s aggregate, server CPU seconds per GB) of every camera uploading its segments."""
     work = {c.device_id: [s for chain in c.recordings.values() for s in chain] for c in cameras}
     cpu_before, start = server_cpu_seconds(pid), time.perf_counter()
     totals = await asyncio.gather(
-        *(upload_all(rig, c, url, work[c.device_id], chunk) for c in cameras)
+        *(upload_all(rig, c, url, work[c.device_id], chunk, receipts) for c in cameras)
     )
     elapsed, cpu = time.perf_counter() - start, server_cpu_seconds(pid) - cpu_before
     total = sum(totals)
-    print(f"ingest, {len(cameras)} concurrent uploaders, loopback TLS 1.3, filesystem store:")
-    print(
-        f"  {total / MIB:.0f} MiB in {elapsed:.2f} s = {total / MIB / elapsed:.1f} MiB/s aggregate"
+    rate, per_gb = total / MIB / elapsed, cpu / (total / 1e9)
+    print(f"{label}, {len(cameras)} concurrent uploaders:")
+    print(f"  {total / MIB:.0f} MiB in {elapsed:.2f} s = {rate:.1f} MiB/s aggregate")
+    print(f"  server CPU {cpu:.2f} s = {per_gb:.2f} CPU-s per GB received", flush=True)
+    return rate, per_gb
+
+
+def peer_missing() -> str | None:
+    """None when node and the pinned npm packages are there; else why not."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (PEERS / "node_modules" / "@tus" / "server").is_dir():
+        return "npm ci --prefix tests/peers has not run"
+    return None
+
+
+def serve_ingest(rig: Rig) -> tuple[subprocess.Popen[str], str]:
+    script = Path(sys.executable).parent / "bodycamd-ingest"
+    server = subprocess.Popen(
+        [str(script), "serve", "-c", str(rig.directory), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    print(f"  server CPU {cpu:.2f} s = {cpu / (total / 1e9):.2f} CPU-s per GB received")
+    assert server.stdout is not None
+    return server, server.stdout.readline().rsplit(" ", 1)[1].strip()
 
 
-def main() -> None:
+def serve_peer(rig: Rig, files: Path) -> tuple[subprocess.Popen[str], str]:
+    """tests/peers/server.mjs with the ingest's server certificate and device CA: the peer
+    requires a client certificate exactly as the ingest does (mutual TLS)."""
+    tls = rig.config.tls
+    args = ["node", str(PEERS / "server.mjs"), "--dir", str(files), "--port", "0"]
+    args += ["--cert", str(rig.config.path(tls.server_certificate))]
+    args += ["--key", str(rig.config.path(tls.server_key))]
+    args += ["--ca", str(rig.config.path(tls.ca_certificate))]
+    server = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    line = server.stdout.readline()
+    if not line:
+        raise SystemExit(f"@tus/server peer did not start (exit {server.wait()})")
+    return server, f"https://127.0.0.1:{json.loads(line)['port']}"
+
+
+def stop(server: subprocess.Popen[str]) -> None:
+    server.terminate()
+    server.wait(timeout=30)
+    if server.stdout is not None:
+        server.stdout.close()
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--segments", type=int, default=2)
     parser.add_argument("--mib", type=int, default=24)
     parser.add_argument("--chunk-mib", type=int, default=8)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as directory:
         rig = make_rig(Path(directory), max_request_body_bytes=64 * MIB)
         cameras = [rig.enroll(f"bench-{n}") for n in range(args.clients)]
@@ -96,19 +159,29 @@ def main() -> None:
         for camera in cameras:
             for _ in range(args.segments):
                 camera.segment(size=args.mib * MIB)
-        script = Path(sys.executable).parent / "bodycamd-ingest"
-        server = subprocess.Popen(
-            [str(script), "serve", "-c", str(rig.directory), "--port", "0"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        chunk = args.chunk_mib * MIB
+        server, url = serve_ingest(rig)
         try:
-            assert server.stdout is not None
-            url = server.stdout.readline().rsplit(" ", 1)[1].strip()
-            asyncio.run(run(rig, cameras, url, server.pid, args.chunk_mib * MIB))
+            label = "bodycamd ingest, loopback mutual TLS, filesystem store"
+            ours = asyncio.run(run(label, rig, cameras, url, server.pid, chunk, True))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            stop(server)
+        missing = peer_missing()
+        if missing is not None:
+            print(f"@tus/server peer: SKIPPED, {missing}")
+            return
+        files = Path(directory) / "peer-files"
+        files.mkdir()
+        server, url = serve_peer(rig, files)
+        try:
+            label = "@tus/server + @tus/file-store (node), loopback mutual TLS"
+            theirs = asyncio.run(run(label, rig, cameras, url, server.pid, chunk, False))
+        finally:
+            stop(server)
+        print(
+            f"ingest / @tus/server throughput {ours[0] / theirs[0]:.2f}x (target >= 1.0x); "
+            f"CPU-s per GB: ingest {ours[1]:.2f}, @tus/server {theirs[1]:.2f}"
+        )
 
 
 if __name__ == "__main__":

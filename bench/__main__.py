@@ -179,6 +179,13 @@ def summary(rows: dict[str, list[float]]) -> None:
             ">= 1.0x",
             lambda v: v >= 1.0,
         ),
+        (
+            "ingest vs @tus/server, 8 uploaders",
+            "ingest_peer_ratio",
+            "x peer",
+            ">= 1.0x",
+            lambda v: v >= 1.0,
+        ),
     ]
     print()
     print(f"{'figure':46} {'measured':28} {'target':14} verdict")
@@ -189,7 +196,9 @@ def summary(rows: dict[str, list[float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--repeat", type=int, default=1, help="run the capture phases N times")
-    parser.add_argument("--only", choices=["writer", "capture", "upload"], help="run one part only")
+    parser.add_argument(
+        "--only", choices=["writer", "capture", "upload", "ingest"], help="run one part only"
+    )
     args = parser.parse_args()
     rows: dict[str, list[float]] = defaultdict(list)
     if args.only in (None, "writer"):
@@ -206,6 +215,13 @@ def main() -> None:
         from bench import upload
 
         upload.main()
+    if args.only in (None, "ingest"):
+        from bench import ingest
+
+        # 8 cameras x 1 segment x 16 MiB per server: under a minute for both servers.
+        ratio = ingest.main(["--segments", "1", "--mib", "16"])
+        if ratio is not None:
+            rows["ingest_peer_ratio"].append(ratio)
     summary(rows)
 
 

@@ -145,7 +145,8 @@ def stop(server: subprocess.Popen[str]) -> None:
         server.stdout.close()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> float | None:
+    """Runs both servers; returns the throughput ratio ingest/peer (None without the peer)."""
     parser = argparse.ArgumentParser(prog="python -m bench.ingest")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--segments", type=int, default=2)
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         missing = peer_missing()
         if missing is not None:
             print(f"@tus/server peer: SKIPPED, {missing}")
-            return
+            return None
         files = Path(directory) / "peer-files"
         files.mkdir()
         server, url = serve_peer(rig, files)
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             f"ingest / @tus/server throughput {ours[0] / theirs[0]:.2f}x (target >= 1.0x); "
             f"CPU-s per GB: ingest {ours[1]:.2f}, @tus/server {theirs[1]:.2f}"
         )
+        return ours[0] / theirs[0]
 
 
 if __name__ == "__main__":

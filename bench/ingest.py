@@ -1,7 +1,7 @@
 """Ingest throughput: 8 cameras uploading real segments at once over loopback mutual TLS,
 against the project's ingest and, in the same run, against `@tus/server` + `@tus/file-store`.
 
-    python -m bench.ingest [--clients 8] [--segments 2] [--mib 24] [--chunk-mib 8]
+    python -m bench.ingest [--clients 8] [--segments 2] [--mib 24] [--chunk-mib 8] [--s3]
 
 Starts `bodycamd-ingest serve` (filesystem store) as its own process, enrols the cameras,
 has each upload its segments with tus (POST, then PATCHes of --chunk-mib) and waits for the
@@ -145,6 +145,34 @@ def stop(server: subprocess.Popen[str]) -> None:
         server.stdout.close()
 
 
+def cameras_with_segments(rig: Rig, args: argparse.Namespace) -> list[Camera]:
+    cameras = [rig.enroll(f"bench-{n}") for n in range(args.clients)]
+    print(f"writing {args.clients * args.segments} segments of {args.mib} MiB…", flush=True)
+    for camera in cameras:
+        for _ in range(args.segments):
+            camera.segment(size=args.mib * MIB)
+    return cameras
+
+
+def s3_row(directory: Path, args: argparse.Namespace) -> None:
+    """The extra row: the ingest with its S3 store on moto's server (tests/ingest/s3_moto.py,
+    one request at a time, in Python), new cameras and segments of the same sizes. The rate
+    is moto's more than the ingest's; the ingest's CPU seconds per GB is the figure."""
+    from tests.ingest.s3_moto import CREDENTIALS, make_bucket, make_s3_rig, moto_server
+
+    os.environ.update(CREDENTIALS)  # for make_bucket here and the ingest process
+    with moto_server() as moto:
+        bucket = asyncio.run(make_bucket(moto.endpoint))
+        rig = make_s3_rig(directory / "s3", moto.endpoint, bucket)
+        cameras = cameras_with_segments(rig, args)
+        server, url = serve_ingest(rig)
+        try:
+            label = "EXTRA ROW: bodycamd ingest, S3 store on moto (rate bound by moto)"
+            asyncio.run(run(label, rig, cameras, url, server.pid, args.chunk_mib * MIB, True))
+        finally:
+            stop(server)
+
+
 def main(argv: list[str] | None = None) -> float | None:
     """Runs both servers; returns the throughput ratio ingest/peer (None without the peer)."""
     parser = argparse.ArgumentParser(prog="python -m bench.ingest")
@@ -152,14 +180,13 @@ def main(argv: list[str] | None = None) -> float | None:
     parser.add_argument("--segments", type=int, default=2)
     parser.add_argument("--mib", type=int, default=24)
     parser.add_argument("--chunk-mib", type=int, default=8)
+    parser.add_argument("--s3", action="store_true", help="also the S3 store on moto (slow)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as directory:
+        if args.s3:
+            s3_row(Path(directory), args)
         rig = make_rig(Path(directory), max_request_body_bytes=64 * MIB)
-        cameras = [rig.enroll(f"bench-{n}") for n in range(args.clients)]
-        print(f"writing {args.clients * args.segments} segments of {args.mib} MiB…", flush=True)
-        for camera in cameras:
-            for _ in range(args.segments):
-                camera.segment(size=args.mib * MIB)
+        cameras = cameras_with_segments(rig, args)
         chunk = args.chunk_mib * MIB
         server, url = serve_ingest(rig)
         try:

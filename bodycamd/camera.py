@@ -2,8 +2,9 @@
 
 A backend encodes on its own thread (picamera2's encoder thread, or ours for the synthetic
 and replay backends) and hands each packet to `post`, which the recorder provides and which
-is safe to call from any thread: it copies nothing and blocks nothing, it only schedules the
-packet onto the event loop with `loop.call_soon_threadsafe`.
+is safe to call from any thread: it copies nothing and blocks nothing, it only puts the
+packet into the byte-bounded channel, which wakes the event loop once per batch
+(`bodycamd/hop.py`'s Inbox), not once per packet.
 
 Timestamps are microseconds on CLOCK_MONOTONIC (the sensor's clock on a Pi), so video, audio
 and the daemon's own events share one time line.

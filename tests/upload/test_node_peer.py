@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 from pathlib import Path
 
-import pytest
+from tests.conftest import skip_unless_ci
 
 from .memory_queue import MemoryQueue
 from .peers import CuttingProxy, NodePeer, Pki, write_segment
@@ -16,9 +16,9 @@ from .real_storage import real_storage
 from .rig import ReceiptSigner, make_rig, settings
 
 CHUNK = 256 * 1024
-pytestmark = pytest.mark.skipif(
-    NodePeer.available() is not None and not __import__("os").environ.get("CI"),
-    reason=f"@tus/server peer unavailable: {NodePeer.available()}",
+pytestmark = skip_unless_ci(
+    NodePeer.available() is not None,
+    f"@tus/server peer unavailable: {NodePeer.available()} (.ci/run runs npm ci)",
 )
 
 

@@ -33,7 +33,7 @@ from ..clock import boot_id
 from ..errors import JournalCorrupt, StorageError
 from ..evidence.keys import EvidencePublicKey
 from ..evidence.sealed import seal_personal
-from .audit import AuditEvent, AuditReport, append_event, read_events, verify_audit
+from .audit import AuditEvent, AuditReport, PublicKeys, append_event, read_events, verify_audit
 from .migrations import SCHEMA_VERSION, migrate
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournalCorrupt", "QueueCounts", "SegmentRow"]
@@ -175,9 +175,9 @@ class Journal:
         with self._lock:
             return list(read_events(self._db))
 
-    def verify(self, device_key: ed25519.Ed25519PublicKey) -> AuditReport:
+    def verify(self, trusted: PublicKeys) -> AuditReport:
         with self._lock:
-            return verify_audit(self._db, device_key)
+            return verify_audit(self._db, trusted)
 
     # -- segments ---------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ change; `queue_counts` is that answer, readable from the event loop without I/O.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -174,6 +175,15 @@ class Journal:
         """The whole audit trail, in order (tests, exports)."""
         with self._lock:
             return list(read_events(self._db))
+
+    def fields_of(self, kind: str) -> list[dict[str, Any]]:
+        """The fields of every audit event of one kind, in order (recovery asks which
+        segments could not be opened)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT fields FROM audit WHERE kind = ? ORDER BY rowid", (kind,)
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]
 
     def verify(self, trusted: PublicKeys) -> AuditReport:
         with self._lock:

@@ -132,7 +132,9 @@ def rotate_device_key(layout: StateLayout, audit: AuditWriter) -> tuple[str | No
     """Replace the device key on purpose; returns (old fingerprint or None, new fingerprint).
 
     The event is signed by the key it retires when that key is still there (so the trail
-    itself says which key comes next), by the new key when the old one is lost. The old key
+    itself says which key comes next), by the new key when the old one is lost. It carries
+    both public keys (`old_public` null when lost), so `audit verify` can check every event
+    against the key in force without the key files (bodycamd/journal/signers.py). The old key
     is kept as keys/device.key.retired-<ns> (a hard link: never overwritten). A crash before
     the final rename leaves the old key in place and a staged device.key.new that the next
     rotation discards; a crash after it leaves the new key in force, the event recorded.
@@ -143,11 +145,13 @@ def rotate_device_key(layout: StateLayout, audit: AuditWriter) -> tuple[str | No
     staged.unlink(missing_ok=True)
     new = create_device_key(staged)
     new_raw = device_public_raw(new)
-    old_print = None if old is None else fingerprint(device_public_raw(old))
+    old_raw = None if old is None else device_public_raw(old)
+    old_print = None if old_raw is None else fingerprint(old_raw)
     audit(
         old or new,
         {
             "old_key": old_print,
+            "old_public": None if old_raw is None else base64.b64encode(old_raw).decode(),
             "new_key": fingerprint(new_raw),
             "new_public": base64.b64encode(new_raw).decode(),
         },

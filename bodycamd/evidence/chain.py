@@ -9,9 +9,11 @@ every fault is named by kind, so a court report can tell the two kinds apart:
 
 - *explained* faults are ones the device itself signed a statement about: the recording was
   `interrupted` by a power loss (its last segment was sealed torn by recovery, or is the empty
-  placeholder recovery writes when the power went at a segment roll), or a segment in the
-  middle is torn (`torn-middle`: a write or fsync failed and the recording carried on in a
-  new segment);
+  placeholder recovery writes when the power went at a segment roll), it `ended-early`
+  because the next segment could not be opened (an I/O error or no room: the device's
+  journal recorded the failed open, and recovery sealed that segment empty with the
+  open-failed flag), or a segment in the middle is torn (`torn-middle`: a write or fsync
+  failed and the recording carried on in a new segment);
 - *unexplained* faults are everything else: a `missing` segment, a `truncated` file (no
   footer: cut short after the device let go of it), a `duplicated` file, a `substituted`
   segment (the chain's digest does not match), or one signed by `another-device` than
@@ -31,6 +33,7 @@ from .reader import Verdict
 
 FaultKind = Literal[
     "interrupted",
+    "ended-early",
     "torn-middle",
     "missing",
     "truncated",
@@ -38,13 +41,18 @@ FaultKind = Literal[
     "substituted",
     "another-device",
 ]
-EXPLAINED: frozenset[str] = frozenset({"interrupted", "torn-middle"})
+EXPLAINED: frozenset[str] = frozenset({"interrupted", "ended-early", "torn-middle"})
 # what an operator may accept by name to decrypt anyway; a segment of another device or one
 # that breaks the hash chain is never footage of this recording, so it cannot be accepted
 ACCEPTABLE: frozenset[str] = frozenset(
-    {"interrupted", "torn-middle", "missing", "truncated", "duplicated"}
+    {"interrupted", "ended-early", "torn-middle", "missing", "truncated", "duplicated"}
 )
-Ending = Literal["end-of-recording", "interrupted (power loss)", "incomplete"]
+Ending = Literal[
+    "end-of-recording",
+    "interrupted (power loss)",
+    "ended early (a segment could not be opened)",
+    "incomplete",
+]
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,16 @@ def assess_chain(links: Sequence[ChainLink]) -> ChainReport:
     ending: Ending = "incomplete"
     if last.end_of_recording:
         ending = "end-of-recording"
+    elif last.open_failed:
+        ending = "ended early (a segment could not be opened)"
+        faults.append(
+            ChainFault(
+                "ended-early",
+                f"recording {recording} ended early: segment {last.header.segment_index} could "
+                "not be opened (I/O error or no room, recorded in the device's audit trail as "
+                "segment_open_failed); the device sealed it empty on recovery",
+            )
+        )
     elif last.sealed_torn:
         ending = "interrupted (power loss)"
         where = (

@@ -3,8 +3,8 @@ back end), never on a device; the device has no command that exports footage.
 
 - inspect FILE...     header and keyless verdict of each
 - verify FILE...      signatures, checkpoints, footers and the chain of each recording;
-                      exit 1 on a bad file or an unexplained chain fault (a power loss the
-                      device signed for is reported, not a failure)
+                      exit 1 on a bad file or an unexplained chain fault (a power loss or
+                      a failed segment open the device signed for is reported, not a failure)
 - decrypt --key K FILE... -o OUT   one MPEG-TS per recording, segments in index order; any
                       chain fault refuses (exit 1, nothing written) unless `--accept KIND`
                       names it. OUT is a directory (OUT/<recording id>.ts) or a pattern

@@ -66,7 +66,10 @@ FOOTER_BODY = {v: f.size + SIGNATURE_SIZE for v, f in _FOOTER.items()}  # 141, 1
 FLAG_END_OF_RECORDING = 0x01
 FLAG_TORN = 0x02
 FLAG_PLACEHOLDER = 0x04  # v2: written by recovery for a segment that never got a file
-KNOWN_FLAGS = {1: FLAG_END_OF_RECORDING | FLAG_TORN, 2: 0x07}
+# v2: the device's journal recorded that opening this segment failed (an I/O error or no
+# room, not a power cut); only on a torn segment that holds no footage
+FLAG_OPEN_FAILED = 0x08
+KNOWN_FLAGS = {1: FLAG_END_OF_RECORDING | FLAG_TORN, 2: 0x0F}
 
 
 class RecordType(IntEnum):
@@ -320,6 +323,10 @@ class Footer:
     def placeholder(self) -> bool:
         return bool(self.flags & FLAG_PLACEHOLDER)
 
+    @property
+    def open_failed(self) -> bool:
+        return bool(self.flags & FLAG_OPEN_FAILED)
+
     def _fields(self, version: int) -> bytes:
         values = (
             self.records,
@@ -356,6 +363,10 @@ class Footer:
             raise IntegrityError("footer: torn and end of recording at once (contradiction)")
         if footer.placeholder and not footer.torn:
             raise IntegrityError("footer: placeholder flag without the torn flag")
+        if footer.open_failed and not footer.torn:
+            raise IntegrityError("footer: open-failed flag without the torn flag")
+        if footer.open_failed and footer.records:
+            raise IntegrityError("footer: open-failed flag on a segment that holds footage")
         if footer.torn != (footer.recovered_wall_ns != 0) and header.version >= 2:
             raise IntegrityError("footer: recovery time given if and only if sealed as torn")
         return footer

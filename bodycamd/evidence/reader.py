@@ -46,6 +46,7 @@ class Verdict:
     tail: str  # what the end of the file looks like, in words
     digest: bytes  # SHA-256 of the whole file as read
     placeholder: bool = False  # sealed by recovery for a segment the power cut never began
+    open_failed: bool = False  # sealed by recovery: the journal says opening it failed
     end_wall_ns: int | None = None  # the footer's end (a torn footer's: its last checkpoint)
     end_mono_ns: int | None = None
     recovered_wall_ns: int = 0  # when recovery sealed it (v2 footers), else 0
@@ -106,6 +107,9 @@ class _Walk:
                 self.tail = (
                     "sealed"
                     if not self.footer.torn
+                    else "sealed empty by the device: it could not be opened (I/O error or no "
+                    "room, in the device's audit trail)"
+                    if self.footer.open_failed
                     else "sealed empty by the device: power lost before it began"
                     if self.footer.placeholder
                     else "sealed as torn by the device"
@@ -298,6 +302,7 @@ class _Walk:
             tail=self.tail,
             digest=self.hash.digest(),
             placeholder=footer is not None and footer.placeholder,
+            open_failed=footer is not None and footer.open_failed,
             end_wall_ns=None if footer is None else footer.wall_end_ns,
             end_mono_ns=None if footer is None else footer.mono_end_ns,
             recovered_wall_ns=0 if footer is None else footer.recovered_wall_ns,

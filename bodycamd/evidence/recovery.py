@@ -8,13 +8,20 @@ repaired by running recovery again:
 
 - truncated but no footer yet: the next scan finds the same checkpoint at the end and appends;
 - footer written but not renamed: the next scan sees a sealed file and only renames it.
+
+A segment is sealed torn for one of two causes, and the footer says which: a power cut (or
+the daemon's death), or a failed open. The second is known only from the journal (the
+storage layer audits `segment_open_failed` when it cannot open a segment), so the caller
+passes the segments whose open failed; an empty segment among them gets the open-failed
+flag and the chain reads "ended early", not "interrupted (power loss)".
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +55,19 @@ def torn_footer(scan: Verdict, *, now_ns: int, flags: int = fmt.FLAG_TORN) -> fm
 
 
 @dataclass(frozen=True)
+class OpenFailure:
+    """A segment the journal says could not be opened (`segment_open_failed`)."""
+
+    recording: uuid.UUID
+    index: int
+    boot: bytes  # the boot that tried: a power cut never leaves this record
+
+
+def open_failure(header: fmt.Header) -> OpenFailure:
+    return OpenFailure(header.recording_id, header.segment_index, header.boot_id)
+
+
+@dataclass(frozen=True)
 class Recovered:
     path: Path
     verdict: Verdict  # the verdict of the file as recovered (sealed, torn unless it was whole)
@@ -61,8 +81,11 @@ def seal_torn(
     *,
     fsync: Callable[[int], None] = os.fsync,
     flags: int = fmt.FLAG_TORN,
+    failed_opens: Collection[OpenFailure] = (),
 ) -> Recovered:
     """Recover `part_path` (a `.part` file) into a sealed `.seg`; returns what was kept.
+    If the journal recorded that opening this segment failed (`failed_opens`, matched by
+    recording, index and boot) and it holds no footage, it is flagged open-failed.
 
     Raises EvidenceError when the file has no valid signed header (nothing to vouch for):
     such a file is the storage layer's to quarantine and report, never to delete silently.
@@ -76,6 +99,8 @@ def seal_torn(
             dropped = 0
         else:
             dropped = size - before.vouched_offset
+            if before.vouched_records == 0 and open_failure(before.header) in failed_opens:
+                flags |= fmt.FLAG_OPEN_FAILED
             footer = torn_footer(before, now_ns=time.time_ns(), flags=flags)
             body = footer.body(before.header, device_key)
             fd = os.open(part_path, os.O_WRONLY | os.O_CLOEXEC)
@@ -116,11 +141,14 @@ def seal_interrupted_roll(
     evidence_key: EvidencePublicKey,
     *,
     fsync: Callable[[int], None] = os.fsync,
+    open_failed: bool = False,
 ) -> Recovered:
-    """The power went at a segment roll: segment n is sealed complete but not end of
-    recording, and segment n+1 never got a file. Leave the device's signed word for it: an
-    empty segment n+1, linked to n, sealed torn with the placeholder flag, whose times are
-    n's end (when the power went, in n's boot). Without it the chain would read exactly like
+    """The power went at a segment roll (or, with `open_failed`, the journal recorded that
+    segment n+1 could not be opened: an I/O error or no room, not a power cut): segment n is
+    sealed complete but not end of recording, and segment n+1 never got a file. Leave the
+    device's signed word for it: an empty segment n+1, linked to n, sealed torn with the
+    placeholder flag (and the open-failed flag if so), whose times are n's end (when the
+    power went, in n's boot). Without it the chain would read exactly like
     a deleted last segment.
 
     The caller checks that n has no successor anywhere (on flash, in the journal, uploaded)
@@ -146,4 +174,5 @@ def seal_interrupted_roll(
         SegmentWriter(part, info, evidence_key, device_key, fsync=fsync).abandon()
     except FileExistsError as exc:
         raise SegmentAbandoned(f"{part}: already exists; recover it instead") from exc
-    return seal_torn(part, device_key, fsync=fsync, flags=fmt.FLAG_TORN | fmt.FLAG_PLACEHOLDER)
+    flags = fmt.FLAG_TORN | fmt.FLAG_PLACEHOLDER | (fmt.FLAG_OPEN_FAILED if open_failed else 0)
+    return seal_torn(part, device_key, fsync=fsync, flags=flags)

@@ -6,6 +6,8 @@ per device and recording, the segments, their sizes, when they arrived, and the 
 - complete     segments 0..n all present, each naming the one before, the last ends the recording
 - interrupted  no gap so far, but no end-of-recording yet (still uploading) or a torn end
                (the camera lost power; the last segment was sealed torn)
+- ended early  no gap, and the last segment is the empty one the camera seals when its
+               journal says that segment could not be opened (I/O error or no room)
 - gap          an index is missing or a segment names a previous one that is not the one stored
 
 `verify` re-reads every stored segment, re-hashes it, re-runs the keyless scan with the
@@ -30,7 +32,15 @@ from .verify import decode_device_key, scan_file, spooled
 
 
 def chain_status(records: list[SegmentRecord]) -> str:
-    """complete, interrupted or gap, for one recording's records sorted by index."""
+    """complete, interrupted, ended early or gap, for one recording's records sorted by index.
+
+    Not `evidence.chain.assess_chain`, on purpose: that judges scanned segment files (signed
+    headers, footers, device keys) and is what `verify` runs. `list` must answer from the
+    receipt records alone, without reading (on S3: downloading) any footage, and while a
+    recording is still uploading its last segment is simply not there yet, which assess_chain
+    rightly calls "missing" but `list` reports as "no end of recording yet". The kinds of
+    ending follow assess_chain's.
+    """
     for position, record in enumerate(records):
         if record.key.index != position:
             return f"gap (segment {position} missing)"
@@ -39,6 +49,8 @@ def chain_status(records: list[SegmentRecord]) -> str:
     last = records[-1]
     if last.end_of_recording:
         return "complete"
+    if last.open_failed:
+        return f"ended early (segment {last.key.index} could not be opened)"
     if last.sealed_torn:
         return "interrupted (torn end: power lost)"
     return "interrupted (no end of recording yet)"

@@ -101,6 +101,9 @@ class SegmentRecord:
     stored_at: str
     received_at: str  # RFC 3339 UTC
     upload_id: str
+    # the device's recovery sealed it empty because its journal says it could not be opened
+    # (not a power loss); records stored before this field existed read False
+    open_failed: bool = False
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,7 @@ class Completion:
             verdict=verdict.status,
             end_of_recording=verdict.end_of_recording,
             sealed_torn=verdict.sealed_torn,
+            open_failed=verdict.open_failed,
             prev_digest=verdict.header.prev_digest.hex(),
             link=link,
             stored_at=stored_at,

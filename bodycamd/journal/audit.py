@@ -5,6 +5,11 @@ device key, so an edited, deleted or reordered event is detected by `bodycamd au
     signature_n = Ed25519(device key, "bodycamd/v1 audit\\0" ‖ hash_n)
     hash_0      = 32 zero bytes
 
+Across a device-key rotation the trail names its own signers, and a verifier's trusted keys
+vouch for it as signers.py describes (each event's hash covers the one before, so an event
+signed by a trusted key vouches for all before it; a rotation signed by a trusted key hands
+trust on to the new key; one after a lost key does not).
+
 What the chain cannot show on its own: the newest events being cut off the end. The trail is
 exported with every upload, and the back end compares the new export with the last one it
 holds, which anchors the head.
@@ -16,14 +21,14 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-LABEL_AUDIT = b"bodycamd/v1 audit\0"
+from .signers import LABEL_AUDIT, Signed, Signers, assess_signers
+
 GENESIS = b"\0" * 32
 
 
@@ -103,21 +108,42 @@ def read_events(db: sqlite3.Connection) -> Iterator[AuditEvent]:
 class AuditReport:
     events: int
     problems: list[str]
+    signers: Signers = field(default_factory=Signers)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    def key_lines(self) -> list[str]:
+        """The key sequence and the trust anchor, as `bodycamd audit verify` prints them."""
+        lines = [f"signer {i}: {span.describe()}" for i, span in enumerate(self.signers.spans, 1)]
+        if self.signers.anchor is not None:
+            lines.append(
+                f"trust anchor: key {self.signers.anchor}; it vouches for events "
+                f"1 to {self.signers.vouched}"
+            )
+        return lines
 
-def verify_audit(db: sqlite3.Connection, device_key: ed25519.Ed25519PublicKey) -> AuditReport:
-    """Walk the trail in storage order and name every event that breaks the chain."""
+
+PublicKeys = ed25519.Ed25519PublicKey | Sequence[ed25519.Ed25519PublicKey]
+
+
+def verify_audit(
+    db: sqlite3.Connection,
+    trusted: PublicKeys,
+    known: Sequence[ed25519.Ed25519PublicKey] = (),
+) -> AuditReport:
+    """Walk the trail in storage order and name every event that breaks the chain; then
+    check each signature against the key the trail says is in force, and which of the
+    `trusted` keys vouch for it (signers.py). `known` are further keys (retired copies)
+    that an older rotation event names only by fingerprint."""
     problems: list[str] = []
-    prev, expected_seq, count = GENESIS, 1, 0
+    signed: list[Signed] = []
+    prev, expected_seq = GENESIS, 1
     for row in db.execute(
         "SELECT seq, time_ns, mono_ns, kind, fields, prev_hash, hash, "
         "signature FROM audit ORDER BY rowid"
     ):
-        count += 1
         seq, time_ns, mono_ns, kind, fields = row[0], row[1], row[2], row[3], row[4]
         prev_hash, digest, signature = bytes(row[5]), bytes(row[6]), bytes(row[7])
         where = f"event {seq} ({kind})"
@@ -128,16 +154,20 @@ def verify_audit(db: sqlite3.Connection, device_key: ed25519.Ed25519PublicKey) -
         if prev_hash != prev:
             problems.append(f"{where}: does not follow the event before it")
         try:
+            parsed = json.loads(fields)
             recomputed = hashlib.sha256(
                 prev_hash + canonical(seq, time_ns, mono_ns, kind, fields)
             ).digest()
         except json.JSONDecodeError:
-            recomputed = b""
+            parsed, recomputed = {}, b""
         if recomputed != digest:
             problems.append(f"{where}: contents do not match its hash (edited)")
-        try:
-            device_key.verify(signature, LABEL_AUDIT + digest)
-        except InvalidSignature:
-            problems.append(f"{where}: bad device signature")
+        signed.append(
+            Signed(seq, kind, parsed if isinstance(parsed, dict) else {}, digest, signature)
+        )
         prev, expected_seq = digest, seq + 1
-    return AuditReport(count, problems)
+    keys = [trusted] if isinstance(trusted, ed25519.Ed25519PublicKey) else list(trusted)
+    signers = assess_signers(
+        signed, [k.public_bytes_raw() for k in keys], [k.public_bytes_raw() for k in known]
+    )
+    return AuditReport(len(signed), problems + signers.problems, signers)

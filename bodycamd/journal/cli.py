@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from ..config import DEFAULT_CONFIG_PATH, load_config
 from ..errors import StorageError
 from ..evidence.keys import load_device_key, load_device_public_key, load_evidence_private_key
@@ -28,7 +30,13 @@ def add_commands(commands: Any) -> None:
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
         sub.add_argument("--journal", type=Path, help="journal.db (default: from the config)")
         if name == "verify":
-            sub.add_argument("--device-key", help="device public key (default: this device's)")
+            sub.add_argument(
+                "--device-key",
+                action="append",
+                metavar="KEY",
+                help="a trusted device public key, as `bodycamd keys show` prints it or a file "
+                "holding that (repeatable; default: this device's key and its retired copies)",
+            )
         else:
             sub.add_argument("-o", "--output", type=Path, help="file (default: stdout)")
             sub.add_argument(
@@ -52,6 +60,17 @@ def _open(args: argparse.Namespace) -> tuple[sqlite3.Connection, StateLayout | N
         raise StorageError(f"{path}: cannot open the journal: {exc}") from exc
 
 
+def _device_keys(layout: StateLayout | None) -> list[ed25519.Ed25519PublicKey]:
+    """This device's key and its retired copies (keys/device.key.retired-*), newest first:
+    trusted by default on the device, and where an older rotation event's key is looked up
+    by fingerprint."""
+    if layout is None:
+        return []
+    paths = [layout.device_key] if layout.device_key.exists() else []
+    paths += sorted(layout.device_key.parent.glob(f"{layout.device_key.name}.retired-*"))[::-1]
+    return [load_device_key(path).public_key() for path in paths]
+
+
 def dispatch(args: argparse.Namespace) -> int:
     db, layout = _open(args)
     try:
@@ -71,15 +90,15 @@ def dispatch(args: argparse.Namespace) -> int:
                     out.close()
             print(f"exported {count} audit event(s)", file=sys.stderr)
             return 0
-        if args.device_key:
-            key = load_device_public_key(args.device_key)
-        elif layout is not None and layout.device_key.exists():
-            key = load_device_key(layout.device_key).public_key()
-        else:
+        own = _device_keys(layout)
+        trusted = [load_device_public_key(text) for text in args.device_key or ()] or own
+        if not trusted:
             raise StorageError("no device key: give --device-key or --config")
-        report = verify_audit(db, key)
+        report = verify_audit(db, trusted, own)
     finally:
         db.close()
+    for line in report.key_lines():
+        print(line)
     for problem in report.problems:
         print(problem)
     verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problem(s))"

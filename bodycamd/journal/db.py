@@ -16,6 +16,7 @@ change; `queue_counts` is that answer, readable from the event loop without I/O.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -33,7 +34,7 @@ from ..clock import boot_id
 from ..errors import JournalCorrupt, StorageError
 from ..evidence.keys import EvidencePublicKey
 from ..evidence.sealed import seal_personal
-from .audit import AuditEvent, AuditReport, append_event, read_events, verify_audit
+from .audit import AuditEvent, AuditReport, PublicKeys, append_event, read_events, verify_audit
 from .migrations import SCHEMA_VERSION, migrate
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournalCorrupt", "QueueCounts", "SegmentRow"]
@@ -175,9 +176,18 @@ class Journal:
         with self._lock:
             return list(read_events(self._db))
 
-    def verify(self, device_key: ed25519.Ed25519PublicKey) -> AuditReport:
+    def fields_of(self, kind: str) -> list[dict[str, Any]]:
+        """The fields of every audit event of one kind, in order (recovery asks which
+        segments could not be opened)."""
         with self._lock:
-            return verify_audit(self._db, device_key)
+            rows = self._db.execute(
+                "SELECT fields FROM audit WHERE kind = ? ORDER BY rowid", (kind,)
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def verify(self, trusted: PublicKeys) -> AuditReport:
+        with self._lock:
+            return verify_audit(self._db, trusted)
 
     # -- segments ---------------------------------------------------------------------------
 

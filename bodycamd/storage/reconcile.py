@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..errors import EvidenceError, StorageError
 from ..evidence.reader import scan_segment
-from ..evidence.recovery import interrupted_roll, seal_interrupted_roll, seal_torn
+from ..evidence.recovery import (
+    OpenFailure,
+    interrupted_roll,
+    seal_interrupted_roll,
+    seal_torn,
+)
 from ..evidence.writer import SealedSegment
 from ..fsutil import fsync_directory
 from ..journal import SegmentRow
@@ -44,10 +50,11 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
     report = ReconcileReport()
     layout, journal = spool.layout, spool.journal
     public = device_key.public_key()
+    failed_opens = _failed_opens(spool)
 
     for part in layout.pending_parts():
         try:
-            recovered = seal_torn(part, device_key)
+            recovered = seal_torn(part, device_key, failed_opens=failed_opens)
         except EvidenceError as exc:
             _quarantine(spool, part, str(exc), report)
             continue
@@ -115,17 +122,40 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
                 journal.audit_in(db, "segment_missing", path=row.path, digest=row.digest)
             log.error("%s: in the journal but not on flash; marked missing", row.path)
             report.missing.append(row.path)
-    _mark_interrupted_rolls(spool, device_key, report)
+    _mark_interrupted_rolls(spool, device_key, report, failed_opens)
     return report
 
 
+def _failed_opens(spool: Spool) -> set[OpenFailure]:
+    """The segments the journal says could not be opened (`segment_open_failed`, audited by
+    Spool.open_segment, with the boot that tried). A power cut leaves no such record."""
+    found = set()
+    for fields in spool.journal.fields_of("segment_open_failed"):
+        try:
+            found.add(
+                OpenFailure(
+                    uuid.UUID(hex=fields["recording"]),
+                    int(fields["index"]),
+                    uuid.UUID(hex=fields["boot"]).bytes,
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            log.warning("unreadable segment_open_failed event ignored: %s", fields)
+    return found
+
+
 def _mark_interrupted_rolls(
-    spool: Spool, device_key: ed25519.Ed25519PrivateKey, report: ReconcileReport
+    spool: Spool,
+    device_key: ed25519.Ed25519PrivateKey,
+    report: ReconcileReport,
+    failed_opens: set[OpenFailure],
 ) -> None:
     """A recording whose last segment is complete but not end of recording, with no
-    successor anywhere, lost power at a segment roll: leave the placeholder segment the
-    spec asks for (docs/segment-format.md §7), sealed, journalled and audited like any
-    recovered segment, so the chain reads "interrupted (power loss)", not "missing"."""
+    successor anywhere, lost power at a segment roll, or could not open its next segment:
+    leave the placeholder segment the spec asks for (docs/segment-format.md §7), sealed,
+    journalled and audited like any recovered segment, so the chain reads "interrupted
+    (power loss)" or, when the journal recorded the failed open in the boot that wrote
+    segment n, "ended early", never "missing"."""
     layout, journal = spool.layout, spool.journal
     last: dict[str, SegmentRow] = {}
     for row in journal.segments():
@@ -143,18 +173,27 @@ def _mark_interrupted_rolls(
         if not part.parent.exists():
             part.parent.mkdir(mode=0o700)
             fsync_directory(part.parent.parent)
-        recovered = seal_interrupted_roll(previous, part, device_key, spool.evidence_key)
+        successor = OpenFailure(header.recording_id, header.segment_index + 1, header.boot_id)
+        failed = successor in failed_opens
+        recovered = seal_interrupted_roll(
+            previous, part, device_key, spool.evidence_key, open_failed=failed
+        )
         target = spool.commit(
             SealedSegment.from_verdict(recovered.path, recovered.verdict), torn=True, recovered=True
         )
+        cause = "open_failed" if failed else "power_loss"
         journal.audit(
             "roll_interrupted",
             recording=row.recording_id,
             after=row.path,
             path=layout.relative(target),
+            cause=cause,
         )
         log.warning(
-            "%s: power was lost at a segment roll; placeholder %s written", row.path, target
+            "%s: %s at a segment roll; placeholder %s written",
+            row.path,
+            "the next segment could not be opened" if failed else "power was lost",
+            target,
         )
         report.rolls_interrupted.append(layout.relative(target))
 

@@ -95,6 +95,22 @@ class Spool:
         return True
 
     def open_segment(self, start: SegmentStart) -> SpoolSegment:
+        """Open segment `start.segment_index` in spool/. A failure (no room, or an I/O
+        error) is audited as `segment_open_failed` before it is raised: that record is how
+        the next start tells this from a power cut (reconcile.py), so the chain says the
+        recording ended early rather than that the power went."""
+        try:
+            return self._open_segment(start)
+        except OSError as exc:  # StorageError (QuotaExceeded, SegmentAbandoned) included
+            self.audit_quietly(
+                "segment_open_failed",
+                recording=start.recording_id.hex,
+                index=start.segment_index,
+                error=str(exc),
+            )
+            raise
+
+    def _open_segment(self, start: SegmentStart) -> SpoolSegment:
         part = self.layout.part_path(start.recording_id, start.segment_index)
         self.ledger.check(part, NEW_SEGMENT_BYTES)
         if not part.parent.exists():

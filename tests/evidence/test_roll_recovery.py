@@ -4,6 +4,7 @@ start-up reconciliation leaves a chain that reads "interrupted (power loss)", ne
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -12,9 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from bodycamd.evidence.chain import ChainLink, assess_chain
+from bodycamd.errors import QuotaExceeded, SegmentAbandoned
+from bodycamd.evidence.chain import ChainLink, ChainReport, assess_chain
 from bodycamd.evidence.keys import create_device_key, write_evidence_key_pair
 from bodycamd.evidence.reader import scan_segment
+from bodycamd.journal.audit import append_event
+from bodycamd.storage import SegmentStart
+from bodycamd.storage.quota import FsSpace
 from bodycamd.storage.reconcile import reconcile
 from tests.evidence.helpers import Keys, make_keys
 from tests.storage.helpers import make_spool
@@ -67,6 +72,91 @@ def test_power_cut_at_every_fsync_of_a_roll(tmp_path: Path, point: int) -> None:
     assert [e.kind for e in spool.journal.events()].count("roll_interrupted") == len(
         report.rolls_interrupted
     )
+
+
+class FailurePoint:
+    """The failure point: while `failing`, every fsync of a segment file raises EIO (an I/O
+    error the daemon survives, not a power cut); free space as `space` says."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.space = FsSpace(total=2**30, free=2**30, block=4096)
+
+    def fsync(self, fd: int) -> None:
+        if self.failing:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        os.fsync(fd)
+
+
+def chain_of(state: Path, key: object) -> ChainReport:
+    files = sorted(state.glob("ready/*/*.seg"))
+    return assess_chain([ChainLink(str(p), scan_segment(p, key)) for p in files])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("failure", ["io-error", "no-room"])
+def test_a_failed_open_at_a_roll_is_not_called_a_power_loss(tmp_path: Path, failure: str) -> None:
+    """Segment n is sealed (not end of recording), then opening n+1 fails: an fsync of its
+    header gives EIO (the `.part` keeps a whole header), or there is no room (no file at
+    all). The next start must say the recording ended early, from the journal's record of
+    the failed open, not claim a power cut."""
+    point = FailurePoint()
+    state = tmp_path / "state"
+    spool, _ = make_spool(state, KEYS, fsync=point.fsync, space=lambda _: point.space)
+    recording = uuid.uuid4()
+    first = spool.open_segment(SegmentStart(recording, 0, b"\0" * 32, True))
+    first.write(b"segment 0 " * 5000)
+    first.checkpoint()
+    sealed = first.seal(end_of_recording=False)
+    if failure == "io-error":
+        point.failing = True
+    else:
+        point.space = FsSpace(total=2**30, free=0, block=4096)
+        spool.ledger.refresh()
+    with pytest.raises(SegmentAbandoned if failure == "io-error" else QuotaExceeded):
+        spool.open_segment(SegmentStart(recording, 1, sealed.digest, True))
+    spool.journal.close()
+    assert [p.name for p in state.glob("spool/*/*.part")] == (
+        ["000001.part"] if failure == "io-error" else []
+    )
+
+    point.failing, point.space = False, FsSpace(total=2**30, free=2**30, block=4096)
+    spool, _ = make_spool(state, KEYS)  # the next start (same boot: no power cut)
+    report = reconcile(spool, KEYS.device)
+    chain = chain_of(state, KEYS.device_public)
+    assert chain.ending == "ended early (a segment could not be opened)", chain.faults
+    assert [f.kind for f in chain.faults] == ["ended-early"]
+    assert f"recording {recording} ended early: segment 1 could not be opened" in (
+        chain.faults[0].message
+    )
+    last = chain.links[-1].verdict
+    assert last.open_failed and last.sealed_torn and last.data_records == 0
+    assert last.placeholder == (failure == "no-room")  # no file: recovery wrote one
+    kinds = [e.kind for e in spool.journal.events()]
+    assert kinds.count("segment_open_failed") == 1
+    interrupted = [e.fields for e in spool.journal.events() if e.kind == "roll_interrupted"]
+    assert [f["cause"] for f in interrupted] == (
+        ["open_failed"] if report.rolls_interrupted else []
+    )
+    assert spool.journal.verify(KEYS.device_public).ok
+
+
+def test_a_failed_open_in_another_boot_does_not_explain_a_power_cut(tmp_path: Path) -> None:
+    """The journal's record counts only for the boot that wrote segment n: an event naming
+    the same segment from another boot (say, an earlier attempt) is not this roll's cause."""
+    state = tmp_path / "state"
+    spool, _ = make_spool(state, KEYS)
+    recording = uuid.uuid4()
+    first = spool.open_segment(SegmentStart(recording, 0, b"\0" * 32, True))
+    first.write(b"segment 0 " * 5000)
+    first.checkpoint()
+    first.seal(end_of_recording=False)
+    other_boot = {"recording": recording.hex, "index": 1, "error": "EIO", "boot": "0" * 32}
+    with spool.journal.transaction() as db:  # as another boot would have written it
+        append_event(db, KEYS.device, "segment_open_failed", other_boot)
+    report = reconcile(spool, KEYS.device)
+    assert report.rolls_interrupted
+    chain = chain_of(state, KEYS.device_public)
+    assert chain.ending == "interrupted (power loss)"
 
 
 @pytest.mark.parametrize("mode", [0o022, 0o000])

@@ -285,6 +285,10 @@ def test_torn_footer_rules(tmp_path: Path) -> None:
         "recovery time given if and only if sealed as torn": resign_footer(
             sealed, recovered_wall_ns=0
         ),
+        "open-failed flag without the torn flag": resign_footer(sealed, flags=fmt.FLAG_OPEN_FAILED),
+        "open-failed flag on a segment that holds footage": resign_footer(
+            sealed, flags=fmt.FLAG_TORN | fmt.FLAG_OPEN_FAILED
+        ),
     }
     for why, data in cases.items():
         _, status, message = read_bytes(tmp_path, data)

@@ -90,6 +90,8 @@ V2_SHA256 = {
     "v2-chain-0": "4474d2f0d7c5bd73be4b3ad15b82d9add19ba069636e4700bf348e60f4476937",
     "v2-chain-1": "d9f59b24846d40374563a417b114bc0dda4cf7a81cdf3965ece11f0ac950ffe0",
     "v2-chain-2": "fc8febebbd5e589b3717b9807e98fe5891e851cec746074506b9bfd682e0420b",
+    "v2-ended-0": "1ba2ebf7cd4ea873130327b143b82de6d7acfe434f01803f8953b662db64fc77",
+    "v2-ended-1": "971f3515967131cb2baa4b90fb88deefc31f92e5a1fff64c1e7b068b9f0f3bd2",
 }
 HYBRID_SEED_D = hashlib.sha256(b"bodycamd vector ml-kem d").digest()
 HYBRID_SEED_Z = hashlib.sha256(b"bodycamd vector ml-kem z").digest()
@@ -250,9 +252,20 @@ def test_v2_three_segment_chain() -> None:
     assert b"".join(r.plaintext for r in reads) == PLAINTEXT
 
 
+def test_v2_open_failed_placeholder() -> None:
+    """Segment 1 could not be opened (the device's journal says so): recovery sealed an
+    empty segment 1 flagged torn | placeholder | open-failed, starting and ending when
+    segment 0 ended."""
+    first, second = (read_v2(vector(f"v2-ended-{n}")) for n in range(2))
+    assert first.flags == 0 and first.plaintext == PLAINTEXT[:10000]
+    assert (second.index, second.flags, second.plaintext) == (1, 0x02 | 0x04 | 0x08, b"")
+    assert second.recording == first.recording and second.prev == first.sha256
+    assert second.footer_times[:2] == first.footer_times[:2] and second.footer_times[2] > 0
+
+
 @pytest.mark.parametrize("name", sorted(V2_SHA256))
 def test_our_reader_agrees(name: str) -> None:
     evidence = keys()[0] if name != "v2-hybrid" else hybrid_key()
     data, verdict = read_segment(VECTORS / f"{name}.seg", evidence, keys()[1].public_key())
     assert data == read_v2(vector(name)).plaintext
-    assert verdict.status == ("torn" if name == "v2-torn" else "complete")
+    assert verdict.status == ("torn" if name in ("v2-torn", "v2-ended-1") else "complete")

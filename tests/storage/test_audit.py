@@ -92,7 +92,7 @@ def test_reordered_events(journal_path: Path) -> None:
 def test_audit_cli_verify_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path)
     assert main(["keys", "show", "--config", str(config)]) == 0  # creates the device key
-    from bodycamd.evidence.keys import load_or_create_device_key
+    from bodycamd.evidence.keys import device_public_raw, fingerprint, load_or_create_device_key
 
     device = load_or_create_device_key(tmp_path / "state" / "keys" / "device.key")
     journal = Journal(tmp_path / "state" / "journal.db", device)
@@ -101,7 +101,12 @@ def test_audit_cli_verify_and_export(tmp_path: Path, capsys: pytest.CaptureFixtu
     journal.close()
     capsys.readouterr()
     assert main(["audit", "verify", "--config", str(config)]) == 0
-    assert capsys.readouterr().out.strip() == "audit trail: 2 event(s), OK"
+    name = fingerprint(device_public_raw(device))
+    assert capsys.readouterr().out.splitlines() == [
+        f"signer 1: key {name}: signed events 1 to 2 (trusted)",  # this device's key, by default
+        f"trust anchor: key {name}; it vouches for events 1 to 2",
+        "audit trail: 2 event(s), OK",
+    ]
     out = tmp_path / "audit.jsonl"
     assert main(["audit", "export", "--config", str(config), "-o", str(out)]) == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]

@@ -4,13 +4,15 @@ HPKE encapsulation is randomised, so running this again makes different (equally
 files: the committed files and the values in the spec belong together. Run from the checkout:
     .venv/bin/python -m tests.vectors.generate
 (v1-x25519.seg was made by the version-1 writer, in this file's git history; it stays to
-prove version-1 files remain readable.)
+prove version-1 files remain readable.) `... generate open-failed` makes only the vectors of
+the open-failed flag, added later, leaving the others as they are.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import uuid
 from pathlib import Path
 
@@ -18,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bodycamd.evidence import format as fmt
 from bodycamd.evidence.keys import EvidencePrivateKey, evidence_private_key_from_raw
-from bodycamd.evidence.reader import read_header, unwrap_data_key
-from bodycamd.evidence.recovery import seal_torn
+from bodycamd.evidence.reader import read_header, scan_segment, unwrap_data_key
+from bodycamd.evidence.recovery import seal_interrupted_roll, seal_torn
 from bodycamd.evidence.writer import SealedSegment, SegmentInfo, SegmentWriter
 
 HERE = Path(__file__).resolve().parent
@@ -146,5 +148,19 @@ def main() -> None:
         report(name, path, key)
 
 
+def open_failed() -> None:
+    """Recording …0006: segment 0 (the first 10000 B of P, sealed, not end of recording),
+    then the placeholder recovery writes for segment 1 when the journal recorded that it
+    could not be opened: flags torn | placeholder | open-failed."""
+    evidence, device = keys()
+    first = write("v2-ended-0", info(6, 0), evidence, [PLAINTEXT[:10000]], end_of_recording=False)
+    previous = scan_segment(first.path, device.public_key())
+    part = HERE / "v2-ended-1.part"
+    (HERE / "v2-ended-1.seg").unlink(missing_ok=True)
+    second = seal_interrupted_roll(previous, part, device, evidence.public, open_failed=True)
+    report("v2-ended-0", first.path, evidence)
+    report("v2-ended-1", second.path, evidence)
+
+
 if __name__ == "__main__":
-    main()
+    open_failed() if sys.argv[1:] == ["open-failed"] else main()

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,17 @@ def skip_unless_ci(missing: bool, reason: str) -> pytest.MarkDecorator:
     (which exports CI=1 and installs every tool) never skip, so a missing tool is a failure
     there, not a silently skipped check."""
     return pytest.mark.skipif(missing and not os.environ.get("CI"), reason=reason)
+
+
+def control_request(path: Path, cmd: str, timeout: float = 30, **args: Any) -> dict[str, Any]:
+    """One request on the daemon's control socket, the way `bodycamd ctl` speaks it, for
+    tests that drive a daemon subprocess (the crash, full-card and torture runs)."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps({"v": 1, "cmd": cmd, "args": args}).encode() + b"\n")
+        answer: dict[str, Any] = json.loads(sock.makefile("rb").readline())
+        return answer
 
 
 def write_config(tmp_path: Path, extra: str = "", *, state_dir: str = "state") -> Path:

@@ -5,10 +5,8 @@ last checkpoint found on flash at the moment of the kill."""
 
 from __future__ import annotations
 
-import json
 import random
 import signal
-import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -17,16 +15,7 @@ from typing import Any
 from bodycamd.evidence.keys import load_or_create_device_key
 from bodycamd.evidence.reader import scan_segment
 from bodycamd.journal import verify_audit
-from tests.conftest import Daemon, NotifySocket
-
-
-def request(path: Path, cmd: str, **args: Any) -> dict[str, Any]:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(20)
-        sock.connect(str(path))
-        sock.sendall(json.dumps({"v": 1, "cmd": cmd, "args": args}).encode() + b"\n")
-        answer: dict[str, Any] = json.loads(sock.makefile("rb").readline())
-        return answer
+from tests.conftest import Daemon, NotifySocket, control_request
 
 
 def test_thirty_kills_while_recording(tmp_path: Path, notify_socket: NotifySocket) -> None:
@@ -38,8 +27,8 @@ def test_thirty_kills_while_recording(tmp_path: Path, notify_socket: NotifySocke
         try:
             device_key = load_or_create_device_key(state / "keys" / "device.key")
             check_accounted(state, device_key.public_key(), vouched_at_kill)
-            assert request(daemon.socket, "login", personnel_number="123456")["ok"]
-            assert request(daemon.socket, "record_start")["ok"]
+            assert control_request(daemon.socket, "login", personnel_number="123456")["ok"]
+            assert control_request(daemon.socket, "record_start")["ok"]
             time.sleep(rng.uniform(0.2, 2.5))  # the power goes at a random moment
         finally:
             daemon.proc.send_signal(signal.SIGKILL)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 
 from bodycamd.cli import main
 from bodycamd.markers import BURST, MAX_NOTE_BYTES, REFILL_SECONDS
-from tests.conftest import NotifySocket, skip_unless_ci, write_config
+from tests.conftest import NotifySocket, control_request, skip_unless_ci, write_config
 from tests.storage.test_enospc import small_filesystem
 
 pytestmark = skip_unless_ci(os.geteuid() != 0, "mounting a tmpfs needs root")
@@ -36,15 +35,6 @@ min_free_minutes = 0.02
 assumed_bitrate = 4000000
 """
 OTHER_DATA = 12 * 2**20
-
-
-def ask(path: Path, cmd: str, **args: Any) -> dict[str, Any]:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(30)
-        sock.connect(str(path))
-        sock.sendall(json.dumps({"v": 1, "cmd": cmd, "args": args}).encode() + b"\n")
-        answer: dict[str, Any] = json.loads(sock.makefile("rb").readline())
-        return answer
 
 
 def events(journal: Path) -> list[tuple[int, str, dict[str, Any]]]:
@@ -72,18 +62,18 @@ def test_a_marker_flood_on_a_full_card_leaves_the_stop_in_the_trail(
         try:
             notify_socket.wait_for("READY")
             control = tmp_path / "run" / "control.sock"
-            assert ask(control, "login", personnel_number="123456")["ok"]
-            started = ask(control, "record_start")
+            assert control_request(control, "login", personnel_number="123456")["ok"]
+            started = control_request(control, "record_start")
             assert started["ok"], started
             recording = started["result"]["recording_id"]
             answers: dict[str, int] = {}
             status: dict[str, Any] = {}
             for sent in range(1, 1_000_000):  # until the card is full and recording stopped
-                answer = ask(control, "marker", note="n" * MAX_NOTE_BYTES)
+                answer = control_request(control, "marker", note="n" * MAX_NOTE_BYTES)
                 code = "ok" if answer["ok"] else answer["error"]["code"]
                 answers[code] = answers.get(code, 0) + 1
                 if sent % 25 == 0:
-                    status = ask(control, "status")["result"]["state"]
+                    status = control_request(control, "status")["result"]["state"]
                     if status["recording"] != "recording":
                         break
             assert "storage_full" in status["health"], status

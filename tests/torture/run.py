@@ -15,11 +15,9 @@ segment's end). Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,11 +26,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bodycamd.evidence.chain import ChainLink, assess_chain, group_by_recording
 from bodycamd.evidence.reader import scan_segment
-from tests.conftest import NotifySocket, write_config
+from tests.conftest import NotifySocket, control_request, write_config
 
 SEGMENT_SECONDS = 2.0
 
@@ -44,15 +41,6 @@ class Tally:
     unexplained: list[str] = field(default_factory=list)
     roll_fsyncs: int = 0
     before_first_segment: int = 0  # killed before the first keyframe's segment was on flash
-
-
-def request(path: Path, cmd: str, **args: Any) -> dict[str, Any]:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(30)
-        sock.connect(str(path))
-        sock.sendall(json.dumps({"v": 1, "cmd": cmd, "args": args}).encode() + b"\n")
-        answer: dict[str, Any] = json.loads(sock.makefile("rb").readline())
-        return answer
 
 
 class Run:
@@ -84,8 +72,8 @@ class Run:
             self.record()
 
     def record(self) -> None:
-        assert request(self.control, "login", personnel_number="123456")["ok"]
-        answer = request(self.control, "record_start")
+        assert control_request(self.control, "login", personnel_number="123456")["ok"]
+        answer = control_request(self.control, "record_start")
         assert answer["ok"], answer
         self.recording = str(answer["result"]["recording_id"])
 

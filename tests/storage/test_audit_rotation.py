@@ -225,3 +225,31 @@ def test_an_older_rotation_event_without_old_public_finds_the_retired_key(device
     code, out = device.verify(shown(new))  # the retired key is not known to this verifier
     assert code == 0, out
     assert out[0].endswith("(not trusted; not known here: its signatures were not checked)")
+
+
+def test_a_rotation_by_a_retired_key_is_named(device: Device) -> None:
+    """Whoever kept a retired key cannot take the trail back: a later rotation that names the
+    retired key as the one it retires (signed by it, chained correctly) is not the key in
+    force, and verify names that event whichever keys are given."""
+    old = device.show()
+    retired = device.key()
+    device.events("daemon_start")  # 1
+    device.rotate()  # 2: old -> new, signed by old
+    new = device.show()
+    device.events("recording_start")  # 3, by new
+    attacker = ed25519.Ed25519PrivateKey.generate()
+    db = sqlite3.connect(device.journal, isolation_level=None)
+    raw_old, raw_attacker = device_public_raw(retired), device_public_raw(attacker)
+    fields = {
+        "old_key": fingerprint(raw_old),
+        "old_public": base64.b64encode(raw_old).decode(),
+        "new_key": fingerprint(raw_attacker),
+        "new_public": base64.b64encode(raw_attacker).decode(),
+    }
+    append_event(db, retired, "device_key_rotated", fields)  # 4
+    append_event(db, attacker, "recording_stop", {"reason": "forged"})  # 5
+    db.close()
+    for keys in [(old,), (new,), (old, new, shown(attacker))]:
+        code, out = device.verify(*keys)
+        assert code == 1, out
+        assert any(line.startswith("event 4 (device_key_rotated)") for line in out), out

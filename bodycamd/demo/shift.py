@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..ctl import Connection, Failed, Unreachable
+from ..control.client import Connection
+from ..errors import ControlError
 from .procs import DemoFailed, Processes
 
 OFFICER = "123456"
@@ -55,7 +56,7 @@ class Shift:
                 reply = conn.request(cmd, **args)
             finally:
                 conn.close()
-        except (Unreachable, Failed, OSError) as exc:
+        except (ControlError, OSError) as exc:
             raise DemoFailed(f"control request {cmd!r} failed ({exc}); see {self._log}") from exc
         if not reply.get("ok"):
             error = json.dumps(reply.get("error"))

@@ -8,7 +8,15 @@ Debouncing (gpiozero's mock pins never bounce, real contacts do; ours are deboun
 software, either way): the first edge after a quiet spell is taken at once, so a press acts
 without delay; edges within `debounce_seconds` of it are bounce, but the level they leave
 behind is remembered and taken when the window closes, so a press that is released inside
-the window still ends as released.
+the window still ends as released. A level taken late is dated from the edge that left it,
+not from when it was taken: a hold begun just after a release (inside its window) is timed
+from when the button went down, so a 3 s hold stops a recording however soon it follows the
+press that started it.
+
+Edges may reach us late and in a batch (the panel queues them while a device action is in
+flight), so each call first settles what the earlier edges left, at their own times, before
+it judges a hold at the later time: a short press is never judged long because its release
+was still queued, and a tap left pending in a window is never lost to the next edge.
 
 Feed it `edge(level, t)` and call `poll(t)` when `next_due` comes; both return the actions to
 take. Time is always passed in, so tests use exact instants.
@@ -38,6 +46,7 @@ class ButtonLogic:
         self._timing = timing
         self._down = False  # the debounced level
         self._raw = False  # the last level the pin reported
+        self._raw_at = 0.0  # when it reported it
         self._accepted_at = float("-inf")
         self._down_since = 0.0
         self._hold_fired = False
@@ -54,16 +63,22 @@ class ButtonLogic:
         return min(due, default=None)
 
     def edge(self, level: bool, t: float, recording: bool) -> list[Action]:
-        self._raw = level
+        actions = self._settle(t, recording)
+        self._raw, self._raw_at = level, t
         if level == self._down or t < self._accepted_at + self._timing.debounce_seconds:
-            return self._hold(t, recording)
-        return self._accept(level, t, recording)
+            return actions + self._hold(t, recording)
+        return actions + self._accept(level, t, recording)
 
     def poll(self, t: float, recording: bool) -> list[Action]:
-        actions = self._hold(t, recording)
-        if self._raw != self._down and t >= self._accepted_at + self._timing.debounce_seconds:
-            actions += self._accept(self._raw, t, recording)
-        return actions
+        actions = self._settle(t, recording)
+        return actions + self._hold(t, recording)
+
+    def _settle(self, t: float, recording: bool) -> list[Action]:
+        """Take the level bounce left behind once its window has closed by `t`, dated from
+        the edge that left it (when the button really went down or up)."""
+        if self._raw == self._down or t < self._accepted_at + self._timing.debounce_seconds:
+            return []
+        return self._accept(self._raw, self._raw_at, recording)
 
     def _accept(self, level: bool, t: float, recording: bool) -> list[Action]:
         self._accepted_at = t

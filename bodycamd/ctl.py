@@ -16,119 +16,20 @@ exports footage.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .control.client import CANDIDATES, TIMEOUT, Connection, socket_paths
 from .control.status import storage_line
+from .errors import ControlFailed, ControlUnreachable
 from .state import DeviceState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 PROTOCOL_ERRORS = {"bad_request", "unknown_command", "too_large"}
 FAILURES = {"internal", "busy", "idle"}
-CANDIDATES = (Path("/run/bodycamd/control.sock"), Path("var/run/control.sock"))
-MAX_RESPONSE = 16 * 2**20  # a long upload queue is the largest answer; more is not bodycamd
-TIMEOUT = 30.0
-
-
-class Unreachable(Exception):
-    """No daemon at the socket: exit 4."""
-
-
-class Failed(Exception):
-    """The daemon was reached but the exchange failed (hung up, no answer, garbage): exit 1."""
-
-
-def socket_paths(explicit: Path | None) -> list[Path]:
-    """Where to look, in order: --socket, else $BODYCAMD_SOCKET, else the candidates."""
-    if explicit is not None:
-        return [explicit]
-    if env := os.environ.get("BODYCAMD_SOCKET"):
-        return [Path(env)]
-    return list(CANDIDATES)
-
-
-def default_socket() -> Path:
-    paths = socket_paths(None)
-    return next((p for p in paths if p.exists()), paths[0])
-
-
-class Connection:
-    """One connection to the daemon; every failure is Unreachable or Failed, one line."""
-
-    def __init__(self, paths: Sequence[Path], timeout: float = TIMEOUT) -> None:
-        self._timeout = timeout
-        tried = []
-        for path in paths:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            try:
-                sock.connect(str(path))
-            except OSError as exc:
-                sock.close()
-                tried.append(f"{path} ({exc.strerror or exc})")
-                continue
-            self._adopt(sock)
-            return
-        raise Unreachable(f"cannot reach bodycamd; tried {', '.join(tried)}")
-
-    @classmethod
-    def over(cls, sock: socket.socket, timeout: float = TIMEOUT) -> Connection:
-        """A connection on a socket that is already connected (tests, socket activation)."""
-        connection = cls.__new__(cls)
-        connection._timeout = timeout
-        sock.settimeout(timeout)
-        connection._adopt(sock)
-        return connection
-
-    def _adopt(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._file = sock.makefile("rwb")
-
-    def request(self, cmd: str, **args: Any) -> dict[str, Any]:
-        line = json.dumps({"v": 1, "cmd": cmd, "args": args}).encode() + b"\n"
-        try:
-            self._file.write(line)
-            self._file.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # it hung up (busy, most likely): its answer may still be there to read
-        except TimeoutError as exc:
-            raise Failed(f"bodycamd took no request within {self._timeout:g} s") from exc
-        except OSError as exc:
-            raise Failed(f"cannot send to bodycamd: {exc.strerror or exc}") from exc
-        return self.read()
-
-    def read(self) -> dict[str, Any]:
-        try:
-            line = self._file.readline(MAX_RESPONSE)
-        except TimeoutError as exc:
-            raise Failed(f"bodycamd did not answer within {self._timeout:g} s") from exc
-        except OSError as exc:
-            raise Failed(f"lost the connection to bodycamd: {exc.strerror or exc}") from exc
-        if not line:
-            raise Failed("bodycamd closed the connection without an answer")
-        try:
-            message = json.loads(line)
-        except ValueError as exc:
-            raise Failed(f"bodycamd's answer is not JSON: {line[:60]!r}") from exc
-        if not isinstance(message, dict):
-            raise Failed(f"bodycamd's answer is not an object: {line[:60]!r}")
-        return message
-
-    def events(self) -> Iterator[dict[str, Any]]:
-        self._sock.settimeout(None)
-        while True:
-            yield self.read()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-        self._sock.close()
 
 
 def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -230,7 +131,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         timeout += args.seconds  # the daemon answers once the button is let go
     try:
         connection = Connection(socket_paths(args.socket), timeout)
-    except Unreachable as exc:
+    except ControlUnreachable as exc:
         print(f"bodycamctl: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     try:
@@ -238,7 +139,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return _watch(connection, args.json, out)
         cmd, params = _request(args)
         response = connection.request(cmd, **params)
-    except Failed as exc:
+    except ControlFailed as exc:
         print(f"bodycamctl: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

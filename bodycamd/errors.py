@@ -22,11 +22,16 @@ exceptions still catch it (the gpiozero style)::
      │    ├── IntegrityError                 a record, checkpoint, signature or footer is bad
      │    ├── WrongKeyError                  the evidence key does not open this segment
      │    └── ChainError                     segments of a recording do not link up
-     ├── UploadError (OSError)               a request to the upload endpoint did not go through
+     ├── HardwareError (OSError)             a camera, microphone or GPIO chip missing or unusable
+ ├── UploadError (OSError)               a request to the upload endpoint did not go through
      │    ├── TransientUploadError           transport error, 409, 5xx: HEAD and retry later
      │    ├── UploadRejected                 a 4xx or TLS refusal that retrying will not heal
      │    └── UploadGone                     404/410: the server no longer has that upload
-     └── ComponentFailed (RuntimeError)      a daemon component stopped the daemon
+     ├── ControlError (ConnectionError)      bodycamctl's exchange with the daemon did not happen
+ │    ├── ControlUnreachable             no daemon at any control socket tried (exit 4)
+ │    └── ControlFailed                  reached, but it hung up, did not answer in time or
+ │                                       answered with what is not a JSON object (exit 1)
+ └── ComponentFailed (RuntimeError)      a daemon component stopped the daemon
 
 Messages name the object (file, key, record index) and say what was expected, because they
 end up in front of a field tester or in a court report.
@@ -156,6 +161,21 @@ class UploadRejected(UploadError):
 
 class UploadGone(UploadError):
     """404 or 410 for an upload URL: the server dropped that upload (expired, restarted)."""
+
+
+class ControlError(BodycamError, ConnectionError):
+    """The control client (control/client.py) could not complete an exchange with the
+    daemon. Not for the daemon's own answers: a refusal or error it sends is a reply."""
+
+
+class ControlUnreachable(ControlError):
+    """No daemon listens at any socket tried; the message names each with why. bodycamctl
+    exits 4, apart from 1, so a script can tell "not running" from "failed"."""
+
+
+class ControlFailed(ControlError):
+    """The daemon was reached but the exchange failed: it hung up, did not answer within
+    the timeout, or sent what is not a JSON object. bodycamctl exits 1."""
 
 
 class ComponentFailed(BodycamError, RuntimeError):

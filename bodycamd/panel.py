@@ -151,7 +151,9 @@ class PanelComponent:
 
     async def tick(self, t: float) -> float:
         """Timers: a hold that has lasted long enough, the indicators. Returns when the next
-        one is due."""
+        one is due. Edges already queued happened before `t`, so they are taken first: a
+        release still in the queue must end a press before the press is judged a hold."""
+        await self.drain()
         recording = self._device.state.recording == "recording"
         await self._act(self._logic.poll(t, recording), t)
         due = math.inf

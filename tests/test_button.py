@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bodycamd.button import Action, ButtonLogic, ButtonTiming
 
 T = ButtonTiming(debounce_seconds=0.05, hold_seconds=3.0, double_press_seconds=0.5)
@@ -53,3 +55,49 @@ def test_bounce_counts_once_and_a_quick_release_still_settles() -> None:
     assert logic.poll(5.05, recording=True) == []
     assert logic.next_due is None  # released: no hold pending
     assert logic.poll(9.0, recording=True) == []
+
+
+def test_hold_begun_inside_the_release_window_is_timed_from_its_edge() -> None:
+    """A hold that follows the start press's release within the bounce window: its down edge
+    is taken when the window closes, but dated from the edge, so a 3 s hold stops."""
+    logic = ButtonLogic(T)
+    assert logic.edge(True, 10.0, recording=False) == [Action.START]
+    assert logic.edge(False, 10.15, recording=True) == []
+    assert logic.edge(True, 10.152, recording=True) == []  # inside the release's window
+    window_closes = logic.next_due
+    assert window_closes == pytest.approx(10.2)
+    assert logic.poll(window_closes, recording=True) == []
+    assert logic.next_due == pytest.approx(13.152)  # not 13.2: the edge's time
+    assert logic.edge(False, 13.153, recording=True) == [Action.STOP]
+
+
+def test_a_late_poll_settles_the_release_before_judging_a_hold() -> None:
+    """A press released inside its window, with the poll 3.5 s late (the panel was busy
+    starting the recording): the 10 ms press is not a hold."""
+    logic = ButtonLogic(T)
+    assert logic.edge(True, 10.0, recording=False) == [Action.START]
+    assert logic.edge(False, 10.01, recording=True) == []
+    assert logic.poll(13.5, recording=True) == []
+    assert logic.next_due is None
+
+
+def test_a_pending_release_is_settled_before_the_next_press() -> None:
+    """Edges in a batch (no poll between): a tap released inside its window, then another
+    press 3.5 s later, is two taps, not a 3.5 s hold."""
+    logic = ButtonLogic(T)
+    assert logic.edge(True, 10.0, recording=True) == []
+    assert logic.edge(False, 10.01, recording=True) == []
+    assert logic.edge(True, 13.5, recording=True) == []
+    assert logic.next_due == 16.5
+
+
+def test_a_press_right_after_a_hold_is_not_lost_to_its_release() -> None:
+    """The symmetric case: a hold stops, then a quick press begins inside the hold release's
+    window and ends before any poll (the edges were queued): the press still starts."""
+    logic = ButtonLogic(T)
+    assert logic.edge(True, 10.0, recording=True) == []
+    assert logic.poll(13.0, recording=True) == [Action.STOP]
+    batch = [(False, 13.2), (True, 13.202), (False, 13.352)]
+    actions = [a for level, t in batch for a in logic.edge(level, t, recording=False)]
+    assert actions == [Action.START]
+    assert logic.next_due is None

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from bodycamd import cli, ctl
+from bodycamd.control.client import CANDIDATES, Connection
+from bodycamd.errors import ControlFailed
 from tests.conftest import Daemon, write_config
 from tests.test_control import wait_for_footage
 
@@ -108,7 +110,7 @@ def test_busy_and_close_is_one_line_exit_1(capsys: Any) -> None:
     ours, daemon = socket.socketpair()
     daemon.sendall(BUSY)
     daemon.close()
-    connection = ctl.Connection.over(ours)
+    connection = Connection.over(ours)
     answer = connection.request("status")
     connection.close()
     assert answer["error"]["code"] == "busy"
@@ -121,8 +123,8 @@ def test_connection_reset_is_one_line() -> None:
     ours, daemon = socket.socketpair()
     ours.sendall(b"unread by the daemon\n")
     daemon.close()  # closed with unread data: the next read is ECONNRESET
-    connection = ctl.Connection.over(ours)
-    with pytest.raises(ctl.Failed, match=r"^(lost the connection|bodycamd closed)"):
+    connection = Connection.over(ours)
+    with pytest.raises(ControlFailed, match=r"^(lost the connection|bodycamd closed)"):
         connection.request("status")
     connection.close()
 
@@ -135,7 +137,7 @@ def test_unreachable_names_every_socket_tried(
     assert ctl.main(["status"]) == ctl.EXIT_UNREACHABLE
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    for path in ctl.CANDIDATES:
+    for path in CANDIDATES:
         assert str(path) in err
     (tmp_path / "var" / "run").mkdir(parents=True)
     stale = socket.socket(socket.AF_UNIX)

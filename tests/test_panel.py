@@ -145,6 +145,50 @@ async def test_short_press_while_recording_does_nothing_hold_stops(rig: Rig) -> 
     assert rig.audit().count("recording_stop") == 1
 
 
+async def test_hold_begun_right_after_the_start_press_stops(rig: Rig) -> None:
+    """`sim hold 3` right after `sim press`: the hold's down edge comes 2 ms after the press's
+    release, inside its bounce window, so it is taken when the window closes; it is timed
+    from its edge, and a 3 s hold stops the recording."""
+    await rig.button(True, at=1000.0)
+    await rig.button(False, at=1000.15)
+    await rig.button(True, at=1000.152)
+    await rig.tick(1000.21)  # the window has closed: the press is taken
+    await rig.tick(1003.1)
+    assert rig.device.state.recording == "recording"
+    await rig.button(False, at=1003.153)
+    assert rig.device.state.recording == "buffering"
+    assert rig.audit().count("recording_stop") == 1
+
+
+async def test_press_right_after_a_hold_starts_again(rig: Rig) -> None:
+    """The symmetric case: the hold's release, a quick press 2 ms later and its release all
+    wait in the queue (the panel was busy stopping): the press is not lost."""
+    await rig.button(True, at=1000.0)
+    await rig.button(False, at=1000.2)
+    await rig.button(True, at=1010.0)
+    await rig.tick(1013.0)
+    assert rig.device.state.recording == "buffering"
+    for down, t in [(False, 1013.2), (True, 1013.202), (False, 1013.352)]:
+        rig.drive(PINS.record_button, low=down, at=t)
+    await rig.settle()
+    assert rig.device.state.recording == "recording"
+    assert rig.audit().count("recording_start") == 2
+
+
+async def test_a_queued_release_ends_the_press_before_a_hold_is_judged(rig: Rig) -> None:
+    """A tick late enough to complete a hold, with the press's release already queued: the
+    release is taken first, so a 0.3 s press while recording does nothing."""
+    await rig.button(True, at=1000.0)
+    await rig.button(False, at=1000.2)
+    await rig.button(True, at=1005.0)
+    rig.drive(PINS.record_button, low=False, at=1005.3)
+    for _ in range(3):  # the edge reaches the panel's queue, not yet handled
+        await asyncio.sleep(0)
+    await rig.tick(1008.5)
+    assert rig.device.state.recording == "recording"
+    assert rig.audit().count("recording_stop") == 0
+
+
 async def test_double_press_adds_a_marker(rig: Rig) -> None:
     await rig.button(True, at=1000.0)
     await rig.button(False, at=1000.2)

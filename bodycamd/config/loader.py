@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError
-from .schema import MOVED_KEYS, Config, all_keys, parse_size, public_fields
+from .fields import parse_size
+from .schema import Config, all_keys, public_fields
+from .sections.panel import MOVED_KEYS
 
 
 def load_config(path: Path) -> Config:

@@ -5,8 +5,8 @@ it); the directory must not be writable by others, or anyone could swap the sock
 
 Every byte a client sends is bounded: a request line is at most 64 KiB (the stream reader's
 limit, so no more is ever buffered), `control.idle_timeout` seconds to send it; an event
-stream reads and discards what its client sends, at most 64 KiB in all. Clients come in
-pools: `control.max_clients` request clients, `control.max_streams` event streams apart from
+stream (stream.py) reads and discards what its client sends, at most 64 KiB in all. Clients
+come in pools: `control.max_clients` request clients, `control.max_streams` event streams apart from
 them, and when the request pool is full, STATUS_RESERVE more connections that may only ask
 for `status` (within RESERVED_GRACE seconds), so watchers or silent clients never lock a
 person out of finding out what the device is doing. A malformed or oversized request ends
@@ -35,14 +35,13 @@ from ..indicators import patterns
 from ..panel import ButtonOutcome
 from ..recorder.component import CaptureComponent
 from ..storage.facade import Storage
-from .protocol import MAX_REQUEST, ProtocolError, Request, encode, failure, parse_request, success
+from .protocol import MAX_REQUEST, ProtocolError, Request, failure, parse_request, success
 from .status import camera_description, health_reasons, storage_result
+from .stream import stream_events
 
 log = logging.getLogger(__name__)
 STATUS_RESERVE = 2  # connections beyond max_clients that may still ask for `status`
 RESERVED_GRACE = 2.0  # seconds such a connection gets to send its request
-STREAM_MAILBOX = 256  # state changes queued for a slow stream reader; older ones are dropped
-DISCARD_CHUNK = 4096
 
 
 class Simulator(Protocol):
@@ -214,7 +213,7 @@ class ControlServer:
         self._clients.discard(task)
         self._reserve.discard(task)
         self._streams.add(task)
-        await self._stream_events(request, reader, writer)
+        await stream_events(self._device, request, reader, writer, self._send)
 
     async def _serve_reserved(
         self,
@@ -352,45 +351,6 @@ class ControlServer:
             case _:
                 raise ProtocolError("bad_request", f"args.action: unknown action {action!r}")
         return {"action": action}
-
-    async def _stream_events(
-        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        """Push every state change until the client leaves. The client has nothing more to
-        say: what it sends is read and thrown away, and more than MAX_REQUEST bytes of it
-        ends the stream (`too_large`), so a stream never grows the daemon's memory."""
-        subscription = self._device.events.subscribe(STREAM_MAILBOX)
-        closed = asyncio.create_task(_discard_until_eof(reader))
-        try:
-            await self._send(
-                writer,
-                success(request.id, {"subscribed": True, "state": self._device.state.to_json()}),
-            )
-            while not closed.done():
-                change = asyncio.create_task(subscription.next())
-                await asyncio.wait({change, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if not change.done():
-                    change.cancel()
-                    break
-                await self._send(writer, encode({"event": change.result().to_json()}))
-            if closed.done() and not closed.cancelled() and closed.result():
-                await self._send(
-                    writer, failure(request.id, "too_large", "an event stream takes no input")
-                )
-        finally:
-            closed.cancel()
-            self._device.events.unsubscribe(subscription)
-
-
-async def _discard_until_eof(reader: asyncio.StreamReader) -> bool:
-    """Read and drop what a stream client sends; True once it sent more than MAX_REQUEST
-    bytes (it is then cut off), False at EOF."""
-    received = 0
-    while chunk := await reader.read(DISCARD_CHUNK):
-        received += len(chunk)
-        if received > MAX_REQUEST:
-            return True
-    return False
 
 
 def _peer(writer: asyncio.StreamWriter) -> tuple[int, int] | None:

@@ -6,8 +6,11 @@ segment attributable: HPKE base mode is sender-anonymous, so without it anyone h
 public key could forge footage.
 
 Evidence key files are our own small text format because the ML-KEM-768+X25519 hybrid has no
-settled PEM/PKCS#8 encoding yet; the device key is standard PKCS#8 PEM. All key files are
-written atomically (temp file, fsync, rename, fsync directory) with mode 0600, so a power cut
+settled PEM/PKCS#8 encoding yet; the device key is standard PKCS#8 PEM, and every PEM
+private key of the project (device key, TLS client key, the ingest's CA and receipt keys) is
+read and written by the one pair of helpers here, `load_private_pem` and
+`write_private_pem`, so each gets the same checks and messages. All key files are written
+atomically (temp file, fsync, rename, fsync directory) with mode 0600, so a power cut
 leaves either no key or a whole key, never half of one.
 """
 
@@ -20,10 +23,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, overload
 
 from cryptography.hazmat.primitives import hpke, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mlkem, x25519
 
 from ..errors import KeyFileError
 from ..fsutil import fsync_directory as fsync_directory  # re-exported: ingest imports it here
@@ -43,6 +46,12 @@ _X25519 = 32
 
 PublicKey = x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey
 PrivateKey = x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey
+PemPrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PemKind = Literal["EC", "Ed25519"]
+_PEM_KINDS: dict[PemKind, type[PemPrivateKey]] = {
+    "EC": ec.EllipticCurvePrivateKey,
+    "Ed25519": ed25519.Ed25519PrivateKey,
+}
 
 
 def hpke_suite(kem: KemName) -> hpke.Suite:
@@ -189,10 +198,7 @@ def create_device_key(path: Path) -> ed25519.Ed25519PrivateKey:
     if path.exists():
         raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
     key = ed25519.Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    atomic_write(path, pem)
+    write_private_pem(path, key)
     return key
 
 
@@ -210,19 +216,42 @@ def check_private_mode(path: Path) -> None:
         )
 
 
-def load_device_key(path: Path) -> ed25519.Ed25519PrivateKey:
-    """The device signing key; a corrupt, foreign or world-readable file is an error (never
-    regenerated silently: a new key would orphan the audit trail)."""
+@overload
+def load_private_pem(path: Path, kind: Literal["EC"], what: str) -> ec.EllipticCurvePrivateKey: ...
+@overload
+def load_private_pem(
+    path: Path, kind: Literal["Ed25519"], what: str
+) -> ed25519.Ed25519PrivateKey: ...
+def load_private_pem(path: Path, kind: PemKind, what: str) -> PemPrivateKey:
+    """The unencrypted PEM private key of `kind` at `path` (named "{kind} {what}" in errors,
+    e.g. "Ed25519 device key"). Refused, naming the file and what was expected, if others can
+    read it (check_private_mode), if it is not PEM or is encrypted (nobody is there to type a
+    passphrase), or if it holds another kind of key."""
+    name = f"{kind} {what}"
     check_private_mode(path)
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read device key: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise KeyFileError(f"{path}: not a PEM private key ({exc})") from exc
-    if not isinstance(loaded, ed25519.Ed25519PrivateKey):
-        raise KeyFileError(f"{path}: expected an Ed25519 device key, got {type(loaded).__name__}")
+        raise KeyFileError(f"{path}: cannot read {name}: {exc.strerror or exc}") from exc
+    except (ValueError, TypeError) as exc:  # TypeError: encrypted, and no password
+        raise KeyFileError(f"{path}: expected the {name} as unencrypted PEM ({exc})") from exc
+    if not isinstance(loaded, _PEM_KINDS[kind]):
+        raise KeyFileError(f"{path}: expected the {name}, got {type(loaded).__name__}")
     return loaded
+
+
+def write_private_pem(path: Path, key: PemPrivateKey) -> None:
+    """`key` as unencrypted PKCS#8 PEM, 0600, atomically (a power cut leaves no key or the
+    whole key). Unencrypted because a device or ingest restarts with nobody to type a
+    passphrase; the file's mode and directory are its protection."""
+    encoding, pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    atomic_write(path, key.private_bytes(encoding, pkcs8, serialization.NoEncryption()))
+
+
+def load_device_key(path: Path) -> ed25519.Ed25519PrivateKey:
+    """The device signing key; a corrupt, foreign or world-readable file is an error (never
+    regenerated silently: a new key would orphan the audit trail)."""
+    return load_private_pem(path, "Ed25519", "device key")
 
 
 def device_public_raw(key: ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey) -> bytes:

@@ -6,8 +6,9 @@ pins this CA; the server requires a client certificate from it (TLS 1.3 only). A
 certificate is accepted only while the registry names its serial for that device and the
 device is not revoked, so re-enrolling a device retires its old certificate at once.
 
-Private keys are written 0600 with `atomic_write` (temp, fsync, rename, fsync directory): a
-power cut leaves no key or a whole key. `init` refuses to overwrite anything.
+Private keys are written 0600 atomically (temp, fsync, rename, fsync directory) and read back
+through evidence/keys.py's helpers, which refuse one that others can read: a power cut
+leaves no key or a whole key. `init` refuses to overwrite anything.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..errors import KeyFileError
-from ..evidence.keys import atomic_write
+from ..evidence.keys import atomic_write, check_private_mode, load_private_pem, write_private_pem
 from ..receipt import receipt_key_id
 from .config import CONFIG_NAME, IngestConfig, render_config
 from .errors import EnrolmentError
@@ -37,15 +38,6 @@ CA_YEARS = 20
 SERVER_DAYS = 825
 DEVICE_YEARS = 5
 _MAX_CSR_BYTES = 16 * 1024
-PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-
-
-def _pem_key(key: PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def _now() -> dt.datetime:
@@ -115,9 +107,9 @@ def init_ingest(directory: Path, hosts: list[str], port: int, listen: str) -> In
     )
     receipt_key = ed25519.Ed25519PrivateKey.generate()
     pem = serialization.Encoding.PEM
-    atomic_write(directory / "ca.key", _pem_key(ca_key))
-    atomic_write(directory / "server.key", _pem_key(server_key))
-    atomic_write(directory / "receipt.key", _pem_key(receipt_key))
+    write_private_pem(directory / "ca.key", ca_key)
+    write_private_pem(directory / "server.key", server_key)
+    write_private_pem(directory / "receipt.key", receipt_key)
     atomic_write(directory / "ca.pem", ca_cert.public_bytes(pem), 0o644)
     atomic_write(directory / "server.pem", server_cert.public_bytes(pem), 0o644)
     public = receipt_key.public_key()
@@ -129,23 +121,8 @@ def init_ingest(directory: Path, hosts: list[str], port: int, listen: str) -> In
     )
 
 
-def load_private_key(path: Path) -> PrivateKey:
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read key: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise KeyFileError(f"{path}: not a PEM private key ({exc})") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
-        raise KeyFileError(f"{path}: expected an EC or Ed25519 key, got {type(key).__name__}")
-    return key
-
-
 def load_receipt_key(path: Path) -> ed25519.Ed25519PrivateKey:
-    key = load_private_key(path)
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise KeyFileError(f"{path}: expected the Ed25519 receipt key")
-    return key
+    return load_private_pem(path, "Ed25519", "receipt key")
 
 
 def load_certificate(path: Path) -> x509.Certificate:
@@ -187,9 +164,7 @@ def issue_device_certificate(
             f"certificate request is for device {device_id!r}; expected {expected_device!r}"
         )
     ca_cert = load_certificate(config.path(config.tls.ca_certificate))
-    ca_key = load_private_key(config.path(config.tls.ca_key))
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise KeyFileError(f"{config.tls.ca_key}: expected the CA's EC key")
+    ca_key = load_private_pem(config.path(config.tls.ca_key), "EC", "CA key")
     public = csr.public_key()
     if not isinstance(public, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
         raise EnrolmentError("certificate request's key: expected an EC or Ed25519 key")
@@ -223,6 +198,7 @@ def server_ssl_context(config: IngestConfig) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.verify_mode = ssl.CERT_REQUIRED
+    check_private_mode(config.path(config.tls.server_key))  # OpenSSL reads it, not us
     try:
         context.load_verify_locations(cafile=config.path(config.tls.ca_certificate))
         context.load_cert_chain(

@@ -18,31 +18,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ..errors import KeyFileError
-from ..evidence.keys import atomic_write
+from ..evidence.keys import load_private_pem, write_private_pem
 
 
 def load_or_create_tls_key(path: Path) -> tuple[ec.EllipticCurvePrivateKey, bool]:
-    """(key, created): the P-256 client key at `path`, made there (0600) if missing."""
+    """(key, created): the P-256 client key at `path`, made there (0600) if missing; an
+    existing key that others can read is refused, as every private key is."""
     if not path.exists():
         key = ec.generate_private_key(ec.SECP256R1())
-        atomic_write(
-            path,
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-        )
+        write_private_pem(path, key)
         return key, True
-    try:
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read TLS client key: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise KeyFileError(f"{path}: not a PEM private key ({exc})") from exc
-    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-        raise KeyFileError(f"{path}: expected an EC TLS client key, got {type(loaded).__name__}")
-    return loaded, False
+    return load_private_pem(path, "EC", "TLS client key"), False
 
 
 def make_csr(key: ec.EllipticCurvePrivateKey, device_name: str) -> bytes:

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from ..config import Config, parse_size
-from ..errors import ConfigError
+from ..errors import ConfigError, KeyFileError
+from ..evidence.keys import check_private_mode
 from ..receipt import receipt_key_id
 from ..storage import StateLayout
 
@@ -83,6 +84,11 @@ def upload_settings(config: Config) -> UploadSettings | None:
             f"{where}.client_key: {key_file} does not exist; make it with `bodycamd keys csr`"
         )
     key = _existing(key_file, f"{where}.client_key", required=tls)
+    if key is not None:
+        try:
+            check_private_mode(key)  # OpenSSL reads it, not us: the same check as our keys
+        except KeyFileError as exc:
+            raise ConfigError(f"{where}.client_key: {exc}") from exc
     base = config.source.parent if config.source else Path.cwd()
     keys = load_receipt_keys(section.receipt_keys, base, f"{where}.receipt_keys")
     return UploadSettings(

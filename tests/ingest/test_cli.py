@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bodycamd.errors import KeyFileError
 from bodycamd.ingest import cli
 from bodycamd.ingest.app import running_ingest
+from bodycamd.ingest.pki import server_ssl_context
 
 from .helpers import Rig, make_csr, run_cli
 from .test_verification import upload
@@ -46,6 +48,27 @@ def test_enroll_checks_the_request(
     assert cli.main([*base, "--device-key", key]) == 2
     assert "already enrolled" in capsys.readouterr().err
     assert cli.main([*base, "--device-key", key, "--replace"]) == 0
+
+
+def test_ingest_private_keys_others_can_read_are_refused(
+    rig: Rig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CA key (read by enroll) and the server key (read by OpenSSL at serve) get the same
+    check as every other private key, naming the chmod that fixes them."""
+    ca_key, server_key = rig.directory / "ca.key", rig.directory / "server.key"
+    ca_key.chmod(0o644)
+    _, csr = make_csr(tmp_path, "cam-1")
+    key = "device public key: " + "A" * 43 + "="
+    base = ["enroll", "-c", str(rig.directory), "--csr", str(csr), "--device-key", key]
+    assert cli.main(base) == 2
+    assert f"mode 0644); it must be readable by its owner only: chmod 600 {ca_key}" in (
+        capsys.readouterr().err
+    )
+    ca_key.chmod(0o600)
+    assert cli.main(base) == 0
+    server_key.chmod(0o640)
+    with pytest.raises(KeyFileError, match=rf"mode 0640\); .*: chmod 600 {server_key}$"):
+        server_ssl_context(rig.config)
 
 
 def test_revoke_unknown_device(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:

@@ -63,6 +63,8 @@ class Pki:
         self.client_key = self.root / "client.key"
         client.cert_chain_pems[0].write_to_path(str(self.client_cert))
         client.private_key_pem.write_to_path(str(self.client_key))
+        for key in (self.server_key, self.client_key):  # private keys are refused otherwise
+            key.chmod(0o600)
 
 
 @dataclass

@@ -95,6 +95,24 @@ def test_missing_file_is_one_line(
     )
 
 
+def test_a_client_key_others_can_read_is_refused(tmp_path: Path, pki: Pki) -> None:
+    """OpenSSL reads the client key, not our loader; it gets the same check all the same."""
+    _receipt_key(tmp_path)
+    client_key = tmp_path / "client.key"
+    client_key.write_bytes(pki.client_key.read_bytes())
+    client_key.chmod(0o644)
+    path = _config(
+        tmp_path,
+        'endpoint = "https://ingest.example/files"\n'
+        f'ca_file = "{pki.ca_file}"\nclient_cert = "{pki.client_cert}"\n'
+        f'client_key = "{client_key}"\nreceipt_keys = "receipt.pub"\n',
+    )
+    with pytest.raises(ConfigError, match=rf"upload\.client_key: .*: chmod 600 {client_key}$"):
+        upload_settings(parse_config(path.read_bytes(), path))
+    client_key.chmod(0o600)
+    assert upload_settings(parse_config(path.read_bytes(), path)) is not None
+
+
 @pytest.mark.parametrize(
     ("receipt_keys", "message"),
     [

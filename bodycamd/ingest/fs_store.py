@@ -98,11 +98,13 @@ class FilesystemStore(FilesystemRecords):
         staging = final.with_name(f".new-{info.upload_id}")
         staging.mkdir(mode=0o700)
         fixed = {k: v for k, v in asdict(info).items() if k not in ("offset", "expires_at")}
-        atomic_write(staging / "info.json", json_bytes(fixed))
-        atomic_write(
-            staging / "state.json", json_bytes({"offset": 0, "expires_at": info.expires_at})
-        )
-        atomic_write(staging / "data", b"")
+        # the staging directory is invisible (listings skip dot names) until the rename, so
+        # its files need no rename of their own: written and fsynced, then the directory
+        state = json_bytes({"offset": 0, "expires_at": info.expires_at})
+        for name, content in (("info.json", json_bytes(fixed)), ("state.json", state)):
+            _write_new(staging / name, content)
+        _write_new(staging / "data", b"")
+        fsync_directory(staging)
         staging.rename(final)
         fsync_directory(final.parent)
 
@@ -373,6 +375,18 @@ class _BatchWriter:
             while view:
                 view = view[os.write(self.fd, view) :]
             self.written += len(piece)
+
+
+def _write_new(path: Path, content: bytes) -> None:
+    """A new file, written and fsynced (its directory entry is the caller's to make durable)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _file_sha256(path: Path) -> str:

@@ -56,7 +56,7 @@ from .store import (
     UploadInfo,
 )
 
-_WRITE_BATCH = 1 << 20  # bytes gathered before one write() in a worker thread
+_WRITE_BATCH = 4 << 20  # bytes gathered before one write() in a worker thread
 _READ = 1 << 20
 
 
@@ -98,11 +98,13 @@ class FilesystemStore(FilesystemRecords):
         staging = final.with_name(f".new-{info.upload_id}")
         staging.mkdir(mode=0o700)
         fixed = {k: v for k, v in asdict(info).items() if k not in ("offset", "expires_at")}
-        atomic_write(staging / "info.json", json_bytes(fixed))
-        atomic_write(
-            staging / "state.json", json_bytes({"offset": 0, "expires_at": info.expires_at})
-        )
-        atomic_write(staging / "data", b"")
+        # the staging directory is invisible (listings skip dot names) until the rename, so
+        # its files need no rename of their own: written and fsynced, then the directory
+        state = json_bytes({"offset": 0, "expires_at": info.expires_at})
+        for name, content in (("info.json", json_bytes(fixed)), ("state.json", state)):
+            _write_new(staging / name, content)
+        _write_new(staging / "data", b"")
+        fsync_directory(staging)
         staging.rename(final)
         fsync_directory(final.parent)
 
@@ -160,70 +162,63 @@ class FilesystemStore(FilesystemRecords):
         chunks: AsyncIterator[bytes],
         expect_sha256: bytes | None,
     ) -> int:
-        info = await asyncio.to_thread(self._read_info, directory)
-        if offset != info.offset:
-            raise OffsetMismatch(
-                f"upload {info.upload_id}: Upload-Offset {offset}; the upload is at {info.offset}",
-                offset=info.offset,
-            )
-        fd = await asyncio.to_thread(self._open_for_append, directory, info.offset)
-        written = info.offset
-        digest = hashlib.sha256()
-        pending: list[bytes] = []
-        pending_size = 0
+        info, fd = await asyncio.to_thread(self._open_for_append, directory, offset)
+        # hashed only for Upload-Checksum: the segment's hash is verification's, computed once
+        digest = hashlib.sha256() if expect_sha256 is not None else None
+        writer = _BatchWriter(fd, digest, info.offset)
         room = info.length - info.offset
         try:
             try:
                 async for chunk in chunks:
                     if len(chunk) > room:
-                        pending.append(chunk[:room])
+                        writer.add(chunk[:room])
                         raise UploadTooLarge(
                             f"upload {info.upload_id}: more than its Upload-Length "
                             f"{info.length} bytes"
                         )
                     room -= len(chunk)
-                    digest.update(chunk)
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    if pending_size >= _WRITE_BATCH:
-                        written += await asyncio.to_thread(self._write_all, fd, pending)
-                        pending, pending_size = [], 0
+                    await writer.add_and_flush(chunk)
             except BaseException:
-                if expect_sha256 is None:
-                    written += await asyncio.to_thread(self._write_all, fd, pending)
-                    await asyncio.to_thread(self._commit, directory, fd, written)
+                await writer.drain()
+                if expect_sha256 is None:  # what arrived is kept: write it and commit it
+                    await asyncio.to_thread(self._write_and_commit, directory, writer, None)
                 raise
-            written += await asyncio.to_thread(self._write_all, fd, pending)
-            if expect_sha256 is not None and digest.digest() != expect_sha256:
-                raise ChecksumMismatch(
-                    f"upload {info.upload_id}: chunk at offset {info.offset} does not match its "
-                    "Upload-Checksum; discarded"
-                )
-            await asyncio.to_thread(self._commit, directory, fd, written)
-            return written
+            await writer.drain()
+            return await asyncio.to_thread(self._write_and_commit, directory, writer, expect_sha256)
         finally:
             os.close(fd)
 
-    def _open_for_append(self, directory: Path, offset: int) -> int:
+    def _open_for_append(self, directory: Path, offset: int) -> tuple[UploadInfo, int]:
+        """Check the offset and open the data file for appending, in one thread hop."""
+        info = self._read_info(directory)
+        if offset != info.offset:
+            raise OffsetMismatch(
+                f"upload {info.upload_id}: Upload-Offset {offset}; the upload is at {info.offset}",
+                offset=info.offset,
+            )
         fd = os.open(directory / "data", os.O_WRONLY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise UploadBusy(f"upload {directory.name}: another process is writing it") from None
-        os.ftruncate(fd, offset)  # drop bytes never acknowledged
-        os.lseek(fd, offset, os.SEEK_SET)
-        return fd
+        os.ftruncate(fd, info.offset)  # drop bytes never acknowledged
+        os.lseek(fd, info.offset, os.SEEK_SET)
+        return info, fd
 
-    @staticmethod
-    def _write_all(fd: int, pieces: list[bytes]) -> int:
-        total = 0
-        for piece in pieces:
-            view = memoryview(piece)
-            while view:
-                view = view[os.write(fd, view) :]
-            total += len(piece)
-        return total
+    def _write_and_commit(
+        self, directory: Path, writer: _BatchWriter, expect_sha256: bytes | None
+    ) -> int:
+        """The last batch, the checksum check and the commit: one thread hop at the end of a
+        request, and the only fsyncs of it. On a checksum mismatch nothing is committed (the
+        next append cuts the bytes off)."""
+        written = writer.write_rest()
+        if expect_sha256 is not None and writer.sha256() != expect_sha256:
+            raise ChecksumMismatch(
+                f"upload {directory.name}: the chunk does not match its Upload-Checksum; discarded"
+            )
+        self._commit(directory, writer.fd, written)
+        return written
 
     def _commit(self, directory: Path, fd: int, offset: int) -> None:
         os.fsync(fd)
@@ -326,6 +321,69 @@ class FilesystemStore(FilesystemRecords):
             return found
 
         return await asyncio.to_thread(load_all)
+
+
+class _BatchWriter:
+    """Writes one request's body in batches of `_WRITE_BATCH`, one worker-thread hop each.
+
+    The body's pieces (bytes objects from the socket, never copied) are gathered into a batch;
+    a full batch is written (and hashed, for Upload-Checksum) in a worker thread while the
+    next one is read, so a request holds at most two batches in memory. Nothing here fsyncs:
+    the request's end does, once (`FilesystemStore._write_and_commit`).
+    """
+
+    def __init__(self, fd: int, digest: hashlib._Hash | None, offset: int) -> None:
+        self.fd = fd
+        self._digest = digest
+        self.written = offset  # end of the bytes handed to write() so far
+        self._pieces: list[bytes] = []
+        self._size = 0
+        self._writing: asyncio.Future[None] | None = None
+
+    def add(self, piece: bytes) -> None:
+        self._pieces.append(piece)
+        self._size += len(piece)
+
+    async def add_and_flush(self, piece: bytes) -> None:
+        self.add(piece)
+        if self._size < _WRITE_BATCH:
+            return
+        await self.drain()
+        pieces, self._pieces, self._size = self._pieces, [], 0
+        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, pieces))
+
+    async def drain(self) -> None:
+        """Wait for the batch being written (also when cancelled: the fd closes after it)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await asyncio.shield(writing)
+
+    def write_rest(self) -> int:
+        """Write the gathered pieces (in the worker thread); the end offset."""
+        pieces, self._pieces, self._size = self._pieces, [], 0
+        self._write(pieces)
+        return self.written
+
+    def sha256(self) -> bytes | None:
+        return None if self._digest is None else self._digest.digest()
+
+    def _write(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            if self._digest is not None:
+                self._digest.update(piece)
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(self.fd, view) :]
+            self.written += len(piece)
+
+
+def _write_new(path: Path, content: bytes) -> None:
+    """A new file, written and fsynced (its directory entry is the caller's to make durable)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    with open(os.open(path, flags, 0o600), "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _file_sha256(path: Path) -> str:

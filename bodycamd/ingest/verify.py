@@ -186,11 +186,18 @@ class Completion:
     async def _complete(self, info: UploadInfo, device_key: ed25519.Ed25519PublicKey) -> bytes:
         received_at = rfc3339(self._clock())
         meta = parse_segment_meta(info.metadata)
-        await self._audit.record(
-            "upload.completed", device=info.device_id, upload=info.upload_id, size=info.length
+        # the audit entry is written while the segment is scanned (both wait on the disk); it
+        # is durable before anything that follows it in the log (rejection, receipt)
+        completed = asyncio.ensure_future(
+            self._audit.record(
+                "upload.completed", device=info.device_id, upload=info.upload_id, size=info.length
+            )
         )
         try:
-            verdict, digest, size = await scan_stored(self._store, info, device_key)
+            try:
+                verdict, digest, size = await scan_stored(self._store, info, device_key)
+            finally:
+                await completed
             judge(verdict, digest, meta, info.device_id)
             link = await self._link(verdict, meta)
             existing = await self._store.get_receipt(digest)

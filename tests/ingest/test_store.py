@@ -217,3 +217,29 @@ async def test_filesystem_drops_what_was_never_acknowledged(tmp_path: Path) -> N
     await store.append_audit(lambda previous: seen.append(previous) or b'{"n":1}')
     assert seen == [b'{"n":0}']
     assert (tmp_path / "audit.log").read_bytes() == b'{"n":0}\n{"n":1}\n'
+
+
+async def test_filesystem_append_over_several_write_batches(tmp_path: Path) -> None:
+    """A body longer than the 4 MiB write batch (written in worker threads while the next is
+    read): a checksummed one is all or nothing across batches, and a stream cut after a batch
+    went to disk keeps exactly the bytes that arrived."""
+    store = FilesystemStore(tmp_path)
+    body = hashlib.sha256(b"batches").digest() * (9 * 2**20 // 32 + 5)  # 9 MiB and a bit
+    pieces = [body[i : i + 2**18] for i in range(0, len(body), 2**18)]  # as TLS hands them
+    info = await store.create_upload("cam-1", 2 * len(body), META, 2e9)
+    with pytest.raises(ChecksumMismatch):
+        await store.append(
+            "cam-1", info.upload_id, 0, chunks(pieces), expect_sha256=hashlib.sha256().digest()
+        )
+    assert (await store.upload_info("cam-1", info.upload_id)).offset == 0
+    good = hashlib.sha256(body).digest()
+    assert await store.append(
+        "cam-1", info.upload_id, 0, chunks(pieces), expect_sha256=good
+    ) == len(body)
+    with pytest.raises(ConnectionResetError):
+        await store.append(
+            "cam-1", info.upload_id, len(body), chunks(pieces[:30], ConnectionResetError())
+        )
+    kept = len(body) + 30 * 2**18
+    assert (await store.upload_info("cam-1", info.upload_id)).offset == kept
+    assert await read_all(store, info.upload_id) == body + body[: 30 * 2**18]

@@ -248,6 +248,7 @@ class CuttingProxy:
         self.held = asyncio.Event()
         self._release = asyncio.Event()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._relays: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -257,10 +258,15 @@ class CuttingProxy:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        """Every relay ends here, its sockets closed: a relay left to the loop's teardown
+        leaked its sockets into a later test as ResourceWarnings."""
         self.cut()
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
+        for relay in self._relays:
+            relay.cancel()
+        await asyncio.gather(*self._relays, return_exceptions=True)
 
     def hold_after(self, count: int) -> None:
         """Stop relaying upward once `count` more bytes went up; `held` is set then."""
@@ -278,22 +284,31 @@ class CuttingProxy:
         self._writers.clear()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        relay = asyncio.current_task()
+        assert relay is not None
+        self._relays.add(relay)
+        up_writer: asyncio.StreamWriter | None = None
+        pumps: list[asyncio.Task[None]] = []
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._upstream())
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers |= {writer, up_writer}
-        pumps = [
-            asyncio.create_task(self._pump(reader, up_writer, upward=True)),
-            asyncio.create_task(self._pump(up_reader, writer, upward=False)),
-        ]
-        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        for task in pumps:
-            task.cancel()
-        for w in (writer, up_writer):
-            w.transport.abort()
-            self._writers.discard(w)
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._upstream())
+            except OSError:
+                return
+            self._writers |= {writer, up_writer}
+            pumps = [
+                asyncio.create_task(self._pump(reader, up_writer, upward=True)),
+                asyncio.create_task(self._pump(up_reader, writer, upward=False)),
+            ]
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            for w in (writer, up_writer):
+                if w is not None:
+                    w.transport.abort()
+                    self._writers.discard(w)
+            self._relays.discard(relay)
 
     async def _pump(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upward: bool

@@ -18,6 +18,10 @@ concat:` sees):
   the audio as `sample_rate=0`. No recorded sound is displaced: the silence lies before the
   first recorded packet, where nothing was recorded.
 
+The streams are added for packets already encoded (`add_mux_stream`): PyAV opens no encoder
+for them (an unused libx264 and AAC encoder cost ~20 MiB resident and ~2 ms per segment), and
+the ADTS header each AAC frame needs in a transport stream is written here.
+
 The bytes never touch a file: they go straight to the evidence writer.
 """
 
@@ -28,7 +32,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
-import numpy as np
 
 from ..camera import EncodedPacket, StreamKind, StreamParams
 
@@ -86,19 +89,27 @@ class TsMuxer:
         self._out = _Collector()
         self._pending = bytearray()  # muxed bytes short of a whole TS packet
         self._container = av.open(self._out, "w", format="mpegts")
-        video = self._container.add_stream(params.video_codec, rate=params.framerate)
-        assert isinstance(video, av.VideoStream)
-        video.width, video.height = params.width, params.height
-        video.time_base = Fraction(1, 90_000)
+        # a stream for packets already encoded: `add_stream` would have PyAV open an encoder
+        # (libx264 at the camera's resolution, with its threads: ~10 MiB resident and a few
+        # ms per segment) that the muxer never uses
+        video = self._container.add_mux_stream(
+            params.video_codec,
+            rate=params.framerate,
+            width=params.width,
+            height=params.height,
+            time_base=Fraction(1, 90_000),
+        )
         self._video = video
-        self._audio: av.AudioStream | None = None
+        self._audio: av.stream.Stream | None = None
+        self._adts: _AdtsFraming | None = None
         self._params = params
         if params.audio_codec is not None:
-            audio = self._container.add_stream(params.audio_codec, rate=params.audio_rate)
-            assert isinstance(audio, av.AudioStream)
-            audio.layout = "mono" if params.audio_channels == 1 else "stereo"
-            if params.audio_extradata:
-                audio.codec_context.extradata = params.audio_extradata
+            audio = self._container.add_mux_stream(
+                params.audio_codec, rate=params.audio_rate, time_base=Fraction(1, 90_000)
+            )
+            # without a codec context the TS muxer cannot add ADTS headers from the
+            # AudioSpecificConfig itself (it needs one to describe the stream): we add them
+            self._adts = _AdtsFraming.from_config(params.audio_extradata)
             self._audio = audio
         self.packets = 0
 
@@ -125,6 +136,8 @@ class TsMuxer:
         return data
 
     def _write(self, data: bytes, stream: av.stream.Stream, pts_us: int, key: bool) -> None:
+        if stream is self._audio and self._adts is not None:
+            data = self._adts.frame(data)
         out = av.Packet(data)
         out.stream = stream
         out.time_base = _MICROSECONDS
@@ -146,13 +159,14 @@ class TsMuxer:
         return self._state.base_us - (PRIMER_FRAMES * self._frame_us if self._primes else 0)
 
     def _prime_audio(self) -> None:
-        """Silence from the AAC encoder before the first packet (module docstring): two
+        """Silence before the first packet (module docstring): two
         frames, as the TS muxer holds an audio packet back until the next one comes."""
         if not self._primes:
             return
         assert self._audio is not None
-        for number, data in enumerate(silent_aac_frames(self._params)[:PRIMER_FRAMES]):
-            self._write(data, self._audio, self._zero_us + number * self._frame_us, True)
+        silence = silent_aac_frame(self._params.audio_channels)
+        for number in range(PRIMER_FRAMES):
+            self._write(silence, self._audio, self._zero_us + number * self._frame_us, True)
 
     def _drain(self) -> bytes:
         self._pending += self._out.buffer
@@ -164,17 +178,60 @@ class TsMuxer:
         return bytes(data)
 
 
-def silent_aac_frames(params: StreamParams) -> list[bytes]:
-    """Raw AAC packets of 2048 samples of silence, as the stream's parameters describe."""
-    codec = av.CodecContext.create("aac", "w")
-    assert isinstance(codec, av.AudioCodecContext)
-    codec.sample_rate = params.audio_rate
-    codec.layout = "mono" if params.audio_channels == 1 else "stereo"
-    codec.format = "fltp"
-    codec.time_base = Fraction(1, params.audio_rate)
-    codec.open()
-    silence = np.zeros((params.audio_channels, 2048), dtype=np.float32)
-    frame = av.AudioFrame.from_ndarray(silence, format="fltp", layout=codec.layout)
-    frame.sample_rate, frame.pts = params.audio_rate, 0
-    packets = [bytes(p) for p in codec.encode(frame)] + [bytes(p) for p in codec.encode(None)]
-    return [p for p in packets if p]
+@dataclass(frozen=True)
+class _AdtsFraming:
+    """The 7-byte ADTS header (ISO/IEC 13818-7 §6.2, no CRC) that MPEG-TS wants in front of
+    each raw AAC frame, from the stream's AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1)."""
+
+    profile: int  # audio object type - 1
+    frequency_index: int
+    channels: int
+
+    @classmethod
+    def from_config(cls, config: bytes | None) -> _AdtsFraming | None:
+        """None without a config: the packets must then come framed already."""
+        if not config or len(config) < 2:
+            return None
+        bits = int.from_bytes(config[:2], "big")
+        object_type, frequency_index, channels = bits >> 11, (bits >> 7) & 0x0F, (bits >> 3) & 0x0F
+        if not 1 <= object_type <= 4 or frequency_index > 12 or not 1 <= channels <= 7:
+            raise ValueError(
+                f"audio extradata {config.hex()}: expected an AAC AudioSpecificConfig with an "
+                "object type of 1-4, a frequency index of 0-12 and 1-7 channels"
+            )
+        return cls(object_type - 1, frequency_index, channels)
+
+    def frame(self, payload: bytes) -> bytes:
+        if payload[:2] and payload[0] == 0xFF and payload[1] & 0xF0 == 0xF0:
+            return payload  # framed already
+        size = len(payload) + 7
+        header = bytes(
+            (
+                0xFF,
+                0xF1,  # MPEG-4, layer 0, no CRC
+                self.profile << 6 | self.frequency_index << 2 | self.channels >> 2,
+                (self.channels & 3) << 6 | size >> 11,
+                (size >> 3) & 0xFF,
+                (size & 7) << 5 | 0x1F,  # buffer fullness 0x7FF: variable rate
+                0xFC,  # one raw data block
+            )
+        )
+        return header + payload
+
+
+def silent_aac_frame(channels: int) -> bytes:
+    """One raw AAC-LC frame of silence (ISO/IEC 14496-3 §4.4.2.1), written by hand rather than
+    by FFmpeg's AAC encoder, whose tables alone are ~9 MiB resident: a mono frame is one
+    single-channel element, stereo one channel pair without a common window, each channel a
+    long window with no scale-factor bands (max_sfb = 0, so no spectral data at all), then the
+    END element."""
+    if channels not in (1, 2):
+        raise ValueError(f"audio channels: {channels}; silence is made for 1 or 2 channels")
+    # id_syn_ele (3), element_instance_tag (4) [, common_window (1)]
+    bits = "000" + "0000" if channels == 1 else "001" + "0000" + "0"
+    # per channel: global_gain (8), ics_info: reserved (1), window_sequence (2), window_shape
+    # (1), max_sfb (6), predictor_data_present (1); then pulse, tns and gain control flags
+    bits += ("0" * 8 + "0" + "00" + "0" + "0" * 6 + "0" + "000") * channels
+    bits += "111"  # ID_END
+    bits += "0" * (-len(bits) % 8)
+    return int(bits, 2).to_bytes(len(bits) // 8, "big")

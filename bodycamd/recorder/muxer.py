@@ -11,7 +11,7 @@ concat:` sees):
 - the 4-bit continuity counter of every TS packet runs on per PID across segments (PyAV's
   muxer restarts it at each segment, which a demuxer reads as packet loss at every
   boundary): each 188-byte packet's counter is rewritten from the carried state;
-- with AAC audio configured, the recording's first segment opens with two frames of encoder
+- with AAC audio configured, the recording's first segment opens with two frames of
   silence (about 43 ms) just before its first keyframe, the recording's time zero moved back
   to their start: MPEG-TS carries an audio stream's rate and channels only inside its
   packets, so after a video-only pre-event a player probing the first seconds would describe

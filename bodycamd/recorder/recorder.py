@@ -66,7 +66,8 @@ class Recording:
     mux_state: MuxState | None = None  # carried from segment to segment (muxer.py)
     segment_start_us: int = 0
     checkpoint_us: int = 0
-    pending: bytearray = field(default_factory=bytearray)  # muxed, not yet handed to the writer
+    # muxed, taken from the muxer but not yet written (a refused write, a segment's end)
+    pending: bytearray = field(default_factory=bytearray)
 
     @property
     def duration_s(self) -> float:
@@ -209,7 +210,7 @@ class Recorder:
             recording.first_us = packet.pts_us
         recording.last_us = packet.pts_us
         try:
-            recording.pending += muxer.mux(packet)
+            muxer.add(packet)
         except (ValueError, _ffmpeg_error()) as exc:
             # e.g. a timestamp that goes backwards: lose the packet, not the recording
             self.packets_refused += 1
@@ -220,7 +221,7 @@ class Recorder:
         checkpoint = packet.pts_us - recording.checkpoint_us >= self._checkpoint_us
         if checkpoint:
             recording.checkpoint_us = packet.pts_us
-        if checkpoint or len(recording.pending) >= WRITE_BATCH:
+        if checkpoint or muxer.buffered >= WRITE_BATCH:
             await self._flush(recording, checkpoint=checkpoint)
 
     async def _flush(
@@ -231,9 +232,13 @@ class Recorder:
         pending lives in RAM only, and never longer than one checkpoint interval."""
         segment = recording.segment
         assert segment is not None
-        # hand the buffer itself over (no copy) and start a new one; the writer thread is
-        # done with it before this coroutine goes on
-        data, recording.pending = recording.pending, bytearray()
+        # hand the muxer's buffer itself over (no copy) and start a new one; the writer
+        # thread is done with it before this coroutine goes on
+        data = recording.muxer.take() if recording.muxer is not None else bytearray()
+        if recording.pending:  # kept from a refused write, or the muxer's last bytes
+            recording.pending += data
+            data = recording.pending
+        recording.pending = bytearray()
 
         def write() -> None:
             if data:
@@ -337,7 +342,8 @@ class Recorder:
     async def _roll(self, recording: Recording, packet: EncodedPacket) -> bool:
         """Seal and start the next segment, unless flash has no room for one: then this
         segment is the last, flagged so, and the recording stops (storage_full)."""
-        if not await self._storage.has_room_for_segment(len(recording.pending)):
+        muxed = recording.muxer.buffered if recording.muxer is not None else 0
+        if not await self._storage.has_room_for_segment(len(recording.pending) + muxed):
             await self._finish("storage_full")
             return False
         await self._seal(recording, end_of_recording=False)

@@ -201,7 +201,7 @@ class RecorderConfig:
         metadata=_doc("...or at the first keyframe after this much footage.", size=True),
     )
     durability_interval: float = field(
-        default=1.0,
+        default=0.5,
         metadata=_doc(
             "Seconds of footage between signed checkpoints (fsync): the most a power cut loses.",
             minimum=0.1,

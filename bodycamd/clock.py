@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import uuid
 from collections.abc import Callable
@@ -49,9 +50,15 @@ class ClockState:
     max_error_us: int  # the kernel's bound on it (grows by 500 ppm while undisciplined)
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """Looked up once: `find_library` runs `ldconfig -p` in a child process, and the device
+    asks about the clock every second (an idle daemon spent most of its CPU there)."""
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
 def _libc_adjtimex(timex: Timex) -> int:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    state: int = libc.adjtimex(ctypes.byref(timex))
+    state: int = _libc().adjtimex(ctypes.byref(timex))
     if state < 0:
         error = ctypes.get_errno()
         raise OSError(error, f"adjtimex: {os.strerror(error)}")

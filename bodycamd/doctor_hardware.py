@@ -105,7 +105,7 @@ def panel(d: Doctor) -> Iterator[Result]:
                     f"GPIO {pin_of[name]} read back {lit} when on, {dark} when off",
                     "check the wiring against the board profile",
                 )
-        pressed = "pressed" if hardware.button.is_pressed else "released"
+        pressed = "pressed" if hardware.button.is_active else "released"
         yield ok("record button", f"GPIO {pins.record_button} reads {pressed}")
         docked = "docked" if hardware.docked else "undocked"
         yield ok("dock contact", f"GPIO {pins.dock_sense} reads {docked}")

@@ -4,7 +4,8 @@ States: idle (nothing kept), buffering (the last N seconds of GOPs in RAM, while
 is logged in) and recording. A recording starts at the oldest buffered keyframe inside the
 pre-event window (or at the next keyframe when there is none), rolls to a new segment at the
 first keyframe after `segment_seconds` or `segment_max_bytes`, checkpoints every
-`durability_interval` of footage, and on stop seals after the last frame it has.
+`durability_interval` of footage or of wall time, whichever comes first, and on stop seals
+after the last frame it has.
 
 Every segment write, checkpoint and seal runs on one long-lived worker thread
 (`hop.WorkerThread`, fed by a bounded queue, in order; the storage façade does its own
@@ -65,8 +66,10 @@ class Recording:
     muxer: TsMuxer | None = None
     mux_state: MuxState | None = None  # carried from segment to segment (muxer.py)
     segment_start_us: int = 0
-    checkpoint_us: int = 0
-    pending: bytearray = field(default_factory=bytearray)  # muxed, not yet handed to the writer
+    checkpoint_us: int = 0  # footage time of the last checkpoint (or the segment's start)
+    checkpoint_at: float = 0.0  # and its monotonic wall time
+    # muxed, taken from the muxer but not yet written (a refused write, a segment's end)
+    pending: bytearray = field(default_factory=bytearray)
 
     @property
     def duration_s(self) -> float:
@@ -85,6 +88,7 @@ class Recorder:
         clock_synced: Callable[[], bool] = clock_synchronised,
         on_change: Callable[[], None] | None = None,
         io: WorkerThread | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._storage = storage
         self._owns_io = io is None
@@ -101,6 +105,8 @@ class Recorder:
         self._segment_us = int(config.segment_seconds * 1_000_000)
         self._segment_bytes = parse_size(config.segment_max_bytes, 0)
         self._checkpoint_us = int(config.durability_interval * 1_000_000)
+        self._checkpoint_s = config.durability_interval
+        self._clock = clock
         self._lock = asyncio.Lock()
         self._buffering = False
         self._last_us = 0
@@ -209,7 +215,7 @@ class Recorder:
             recording.first_us = packet.pts_us
         recording.last_us = packet.pts_us
         try:
-            recording.pending += muxer.mux(packet)
+            muxer.add(packet)
         except (ValueError, _ffmpeg_error()) as exc:
             # e.g. a timestamp that goes backwards: lose the packet, not the recording
             self.packets_refused += 1
@@ -217,10 +223,16 @@ class Recorder:
                 "muxer refused a %s packet at %d us: %s", packet.stream.value, packet.pts_us, exc
             )
             return
-        checkpoint = packet.pts_us - recording.checkpoint_us >= self._checkpoint_us
+        # by footage time, and by wall time too: footage that arrives late (a camera that
+        # lags, a backlog after a roll) must not stretch what a power cut can take
+        now = self._clock()
+        checkpoint = (
+            packet.pts_us - recording.checkpoint_us >= self._checkpoint_us
+            or now - recording.checkpoint_at >= self._checkpoint_s
+        )
         if checkpoint:
-            recording.checkpoint_us = packet.pts_us
-        if checkpoint or len(recording.pending) >= WRITE_BATCH:
+            recording.checkpoint_us, recording.checkpoint_at = packet.pts_us, now
+        if checkpoint or muxer.buffered >= WRITE_BATCH:
             await self._flush(recording, checkpoint=checkpoint)
 
     async def _flush(
@@ -231,9 +243,13 @@ class Recorder:
         pending lives in RAM only, and never longer than one checkpoint interval."""
         segment = recording.segment
         assert segment is not None
-        # hand the buffer itself over (no copy) and start a new one; the writer thread is
-        # done with it before this coroutine goes on
-        data, recording.pending = recording.pending, bytearray()
+        # hand the muxer's buffer itself over (no copy) and start a new one; the writer
+        # thread is done with it before this coroutine goes on
+        data = recording.muxer.take() if recording.muxer is not None else bytearray()
+        if recording.pending:  # kept from a refused write, or the muxer's last bytes
+            recording.pending += data
+            data = recording.pending
+        recording.pending = bytearray()
 
         def write() -> None:
             if data:
@@ -309,7 +325,7 @@ class Recorder:
             recording.mux_state = MuxState(base)
         recording.muxer = TsMuxer(self.params, recording.mux_state)
         recording.segment_start_us = packet.pts_us
-        recording.checkpoint_us = packet.pts_us
+        recording.checkpoint_us, recording.checkpoint_at = packet.pts_us, self._clock()
         self._on_change()  # storage in use changed: a segment is open
         return True
 
@@ -337,7 +353,8 @@ class Recorder:
     async def _roll(self, recording: Recording, packet: EncodedPacket) -> bool:
         """Seal and start the next segment, unless flash has no room for one: then this
         segment is the last, flagged so, and the recording stops (storage_full)."""
-        if not await self._storage.has_room_for_segment(len(recording.pending)):
+        muxed = recording.muxer.buffered if recording.muxer is not None else 0
+        if not await self._storage.has_room_for_segment(len(recording.pending) + muxed):
             await self._finish("storage_full")
             return False
         await self._seal(recording, end_of_recording=False)

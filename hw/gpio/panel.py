@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gpiozero import LED, Button, Buzzer, DigitalInputDevice
+from gpiozero import LED, Buzzer, DigitalInputDevice
 from gpiozero.pins import Factory
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
@@ -52,7 +52,10 @@ class GpioPanel:
         self._post = post
         self._clock = clock
         self.handler_errors = 0
-        self.button = Button(
+        # a plain input, not gpiozero's Button: a Button runs a hold-detection thread that
+        # wakes ten times a second for ever (0.08 % of a core on an idle daemon), and hold
+        # timing is bodycamd/button.py's, from the edges
+        self.button = DigitalInputDevice(
             pins.record_button, pull_up=True, bounce_time=None, pin_factory=factory
         )
         self.outputs: dict[str, Any] = {
@@ -65,8 +68,8 @@ class GpioPanel:
         self.dock = DigitalInputDevice(
             pins.dock_sense, pull_up=True, bounce_time=None, pin_factory=factory
         )
-        self.button.when_pressed = lambda: self._edge("button", True)
-        self.button.when_released = lambda: self._edge("button", False)
+        self.button.when_activated = lambda: self._edge("button", True)
+        self.button.when_deactivated = lambda: self._edge("button", False)
         self.dock.when_activated = lambda: self._edge("dock", True)
         self.dock.when_deactivated = lambda: self._edge("dock", False)
 
@@ -89,7 +92,7 @@ class GpioPanel:
             device.off()
 
     def close(self) -> None:
-        self.button.when_pressed = self.button.when_released = None
+        self.button.when_activated = self.button.when_deactivated = None
         self.dock.when_activated = self.dock.when_deactivated = None
         for device in [*self.outputs.values(), self.dock, self.button]:
             device.close()

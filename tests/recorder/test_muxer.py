@@ -100,6 +100,47 @@ def test_continuity_counters_run_on_across_muxers() -> None:
     assert carried[pid] == (state.continuity[pid] + 1) % 16  # a third muxer goes on counting
 
 
+def counters_one_by_one(data: bytes, continuity: dict[int, int]) -> bytes:
+    """The rule of ISO/IEC 13818-1 §2.4.3.3 applied packet by packet: the oracle for the
+    column-at-a-time rewrite."""
+    out = bytearray(data)
+    for start in range(0, len(out), 188):
+        pid = ((out[start + 1] & 0x1F) << 8) | out[start + 2]
+        if pid == 0x1FFF:
+            continue
+        previous = continuity.get(pid)
+        step = 1 if out[start + 3] & 0x10 else 0
+        counter = 0 if previous is None else (previous + step) % 16
+        continuity[pid] = counter
+        out[start + 3] = (out[start + 3] & 0xF0) | counter
+    return bytes(out)
+
+
+@pytest.mark.parametrize("carried", [{}, {0x100: 15, 0x101: 3, 0: 7}, {0x100: 4, 0x1000: 9}])
+def test_counters_rewritten_a_column_at_a_time_follow_the_rule(carried: dict[int, int]) -> None:
+    muxer = TsMuxer(PARAMS, MuxState(PACKETS[0].pts_us))
+    for packet in PACKETS[:40]:
+        muxer.add(packet)
+    raw = bytes(muxer._out.buffer)  # FFmpeg's own counters, before any rewrite
+    raw = raw[: len(raw) - len(raw) % 188]
+    null = bytes([0x47, 0x1F, 0xFF, 0x1A]) + b"\xff" * 184  # a counter that must not change
+    raw = raw[: 188 * 3] + null + raw[188 * 3 :]
+    expected_state, state = dict(carried), dict(carried)
+    expected = counters_one_by_one(raw, expected_state)
+    data = bytearray(raw)
+    continue_counters(data, state)
+    assert bytes(data) == expected and state == expected_state
+    assert data[188 * 3 : 188 * 4] == null
+    muxer.close()
+
+
+def test_lost_sync_is_named_by_byte() -> None:
+    data = bytearray(bytes([0x47, 0, 0, 0x10]) + bytes(184)) * 3
+    data[376] = 0x00
+    with pytest.raises(ValueError, match="lost TS sync at byte 376"):
+        continue_counters(data, {})
+
+
 def test_packets_older_than_the_recording_are_dropped_not_shifted() -> None:
     state = MuxState(PACKETS[10].pts_us)
     muxer = TsMuxer(PARAMS, state)

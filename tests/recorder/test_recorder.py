@@ -169,3 +169,26 @@ async def test_a_packet_the_muxer_refuses_costs_that_packet_only(tmp_path: Path)
     assert recorder.packets_refused == 1
     (row,) = spool.journal.segments()
     assert len(decode(decrypt(spool.layout.root / row.path, keys)[0]).video_pts) == len(packets)
+
+
+@pytest.mark.parametrize(("late", "expected"), [(False, {3, 4}), (True, {5, 6})])
+async def test_checkpoints_follow_wall_time_when_footage_arrives_late(
+    tmp_path: Path, late: bool, expected: set[int]
+) -> None:
+    """Checkpoints every `durability_interval` of footage, and of wall time when the footage
+    lags it: what a power cut can take is bounded on the wall clock too. Two seconds of
+    footage at 0.5 s: 4 checkpoints by footage time; delivered over 3 s, 6 by wall time."""
+    spool, _ = make_spool(tmp_path / "state")
+    now = [1000.0]
+    config = recorder_config(segment_seconds=60.0, durability_interval=0.5)
+    recorder = Recorder(storage_for(spool), config, PARAMS, clock=lambda: now[0])
+    await recorder.start(None, "test")
+    end_us = TEN_SECONDS[0].pts_us + 2_000_000
+    for packet in itertools.takewhile(lambda p: p.pts_us < end_us, TEN_SECONDS):
+        if late and packet.stream.value == "video":
+            now[0] += 0.05  # a frame every 50 ms for footage of one every 33 ms
+        await recorder.handle(packet)
+    await recorder.stop("test")
+    await recorder.close()
+    (row,) = spool.journal.segments()
+    assert scan_segment(spool.layout.root / row.path).checkpoints in expected

@@ -146,7 +146,7 @@ class RecorderConfig:
         metadata=doc("...or at the first keyframe after this much footage.", size=True),
     )
     durability_interval: float = field(
-        default=1.0,
+        default=0.5,
         metadata=doc(
             "Seconds of footage between signed checkpoints (fsync): the most a power cut loses.",
             minimum=0.1,

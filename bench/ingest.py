@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bodycamd.config import RecorderConfig
 from bodycamd.evidence.writer import SealedSegment
 from tests.ingest.helpers import Camera, Rig, encode_metadata, make_rig
 
@@ -145,12 +146,26 @@ def stop(server: subprocess.Popen[str]) -> None:
         server.stdout.close()
 
 
-def cameras_with_segments(rig: Rig, args: argparse.Namespace) -> list[Camera]:
-    cameras = [rig.enroll(f"bench-{n}") for n in range(args.clients)]
-    print(f"writing {args.clients * args.segments} segments of {args.mib} MiB…", flush=True)
+# Segments as the camera writes them: a checkpoint (whose signature the ingest checks) per
+# `recorder.durability_interval` of 10 Mbit/s footage. (Until session 3 the bench wrote one
+# per 50 kB, the tests' density: 12x the checks real footage costs the ingest.)
+CHECKPOINT_BYTES = int(RecorderConfig().durability_interval * 10e6 / 8)
+
+
+def write_segments(cameras: list[Camera], args: argparse.Namespace) -> None:
+    print(
+        f"writing {len(cameras) * args.segments} segments of {args.mib} MiB, a checkpoint "
+        f"per {CHECKPOINT_BYTES / 1e6:.3g} MB…",
+        flush=True,
+    )
     for camera in cameras:
         for _ in range(args.segments):
-            camera.segment(size=args.mib * MIB)
+            camera.segment(size=args.mib * MIB, checkpoint_bytes=CHECKPOINT_BYTES)
+
+
+def cameras_with_segments(rig: Rig, args: argparse.Namespace) -> list[Camera]:
+    cameras = [rig.enroll(f"bench-{n}") for n in range(args.clients)]
+    write_segments(cameras, args)
     return cameras
 
 
@@ -221,9 +236,7 @@ def main(argv: list[str] | None = None) -> float | None:
             print(f"@tus/server peer: SKIPPED, {missing}")
             return None
         cameras = [rig.enroll(f"peer-{n}") for n in range(args.clients)]
-        for camera in cameras:
-            for _ in range(args.segments):
-                camera.segment(size=args.mib * MIB)
+        write_segments(cameras, args)
         theirs = [peer_round(root, rig, cameras, args.chunk, n) for n in (1, 2)]
         _, second = ingest_round(root, args, 2)
         ours = (first + second) / 2

@@ -19,6 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from bodycamd.config import RecorderConfig
 from bodycamd.evidence import format as fmt
 from bodycamd.evidence.keys import generate_evidence_key, hpke_suite
 from bodycamd.evidence.writer import SegmentInfo, SegmentWriter
@@ -70,7 +71,8 @@ def scratch_dir() -> Path:
 
 AGE_BYTES = 256 * MIB
 BATCH = 256 * 1024  # the recorder's write batch (storage.quota.WRITE_BATCH)
-CHECKPOINT_BYTES = 1_250_000  # one second of 10 Mbit/s footage
+# a checkpoint per `recorder.durability_interval` of 10 Mbit/s footage, as the camera writes
+CHECKPOINT_BYTES = int(RecorderConfig().durability_interval * 10e6 / 8)
 
 
 def children_cpu() -> float:
@@ -135,8 +137,8 @@ class AgeComparison:
         return cpu
 
     def run_writer(self) -> float:
-        """256 KiB batches (the recorder's), a signed checkpoint per 1.25 MB (one second of
-        10 Mbit/s), no fsync (age does none either)."""
+        """256 KiB batches (the recorder's), a signed checkpoint per CHECKPOINT_BYTES (one
+        durability interval of 10 Mbit/s), no fsync (age does none either)."""
         batch = bytearray(BATCH)
         os.sync()
         cpu0 = own_cpu()
@@ -273,7 +275,7 @@ def writer_figures(rows: dict[str, list[float]]) -> None:
     writer_rate = best_rate(writer_run(memory_dir, BLOCK, None, no_fsync))
     small_rate = best_rate(writer_run(memory_dir, 1316, None, no_fsync), repeat=2)
     disk_dir = scratch_dir()
-    checkpoint_rate = best_rate(writer_run(disk_dir, BLOCK, 1_250_000, os.fsync), repeat=2)
+    checkpoint_rate = best_rate(writer_run(disk_dir, BLOCK, CHECKPOINT_BYTES, os.fsync), repeat=2)
 
     x25519 = hpke_suite("x25519")
     hybrid_key = generate_evidence_key("mlkem768-x25519").public
@@ -301,7 +303,7 @@ def writer_figures(rows: dict[str, list[float]]) -> None:
         f"{small_rate / MIB:6.0f} MiB/s  ratio {small_rate / ceiling:.2f}"
     )
     print(
-        f"writer, checkpoint+fsync every 1.25 MB on {disk_dir.parent}: "
+        f"writer, checkpoint+fsync every {CHECKPOINT_BYTES / 1e6:.3g} MB on {disk_dir.parent}: "
         f"{checkpoint_rate / MIB:.0f} MiB/s"
     )
     print(f"one HPKE wrap: X25519 {wrap * 1e6:.0f} us, ML-KEM-768+X25519 {wrap_pq * 1e6:.0f} us")
@@ -309,8 +311,8 @@ def writer_figures(rows: dict[str, list[float]]) -> None:
     footage = 10e6 / 8  # 10 Mbit/s
     print(
         f"at 10 Mbit/s the writer's crypto+hash costs {footage / writer_rate * 100:.3f} % "
-        "of a core (plus one checkpoint signature per second: "
-        f"{sign * 100:.4f} %)"
+        f"of a core (plus {footage / CHECKPOINT_BYTES:.0f} checkpoint signatures a second: "
+        f"{sign * footage / CHECKPOINT_BYTES * 100:.4f} %)"
     )
     print(f"records per 64 KiB: plaintext {fmt.MAX_PLAINTEXT} bytes")
     report_age(writer_vs_age(memory_dir), rows)

@@ -67,8 +67,10 @@ class Camera:
         end: bool = True,
         signer: ed25519.Ed25519PrivateKey | None = None,
         device_name: str | None = None,
+        checkpoint_bytes: int = 50_000,
     ) -> SealedSegment:
-        """Write and seal the next segment of `recording` (a new one by default)."""
+        """Write and seal the next segment of `recording` (a new one by default), with a
+        checkpoint every `checkpoint_bytes` (small by default: tests want several)."""
         recording = recording or uuid.uuid4()
         chain = self.recordings.setdefault(recording, [])
         index = len(chain)
@@ -82,8 +84,8 @@ class Camera:
             signer or self.signing_key,
         )
         payload = hashlib.sha256(f"{recording}/{index}".encode()).digest() * (size // 32)
-        for start in range(0, len(payload), 50_000):
-            writer.write(payload[start : start + 50_000])
+        for start in range(0, len(payload), checkpoint_bytes):
+            writer.write(payload[start : start + checkpoint_bytes])
             writer.checkpoint()
         sealed = writer.seal(end_of_recording=end)
         chain.append(sealed)

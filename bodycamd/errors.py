@@ -23,15 +23,15 @@ exceptions still catch it (the gpiozero style)::
      │    ├── WrongKeyError                  the evidence key does not open this segment
      │    └── ChainError                     segments of a recording do not link up
      ├── HardwareError (OSError)             a camera, microphone or GPIO chip missing or unusable
- ├── UploadError (OSError)               a request to the upload endpoint did not go through
+     ├── UploadError (OSError)               a request to the upload endpoint did not go through
      │    ├── TransientUploadError           transport error, 409, 5xx: HEAD and retry later
      │    ├── UploadRejected                 a 4xx or TLS refusal that retrying will not heal
      │    └── UploadGone                     404/410: the server no longer has that upload
      ├── ControlError (ConnectionError)      bodycamctl's exchange with the daemon did not happen
- │    ├── ControlUnreachable             no daemon at any control socket tried (exit 4)
- │    └── ControlFailed                  reached, but it hung up, did not answer in time or
- │                                       answered with what is not a JSON object (exit 1)
- └── ComponentFailed (RuntimeError)      a daemon component stopped the daemon
+     │    ├── ControlUnreachable             no daemon at any control socket tried (exit 4)
+     │    └── ControlFailed                  reached, but it hung up, did not answer in time or
+     │                                       answered with what is not a JSON object (exit 1)
+     └── ComponentFailed (RuntimeError)      a daemon component stopped the daemon
 
 Messages name the object (file, key, record index) and say what was expected, because they
 end up in front of a field tester or in a court report.

@@ -34,6 +34,7 @@ from fractions import Fraction
 
 import av
 
+from ..aac import audio_specific_config
 from ..camera import EncodedPacket, StreamKind, StreamParams
 
 _MICROSECONDS = Fraction(1, 1_000_000)
@@ -144,8 +145,14 @@ class TsMuxer:
                 params.audio_codec, rate=params.audio_rate, time_base=Fraction(1, 90_000)
             )
             # without a codec context the TS muxer cannot add ADTS headers from the
-            # AudioSpecificConfig itself (it needs one to describe the stream): we add them
-            self._adts = _AdtsFraming.from_config(params.audio_extradata)
+            # AudioSpecificConfig itself (it needs one to describe the stream): we add them.
+            # Packets that come framed already (a replayed .ts, whose header-only probe has
+            # no config) pass through; the primer silence is framed from the rate and
+            # channels then, since raw silence in an ADTS stream is dropped by players.
+            config = params.audio_extradata
+            if not config and params.audio_codec == "aac":
+                config = audio_specific_config(params.audio_rate, params.audio_channels)
+            self._adts = _AdtsFraming.from_config(config)
             self._audio = audio
         self.packets = 0
 

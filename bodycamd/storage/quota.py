@@ -102,7 +102,7 @@ class QuotaLedger:
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read free space: at checkpoints (about once a second while recording), before
+        """Re-read free space: at checkpoints (every durability interval while recording), before
         every decision to start a recording or a segment, and on the storage component's
         timer while idle; not per write."""
         space = self._space_fn(self._root)

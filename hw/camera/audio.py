@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bodycamd import aac
 from bodycamd.config import CameraConfig
 from bodycamd.errors import HardwareError
 
@@ -28,9 +29,6 @@ ASOUND_CARDS = Path("/proc/asound/cards")
 SYSTEM_ALSA_CONFIG = Path("/usr/share/alsa")
 # "  1 [Device         ]: USB-Audio - USB PnP Sound Device"
 _CARD_LINE = re.compile(r"^\s*(\d+)\s+\[(\S+)\s*\]:\s+(\S+)\s+-\s+(.*)$")
-# ISO 14496-3 sampling frequency index
-AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
-AAC_LC = 2  # audio object type
 
 
 @dataclass(frozen=True)
@@ -77,16 +75,12 @@ def use_system_alsa_config(directory: Path = SYSTEM_ALSA_CONFIG) -> None:
 
 
 def audio_specific_config(rate: int, channels: int) -> bytes:
-    """The 2-byte AAC-LC AudioSpecificConfig: object type, frequency index, channels."""
-    if rate not in AAC_RATES:
-        raise HardwareError(
-            f"camera.audio_rate: {rate} Hz is not an AAC rate; use one of "
-            f"{', '.join(map(str, AAC_RATES))}"
-        )
-    if channels not in (1, 2):
-        raise HardwareError(f"camera.audio_channels: expected 1 or 2, got {channels}")
-    bits = (AAC_LC << 11) | (AAC_RATES.index(rate) << 7) | (channels << 3)
-    return bits.to_bytes(2, "big")
+    """The AudioSpecificConfig the camera's settings describe (bodycamd.aac), a bad setting
+    reported as the hardware configuration error it is."""
+    try:
+        return aac.audio_specific_config(rate, channels)
+    except ValueError as exc:
+        raise HardwareError(str(exc)) from exc
 
 
 def layout_name(channels: int) -> str:

@@ -12,9 +12,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.bitstream import BitStreamFilterContext
 
 from bodycamd.camera import EncodedPacket, FaultSink, PacketSink, StreamKind, StreamParams
 from bodycamd.config import CameraConfig
+from bodycamd.errors import HardwareError
 
 from .threaded import ThreadedCamera
 
@@ -48,6 +50,12 @@ class FileCamera(ThreadedCamera):
             failed.callback(container.close)
             video = container.streams.video[0]
             audio = container.streams.audio[0] if container.streams.audio else None
+            if video.codec_context.has_b_frames:
+                raise HardwareError(
+                    f"camera.file: {self._path}: the video has B-frames (frames out of order), "
+                    "which a camera's encoder never makes and the recorder does not take; "
+                    "re-encode it without: ffmpeg -i IN -c:v libx264 -bf 0 -c:a copy OUT.ts"
+                )
             rate = video.average_rate or Fraction(config.framerate)
             self._params = StreamParams(
                 width=video.codec_context.width,
@@ -67,29 +75,40 @@ class FileCamera(ThreadedCamera):
         start_us = self._clock_ns() // 1000
         offset_us = 0
         loop = 0
-        container, self._probed = self._probed, None
-        with container or _open(self._path) as container:
-            streams: list[av.stream.Stream] = [container.streams.video[0]]
-            if self._params.audio_codec and container.streams.audio:
-                streams.append(container.streams.audio[0])
+        container = self._probed or _open(self._path)
+        self._probed = None
+        try:
             while not stopping.is_set() and (self._loops is None or loop < self._loops):
-                if loop:  # from the first byte again, without probing again (a seek by
-                    # time lands on the first video keyframe, past the audio before it)
-                    container.seek(0, unsupported_byte_offset=True)
-                last_us = self._replay(container, streams, stopping, start_us + offset_us)
+                if loop:
+                    container = self._rewound(container)
+                last_us = self._replay(container, stopping, start_us + offset_us)
                 if last_us is None:
                     return
                 offset_us += last_us + int(1_000_000 / self._params.framerate)
                 loop += 1
+        finally:
+            container.close()
+
+    def _rewound(self, container: av.container.InputContainer) -> av.container.InputContainer:
+        """From the first byte again, without probing again (a seek by time lands on the first
+        video keyframe, past the audio before it); a format that cannot seek by byte (MP4) is
+        opened again instead."""
+        try:
+            container.seek(0, unsupported_byte_offset=True)
+            return container
+        except (av.FFmpegError, OSError):
+            container.close()
+            return _open(self._path)
 
     def _replay(
-        self,
-        container: av.container.InputContainer,
-        streams: list[av.stream.Stream],
-        stopping: threading.Event,
-        base_us: int,
+        self, container: av.container.InputContainer, stopping: threading.Event, base_us: int
     ) -> int | None:
         """One pass over the file; the last packet's offset, or None when stopped."""
+        video = container.streams.video[0]
+        streams: list[av.stream.Stream] = [video]
+        if self._params.audio_codec and container.streams.audio:
+            streams.append(container.streams.audio[0])
+        to_annexb = _annexb_filter(video)
         last_us = 0
         first: dict[int, int] = {}
         for packet in container.demux(streams):
@@ -105,9 +124,27 @@ class FileCamera(ThreadedCamera):
                 delay = pts_us / 1e6 - self._clock_ns() / 1e9
                 if delay > 0 and stopping.wait(delay):
                     return None
-            kind = StreamKind.VIDEO if packet.stream.type == "video" else StreamKind.AUDIO
-            self._post(EncodedPacket(kind, bytes(packet), bool(packet.is_keyframe), pts_us))
+            if packet.stream is video:
+                key = bool(packet.is_keyframe)
+                for out in to_annexb.filter(packet) if to_annexb else (packet,):
+                    self._post(EncodedPacket(StreamKind.VIDEO, bytes(out), key, pts_us))
+            else:
+                self._post(EncodedPacket(StreamKind.AUDIO, bytes(packet), False, pts_us))
         return last_us
+
+
+def _annexb_filter(video: av.stream.Stream) -> BitStreamFilterContext | None:
+    """MP4 and MKV carry H.264/H.265 as length-prefixed NAL units with the parameter sets in
+    the stream header (avcC/hvcC, first byte 1); the camera's encoder, and MPEG-TS, give
+    Annex B (start codes, parameter sets in band). Such a file is converted as it is read,
+    so the recorder sees what picamera2 would give it."""
+    extradata = video.codec_context.extradata
+    if video.codec_context.name not in _ANNEXB_FILTERS or not extradata or extradata[0] != 1:
+        return None
+    return BitStreamFilterContext(_ANNEXB_FILTERS[video.codec_context.name], in_stream=video)
+
+
+_ANNEXB_FILTERS = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
 
 
 # What opening a file probes: stream headers only. By default FFmpeg reads 5 MB and decodes

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import av.logging
 
 from bodycamd.camera import EncodedPacket, StreamKind, StreamParams
 from bodycamd.config import CameraConfig, RecorderConfig
@@ -80,3 +81,21 @@ def decode(ts: bytes) -> Decoded:
 
 def video_only(packets: list[EncodedPacket]) -> list[EncodedPacket]:
     return [p for p in packets if p.stream is StreamKind.VIDEO]
+
+
+def decode_capturing(ts: bytes) -> tuple[list[tuple[int, str, str]], dict[int, list[int]]]:
+    """Demux and decode everything; FFmpeg's warnings and the DTS of each stream."""
+    dts: dict[int, list[int]] = {}
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.WARNING)
+    try:
+        with av.logging.Capture() as logs, av.open(io.BytesIO(ts), format="mpegts") as container:
+            for packet in container.demux():
+                if packet.dts is not None:
+                    dts.setdefault(packet.stream.index, []).append(packet.dts)
+                for _ in packet.decode():
+                    pass
+    finally:
+        av.logging.set_level(previous)
+    warnings = [entry for entry in logs if entry[0] <= av.logging.WARNING]
+    return warnings, dts

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
+import numpy as np
+import pytest
+
 from bodycamd.camera import EncodedPacket, StreamKind
 from bodycamd.config import CameraConfig
+from bodycamd.errors import HardwareError
 from bodycamd.recorder.muxer import MuxState, TsMuxer
 from hw.camera.replay import FileCamera
-from tests.recorder.helpers import synthetic_packets
+from tests.recorder.helpers import decode_capturing, synthetic_packets
 
 
 def test_replays_every_loop_the_same_packets_on_a_running_time_line(tmp_path: Path) -> None:
@@ -40,3 +45,58 @@ def test_replays_every_loop_the_same_packets_on_a_running_time_line(tmp_path: Pa
     video = [p.pts_us for p in seen if p.stream is StreamKind.VIDEO]
     assert video == sorted(video) and len(set(video)) == len(video)
     assert second[0].stream is first[0].stream and second[0].pts_us > first[-1].pts_us
+
+
+def rehearsal_mp4(path: Path, b_frames: int) -> None:
+    """A short MP4 as a phone or an editor writes it: H.264 in avcC form, AAC."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        assert isinstance(video, av.VideoStream)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        video.options = {"bf": str(b_frames)}
+        audio = container.add_stream("aac", rate=48_000)
+        assert isinstance(audio, av.AudioStream)
+        audio.layout = "mono"
+        for index in range(45):
+            image = np.full((240 * 3 // 2, 320), index * 5 % 255, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
+            frame.pts = index
+            container.mux(video.encode(frame))
+        for index in range(70):
+            sound = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono"
+            )
+            sound.sample_rate, sound.pts = 48_000, index * 1024
+            container.mux(audio.encode(sound))
+        container.mux(video.encode())
+        container.mux(audio.encode())
+
+
+def test_an_mp4_loops_and_records_as_the_camera_would_give_it(tmp_path: Path) -> None:
+    """MP4 cannot seek by byte (the file is opened again for the next loop), and its H.264 is
+    length-prefixed: converted to Annex B as read, it records into a TS that decodes whole."""
+    footage = tmp_path / "rehearsal.mp4"
+    rehearsal_mp4(footage, b_frames=0)
+    seen: list[EncodedPacket] = []
+    errors: list[BaseException] = []
+    config = CameraConfig(backend="file", file=str(footage), realtime=False)
+    camera = FileCamera(config, seen.append, errors.append, loops=2)
+    camera.start()
+    assert camera._thread is not None
+    camera._thread.join()
+    camera.stop()
+    assert not errors
+    video = [p for p in seen if p.stream is StreamKind.VIDEO]
+    assert len(video) == 90 and all(p.data[:4] == b"\0\0\0\1" for p in video)  # Annex B
+    muxer = TsMuxer(camera.params, MuxState(seen[0].pts_us))
+    data = b"".join(muxer.mux(p) for p in seen) + muxer.close()
+    warnings, _ = decode_capturing(data)
+    assert warnings == []
+
+
+def test_footage_with_b_frames_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    footage = tmp_path / "edited.mp4"
+    rehearsal_mp4(footage, b_frames=3)
+    config = CameraConfig(backend="file", file=str(footage), realtime=False)
+    with pytest.raises(HardwareError, match=r"B-frames .* -bf 0"):
+        FileCamera(config, lambda packet: None, lambda error: None)

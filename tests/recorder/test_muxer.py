@@ -5,6 +5,7 @@ video only."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 from pathlib import Path
@@ -13,10 +14,10 @@ import av
 import av.logging
 import pytest
 
-from bodycamd.camera import EncodedPacket
-from bodycamd.recorder.muxer import MuxState, TsMuxer, continue_counters
+from bodycamd.camera import EncodedPacket, StreamKind
+from bodycamd.recorder.muxer import MuxState, TsMuxer, _AdtsFraming, continue_counters
 from bodycamd.recorder.recorder import Recorder
-from tests.recorder.helpers import decrypt, recorder_config, synthetic_packets
+from tests.recorder.helpers import decode_capturing, decrypt, recorder_config, synthetic_packets
 from tests.storage.helpers import make_spool, storage_for
 
 PACKETS, PARAMS = synthetic_packets(7)
@@ -36,24 +37,6 @@ async def record(
         await recorder.handle(packet)
     await recorder.stop("test")
     return [decrypt(spool.layout.root / row.path, keys)[0] for row in spool.journal.segments()]
-
-
-def decode_capturing(ts: bytes) -> tuple[list[tuple[int, str, str]], dict[int, list[int]]]:
-    """Demux and decode everything; FFmpeg's warnings and the DTS of each stream."""
-    dts: dict[int, list[int]] = {}
-    previous = av.logging.get_level()
-    av.logging.set_level(av.logging.WARNING)
-    try:
-        with av.logging.Capture() as logs, av.open(io.BytesIO(ts), format="mpegts") as container:
-            for packet in container.demux():
-                if packet.dts is not None:
-                    dts.setdefault(packet.stream.index, []).append(packet.dts)
-                for _ in packet.decode():
-                    pass
-    finally:
-        av.logging.set_level(previous)
-    warnings = [entry for entry in logs if entry[0] <= av.logging.WARNING]
-    return warnings, dts
 
 
 @pytest.mark.parametrize("pre_event", [0.0, 3.0])
@@ -146,3 +129,26 @@ def test_packets_older_than_the_recording_are_dropped_not_shifted() -> None:
     muxer = TsMuxer(PARAMS, state)
     assert muxer.mux(PACKETS[0]) == b"" and state.dropped_early == 1
     muxer.close()
+
+
+def test_silence_is_framed_when_the_packets_come_framed_without_a_config() -> None:
+    """A replayed .ts gives ADTS-framed AAC and no AudioSpecificConfig (its header-only
+    probe has none): the primer silence must be framed too, from the rate and channels, or
+    players drop it and the audio is not described from the first packet."""
+    framing = _AdtsFraming.from_config(PARAMS.audio_extradata)
+    assert framing is not None
+    params = dataclasses.replace(PARAMS, audio_extradata=None)
+    packets = [
+        dataclasses.replace(p, data=framing.frame(p.data)) if p.stream is StreamKind.AUDIO else p
+        for p in PACKETS
+    ]
+    state = MuxState(packets[0].pts_us)
+    muxer = TsMuxer(params, state)
+    data = b"".join(muxer.mux(packet) for packet in packets) + muxer.close()
+    warnings, _ = decode_capturing(data)
+    assert warnings == []
+    with av.open(io.BytesIO(data), format="mpegts") as container:
+        audio = [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+    sent = sum(1 for p in packets if p.stream is StreamKind.AUDIO and p.pts_us >= state.base_us)
+    assert len(audio) == sent + 2  # both frames of silence arrive, framed
+    assert all(frame[:2] == b"\xff\xf1" for frame in audio[:2])

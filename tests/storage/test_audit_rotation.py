@@ -6,6 +6,7 @@ Real journals, real keys, and the real `bodycamd keys rotate --i-understand` pat
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 from pathlib import Path
 
@@ -253,3 +254,46 @@ def test_a_rotation_by_a_retired_key_is_named(device: Device) -> None:
         code, out = device.verify(*keys)
         assert code == 1, out
         assert any(line.startswith("event 4 (device_key_rotated)") for line in out), out
+
+
+def resign_everything(journal: Path, key: ed25519.Ed25519PrivateKey) -> None:
+    """What the holder of the new key can do after a lost-key rotation: rewrite the whole
+    trail, every event signed by the new key and every hash recomputed."""
+    db = sqlite3.connect(journal, isolation_level=None)
+    rows = db.execute("SELECT kind, fields FROM audit ORDER BY seq").fetchall()
+    db.execute("DELETE FROM audit")
+    for kind, fields in rows:
+        append_event(db, key, kind, json.loads(fields))
+    db.close()
+
+
+def test_events_before_a_lost_key_rotation_are_never_vouched_for_by_its_new_key(
+    device: Device,
+) -> None:
+    """The key a lost-key rotation brings in did not exist before it: it is never taken as
+    the signer of the events before it, and when the verifier holds a key that could have
+    signed them (the enrolled old key) and none does, verify names those events."""
+    old = device.show()
+    device.events("daemon_start", "recording_start")  # 1, 2
+    (device.state / "keys" / "device.key").unlink()  # lost
+    device.rotate()  # 3
+    new = device.show()
+    device.events("daemon_start")  # 4
+    resign_everything(device.journal, device.key())
+    signed_by_new = (
+        f", but by key {name(new)}, which the rotation at event 3 brought in: it cannot vouch "
+        "for events before it"
+    )
+    unknown = " (they precede event 3, a rotation after a lost key)"
+    for keys, why in [((old, new), signed_by_new), ((old,), unknown)]:
+        code, out = device.verify(*keys)
+        assert code == 1, out
+        assert out[0] == (
+            "signer 1: a key the trail does not name (lost): signed events 1 to 2 (not trusted; "
+            "not known here: its signatures were not checked)"
+        ), out
+        assert f"events 1 to 2: signed by none of the keys given{why}" in out, "\n".join(out)
+    # only the enrolled old key can tell: the new key alone sees a trail like an honest one
+    code, out = device.verify(new)
+    assert code == 0, out
+    assert out[0].endswith("(not trusted; not known here: its signatures were not checked)")

@@ -7,6 +7,7 @@ quarantine/ (and reported), never removed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import uuid
@@ -128,10 +129,13 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
 
 def _failed_opens(spool: Spool) -> set[OpenFailure]:
     """The segments the journal says could not be opened (`segment_open_failed`, audited by
-    Spool.open_segment, with the boot that tried). A power cut leaves no such record."""
+    Spool.open_segment, with the boot that tried). A power cut leaves no such record. A row
+    that does not parse (edited or corrupt on flash) is logged and skipped, never raised:
+    recording must still start; `audit verify` names it."""
     found = set()
-    for fields in spool.journal.fields_of("segment_open_failed"):
+    for stored in spool.journal.stored_fields_of("segment_open_failed"):
         try:
+            fields = json.loads(stored)
             found.add(
                 OpenFailure(
                     uuid.UUID(hex=fields["recording"]),
@@ -140,7 +144,7 @@ def _failed_opens(spool: Spool) -> set[OpenFailure]:
                 )
             )
         except (KeyError, TypeError, ValueError):
-            log.warning("unreadable segment_open_failed event ignored: %s", fields)
+            log.warning("unreadable segment_open_failed event ignored: %.200r", stored)
     return found
 
 

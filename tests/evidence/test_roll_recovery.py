@@ -190,3 +190,37 @@ def test_quarantine_never_overwrites(tmp_path: Path) -> None:
     assert names == [first, f"{first}.1"]
     kept = sorted(p.read_bytes() for p in layout.quarantine.iterdir())
     assert kept == [b"first unreadable file", b"second, same name"]
+
+
+def test_a_corrupt_audit_row_does_not_stop_the_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Recovery reads the journal's failed opens at every start: an audit row whose fields
+    are not JSON (or not an object) is logged and skipped, never raised, so the camera can
+    still record; `audit verify` still names the row."""
+    state = tmp_path / "state"
+    spool, _ = make_spool(state, KEYS)
+    recording = uuid.uuid4()
+    first = spool.open_segment(SegmentStart(recording, 0, b"\0" * 32, True))
+    first.write(b"segment 0 " * 5000)
+    first.checkpoint()
+    first.seal(end_of_recording=False)
+    for _ in range(3):
+        spool.journal.audit("segment_open_failed", recording=recording.hex, index=1, error="EIO")
+    with spool.journal.transaction() as db:  # two of them edited on flash
+        seqs = [row[0] for row in db.execute("SELECT seq FROM audit ORDER BY seq DESC LIMIT 2")]
+        db.execute("UPDATE audit SET fields = ? WHERE seq = ?", ('{"recording": "', seqs[0]))
+        db.execute("UPDATE audit SET fields = ? WHERE seq = ?", ("[1, 2]", seqs[1]))
+    report = reconcile(spool, KEYS.device)
+    assert len(report.rolls_interrupted) == 1
+    skipped = [
+        r.message for r in caplog.records if "segment_open_failed event ignored" in r.message
+    ]
+    assert len(skipped) == 2, skipped
+    chain = chain_of(state, KEYS.device_public)
+    assert chain.ending == "ended early (a segment could not be opened)"  # the intact row
+    problems = spool.journal.verify(KEYS.device_public).problems
+    for seq in seqs:
+        assert f"event {seq} (segment_open_failed): contents do not match its hash (edited)" in (
+            problems
+        )

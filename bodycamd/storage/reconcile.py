@@ -159,7 +159,10 @@ def _mark_interrupted_rolls(
     leave the placeholder segment the spec asks for (docs/segment-format.md §7), sealed,
     journalled and audited like any recovered segment, so the chain reads "interrupted
     (power loss)" or, when the journal recorded the failed open in the boot that wrote
-    segment n, "ended early", never "missing"."""
+    segment n, "ended early", never "missing". A last segment sealed torn gets the
+    open-failed placeholder too when the journal recorded that its successor could not be
+    opened (a write failed, the recording went on, then the open failed: a dying card);
+    without that record it is left as it is, and the chain reads "interrupted"."""
     layout, journal = spool.layout, spool.journal
     last: dict[str, SegmentRow] = {}
     for row in journal.segments():
@@ -167,18 +170,18 @@ def _mark_interrupted_rolls(
             last[row.recording_id] = row
     for row in last.values():
         path = layout.root / row.path
-        if row.torn or row.end_of_recording or row.state != "sealed" or not path.exists():
+        if row.end_of_recording or row.state != "sealed" or not path.exists():
             continue
         previous = scan_segment(path, device_key.public_key())
-        if interrupted_roll([previous]) is None:
-            continue
         header = previous.header
+        successor = OpenFailure(header.recording_id, header.segment_index + 1, header.boot_id)
+        failed = successor in failed_opens
+        if interrupted_roll([previous], open_failed=failed) is None:
+            continue
         part = layout.part_path(header.recording_id, header.segment_index + 1)
         if not part.parent.exists():
             part.parent.mkdir(mode=0o700)
             fsync_directory(part.parent.parent)
-        successor = OpenFailure(header.recording_id, header.segment_index + 1, header.boot_id)
-        failed = successor in failed_opens
         recovered = seal_interrupted_roll(
             previous, part, device_key, spool.evidence_key, open_failed=failed
         )

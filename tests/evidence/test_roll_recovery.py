@@ -76,14 +76,17 @@ def test_power_cut_at_every_fsync_of_a_roll(tmp_path: Path, point: int) -> None:
 
 class FailurePoint:
     """The failure point: while `failing`, every fsync of a segment file raises EIO (an I/O
-    error the daemon survives, not a power cut); free space as `space` says."""
+    error the daemon survives, not a power cut); with `once`, only the next one does; free
+    space as `space` says."""
 
     def __init__(self) -> None:
         self.failing = False
+        self.once = False
         self.space = FsSpace(total=2**30, free=2**30, block=4096)
 
     def fsync(self, fd: int) -> None:
-        if self.failing:
+        if self.failing or self.once:
+            self.once = False
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         os.fsync(fd)
 
@@ -137,6 +140,54 @@ def test_a_failed_open_at_a_roll_is_not_called_a_power_loss(tmp_path: Path, fail
     assert [f["cause"] for f in interrupted] == (
         ["open_failed"] if report.rolls_interrupted else []
     )
+    assert spool.journal.verify(KEYS.device_public).ok
+
+
+@pytest.mark.parametrize("failure", ["io-error", "no-room"])
+def test_a_failed_open_after_a_torn_segment_is_not_called_a_power_loss(
+    tmp_path: Path, failure: str
+) -> None:
+    """A checkpoint of segment n fails once (EIO): n is salvaged torn and the recording goes
+    on; then opening n+1 fails. The torn n is not where the recording ended: the next start
+    writes the open-failed placeholder after it (or seals n+1's `.part` so), and the chain
+    reads "ended early", with n a torn segment in the middle, not "interrupted (power loss)"."""
+    point = FailurePoint()
+    state = tmp_path / "state"
+    spool, _ = make_spool(state, KEYS, fsync=point.fsync, space=lambda _: point.space)
+    recording = uuid.uuid4()
+    first = spool.open_segment(SegmentStart(recording, 0, b"\0" * 32, True))
+    first.write(b"segment 0 " * 5000)
+    first.checkpoint()
+    first.write(b"lost with the failed checkpoint " * 100)
+    point.once = True
+    with pytest.raises(SegmentAbandoned):
+        first.checkpoint()
+    assert first.salvaged is not None and first.salvaged.path.suffix == ".seg"
+    if failure == "io-error":
+        point.failing = True
+    else:
+        point.space = FsSpace(total=2**30, free=0, block=4096)
+        spool.ledger.refresh()
+    with pytest.raises(SegmentAbandoned if failure == "io-error" else QuotaExceeded):
+        spool.open_segment(SegmentStart(recording, 1, first.salvaged.digest, True))
+    spool.journal.close()
+
+    point.failing, point.space = False, FsSpace(total=2**30, free=2**30, block=4096)
+    spool, _ = make_spool(state, KEYS)  # the next start
+    report = reconcile(spool, KEYS.device)
+    chain = chain_of(state, KEYS.device_public)
+    assert chain.ending == "ended early (a segment could not be opened)", chain.faults
+    assert [f.kind for f in chain.faults] == ["torn-middle", "ended-early"]
+    last = chain.links[-1].verdict
+    assert last.header.segment_index == 1 and last.open_failed and last.data_records == 0
+    assert last.header.prev_digest == first.salvaged.digest
+    assert last.placeholder == (failure == "no-room")
+    interrupted = [e.fields for e in spool.journal.events() if e.kind == "roll_interrupted"]
+    assert [f["cause"] for f in interrupted] == (
+        ["open_failed"] if report.rolls_interrupted else []
+    )
+    again = reconcile(spool, KEYS.device)  # idempotent
+    assert again.rolls_interrupted == [] and again.torn_recovered == []
     assert spool.journal.verify(KEYS.device_public).ok
 
 

@@ -64,6 +64,7 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
             path=layout.relative(recovered.path),
             plaintext_kept=recovered.plaintext_kept,
             bytes_dropped=recovered.bytes_dropped,
+            open_failed=recovered.verdict.open_failed,
         )
         report.torn_recovered.append(layout.relative(recovered.path))
 

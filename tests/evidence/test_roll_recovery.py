@@ -72,6 +72,8 @@ def test_power_cut_at_every_fsync_of_a_roll(tmp_path: Path, point: int) -> None:
     assert [e.kind for e in spool.journal.events()].count("roll_interrupted") == len(
         report.rolls_interrupted
     )
+    recovered = [e.fields for e in spool.journal.events() if e.kind == "torn_segment_recovered"]
+    assert [f["open_failed"] for f in recovered] == [False] * len(report.torn_recovered)
 
 
 class FailurePoint:
@@ -140,6 +142,8 @@ def test_a_failed_open_at_a_roll_is_not_called_a_power_loss(tmp_path: Path, fail
     assert [f["cause"] for f in interrupted] == (
         ["open_failed"] if report.rolls_interrupted else []
     )
+    recovered = [e.fields for e in spool.journal.events() if e.kind == "torn_segment_recovered"]
+    assert [f["open_failed"] for f in recovered] == ([True] if failure == "io-error" else [])
     assert spool.journal.verify(KEYS.device_public).ok
 
 

@@ -21,6 +21,7 @@ from bodycamd.journal.audit import append_event
 from bodycamd.storage import SegmentStart
 from bodycamd.storage.quota import FsSpace
 from bodycamd.storage.reconcile import reconcile
+from bodycamd.storage.spool import Spool, SpoolSegment
 from tests.evidence.helpers import Keys, make_keys
 from tests.storage.helpers import make_spool
 
@@ -98,6 +99,28 @@ def chain_of(state: Path, key: object) -> ChainReport:
     return assess_chain([ChainLink(str(p), scan_segment(p, key)) for p in files])  # type: ignore[arg-type]
 
 
+def begin(spool: Spool) -> tuple[uuid.UUID, SpoolSegment]:
+    """A new recording's segment 0 with footage and a checkpoint."""
+    recording = uuid.uuid4()
+    first = spool.open_segment(SegmentStart(recording, 0, b"\0" * 32, True))
+    first.write(b"segment 0 " * 5000)
+    first.checkpoint()
+    return recording, first
+
+
+def fail_to_open(spool: Spool, point: FailurePoint, failure: str, start: SegmentStart) -> None:
+    """Opening `start` fails: an fsync of its header gives EIO (the `.part` keeps a whole
+    header), or there is no room (no file at all); then the daemon stops."""
+    if failure == "io-error":
+        point.failing = True
+    else:
+        point.space = FsSpace(total=2**30, free=0, block=4096)
+        spool.ledger.refresh()
+    with pytest.raises(SegmentAbandoned if failure == "io-error" else QuotaExceeded):
+        spool.open_segment(start)
+    spool.journal.close()
+
+
 @pytest.mark.parametrize("failure", ["io-error", "no-room"])
 def test_a_failed_open_at_a_roll_is_not_called_a_power_loss(tmp_path: Path, failure: str) -> None:
     """Segment n is sealed (not end of recording), then opening n+1 fails: an fsync of its
@@ -107,19 +130,9 @@ def test_a_failed_open_at_a_roll_is_not_called_a_power_loss(tmp_path: Path, fail
     point = FailurePoint()
     state = tmp_path / "state"
     spool, _ = make_spool(state, KEYS, fsync=point.fsync, space=lambda _: point.space)
-    recording = uuid.uuid4()
-    first = spool.open_segment(SegmentStart(recording, 0, b"\0" * 32, True))
-    first.write(b"segment 0 " * 5000)
-    first.checkpoint()
+    recording, first = begin(spool)
     sealed = first.seal(end_of_recording=False)
-    if failure == "io-error":
-        point.failing = True
-    else:
-        point.space = FsSpace(total=2**30, free=0, block=4096)
-        spool.ledger.refresh()
-    with pytest.raises(SegmentAbandoned if failure == "io-error" else QuotaExceeded):
-        spool.open_segment(SegmentStart(recording, 1, sealed.digest, True))
-    spool.journal.close()
+    fail_to_open(spool, point, failure, SegmentStart(recording, 1, sealed.digest, True))
     assert [p.name for p in state.glob("spool/*/*.part")] == (
         ["000001.part"] if failure == "io-error" else []
     )
@@ -158,23 +171,13 @@ def test_a_failed_open_after_a_torn_segment_is_not_called_a_power_loss(
     point = FailurePoint()
     state = tmp_path / "state"
     spool, _ = make_spool(state, KEYS, fsync=point.fsync, space=lambda _: point.space)
-    recording = uuid.uuid4()
-    first = spool.open_segment(SegmentStart(recording, 0, b"\0" * 32, True))
-    first.write(b"segment 0 " * 5000)
-    first.checkpoint()
+    recording, first = begin(spool)
     first.write(b"lost with the failed checkpoint " * 100)
     point.once = True
     with pytest.raises(SegmentAbandoned):
         first.checkpoint()
     assert first.salvaged is not None and first.salvaged.path.suffix == ".seg"
-    if failure == "io-error":
-        point.failing = True
-    else:
-        point.space = FsSpace(total=2**30, free=0, block=4096)
-        spool.ledger.refresh()
-    with pytest.raises(SegmentAbandoned if failure == "io-error" else QuotaExceeded):
-        spool.open_segment(SegmentStart(recording, 1, first.salvaged.digest, True))
-    spool.journal.close()
+    fail_to_open(spool, point, failure, SegmentStart(recording, 1, first.salvaged.digest, True))
 
     point.failing, point.space = False, FsSpace(total=2**30, free=2**30, block=4096)
     spool, _ = make_spool(state, KEYS)  # the next start
@@ -200,10 +203,7 @@ def test_a_failed_open_in_another_boot_does_not_explain_a_power_cut(tmp_path: Pa
     the same segment from another boot (say, an earlier attempt) is not this roll's cause."""
     state = tmp_path / "state"
     spool, _ = make_spool(state, KEYS)
-    recording = uuid.uuid4()
-    first = spool.open_segment(SegmentStart(recording, 0, b"\0" * 32, True))
-    first.write(b"segment 0 " * 5000)
-    first.checkpoint()
+    recording, first = begin(spool)
     first.seal(end_of_recording=False)
     other_boot = {"recording": recording.hex, "index": 1, "error": "EIO", "boot": "0" * 32}
     with spool.journal.transaction() as db:  # as another boot would have written it
@@ -255,10 +255,7 @@ def test_a_corrupt_audit_row_does_not_stop_the_start(
     still record; `audit verify` still names the row."""
     state = tmp_path / "state"
     spool, _ = make_spool(state, KEYS)
-    recording = uuid.uuid4()
-    first = spool.open_segment(SegmentStart(recording, 0, b"\0" * 32, True))
-    first.write(b"segment 0 " * 5000)
-    first.checkpoint()
+    recording, first = begin(spool)
     first.seal(end_of_recording=False)
     for _ in range(3):
         spool.journal.audit("segment_open_failed", recording=recording.hex, index=1, error="EIO")

@@ -227,8 +227,12 @@ def load_private_pem(path: Path, kind: PemKind, what: str) -> PemPrivateKey:
     e.g. "Ed25519 device key"). Refused, naming the file and what was expected, if others can
     read it (check_private_mode), if it is not PEM or is encrypted (nobody is there to type a
     passphrase), or if it holds another kind of key."""
-    name = f"{kind} {what}"
     check_private_mode(path)
+    return _read_private_pem(path, kind, what)
+
+
+def _read_private_pem(path: Path, kind: PemKind, what: str) -> PemPrivateKey:
+    name = f"{kind} {what}"
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except OSError as exc:
@@ -252,6 +256,15 @@ def load_device_key(path: Path) -> ed25519.Ed25519PrivateKey:
     """The device signing key; a corrupt, foreign or world-readable file is an error (never
     regenerated silently: a new key would orphan the audit trail)."""
     return load_private_pem(path, "Ed25519", "device key")
+
+
+def device_public_key_of(path: Path) -> ed25519.Ed25519PublicKey:
+    """The public half of a device key file, without the mode check: only for looking a key
+    up by the fingerprint the audit trail names (the fingerprint vouches for it), never to
+    sign with or to trust. Errors as `load_device_key`."""
+    key = _read_private_pem(path, "Ed25519", "device key")
+    assert isinstance(key, ed25519.Ed25519PrivateKey)  # _read_private_pem checked the kind
+    return key.public_key()
 
 
 def device_public_raw(key: ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey) -> bytes:

@@ -125,11 +125,17 @@ def seal_torn(
     return Recovered(sealed, after, dropped, after.vouched_plaintext)
 
 
-def interrupted_roll(verdicts: Iterable[Verdict]) -> Verdict | None:
+def interrupted_roll(verdicts: Iterable[Verdict], *, open_failed: bool = False) -> Verdict | None:
     """Of the segments of one recording found after recovery, the one whose roll a power cut
-    interrupted: the last by index, when it is complete but not end of recording."""
+    interrupted: the last by index, when it is complete but not end of recording. With
+    `open_failed` (the journal recorded that its successor could not be opened) also one
+    sealed torn that is not itself a placeholder or an empty open-failed segment: a write
+    failed, the recording went on, and then the next open failed."""
     last = max(verdicts, key=lambda verdict: verdict.header.segment_index, default=None)
-    if last is None or last.status != "complete" or last.end_of_recording:
+    if last is None or last.end_of_recording:
+        return None
+    footage_torn = last.sealed_torn and not last.placeholder and not last.open_failed
+    if last.status != "complete" and not (open_failed and footage_torn):
         return None
     return last
 
@@ -151,6 +157,10 @@ def seal_interrupted_roll(
     power went, in n's boot). Without it the chain would read exactly like
     a deleted last segment.
 
+    With `open_failed`, n may also be sealed torn (a write failed, the recording went on in
+    n+1, whose open then failed); the placeholder follows it the same way, from its torn
+    footer's end times.
+
     The caller checks that n has no successor anywhere (on flash, in the journal, uploaded)
     and that nothing is recording; `part` is where segment n+1 would have been written. A
     crash in here is repaired by the next start: a `.part` with a whole header is sealed torn
@@ -158,8 +168,11 @@ def seal_interrupted_roll(
     after which this runs again.
     """
     header = previous.header
-    if previous.status != "complete" or previous.end_of_recording:
-        raise ValueError("only a complete segment that is not end of recording has a successor")
+    if interrupted_roll([previous], open_failed=open_failed) is None:
+        raise ValueError(
+            "only a complete segment that is not end of recording (or, when the next one "
+            "could not be opened, one sealed torn after a failed write) has a placeholder"
+        )
     info = SegmentInfo(
         header.recording_id,
         header.segment_index + 1,

@@ -12,8 +12,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..config import DEFAULT_CONFIG_PATH, load_config
-from ..errors import StorageError
-from ..evidence.keys import load_device_key, load_device_public_key, load_evidence_private_key
+from ..errors import KeyFileError, StorageError
+from ..evidence.keys import (
+    device_public_key_of,
+    load_device_key,
+    load_device_public_key,
+    load_evidence_private_key,
+)
 from ..evidence.sealed import open_personal
 from ..storage.layout import StateLayout
 from .audit import read_events, verify_audit
@@ -60,15 +65,27 @@ def _open(args: argparse.Namespace) -> tuple[sqlite3.Connection, StateLayout | N
         raise StorageError(f"{path}: cannot open the journal: {exc}") from exc
 
 
-def _device_keys(layout: StateLayout | None) -> list[ed25519.Ed25519PublicKey]:
-    """This device's key and its retired copies (keys/device.key.retired-*), newest first:
-    trusted by default on the device, and where an older rotation event's key is looked up
-    by fingerprint."""
+def _device_key_files(layout: StateLayout | None) -> list[Path]:
+    """This device's key and its retired copies (keys/device.key.retired-*), newest first."""
     if layout is None:
         return []
     paths = [layout.device_key] if layout.device_key.exists() else []
     paths += sorted(layout.device_key.parent.glob(f"{layout.device_key.name}.retired-*"))[::-1]
-    return [load_device_key(path).public_key() for path in paths]
+    return paths
+
+
+def _lookup_keys(paths: list[Path]) -> list[ed25519.Ed25519PublicKey]:
+    """With --device-key given, this device's key files are only where an older rotation
+    event's key is found by fingerprint: their public halves are all that is needed, so the
+    mode check (which guards signing and trusting) does not apply, and a file that cannot be
+    read is skipped with a note rather than stopping a verify that does not need it."""
+    keys = []
+    for path in paths:
+        try:
+            keys.append(device_public_key_of(path))
+        except KeyFileError as exc:
+            print(f"note: {exc}; not used to look keys up", file=sys.stderr)
+    return keys
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -90,8 +107,12 @@ def dispatch(args: argparse.Namespace) -> int:
                     out.close()
             print(f"exported {count} audit event(s)", file=sys.stderr)
             return 0
-        own = _device_keys(layout)
-        trusted = [load_device_public_key(text) for text in args.device_key or ()] or own
+        files = _device_key_files(layout)
+        if args.device_key:  # trusted as given; this device's files only a lookup
+            trusted = [load_device_public_key(text) for text in args.device_key]
+            own = _lookup_keys(files)
+        else:  # trusted by default: loaded as the daemon loads them, or refused
+            trusted = own = [load_device_key(path).public_key() for path in files]
         if not trusted:
             raise StorageError("no device key: give --device-key or --config")
         report = verify_audit(db, trusted, own)

@@ -16,7 +16,6 @@ change; `queue_counts` is that answer, readable from the event loop without I/O.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -176,14 +175,16 @@ class Journal:
         with self._lock:
             return list(read_events(self._db))
 
-    def fields_of(self, kind: str) -> list[dict[str, Any]]:
-        """The fields of every audit event of one kind, in order (recovery asks which
-        segments could not be opened)."""
+    def stored_fields_of(self, kind: str) -> list[Any]:
+        """The fields of every audit event of one kind, in order, as stored (JSON text,
+        unparsed: recovery asks which segments could not be opened at every start, and a
+        row edited or corrupted on flash must not stop the start; the caller parses each
+        and skips what it cannot read, and `audit verify` names the row)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT fields FROM audit WHERE kind = ? ORDER BY rowid", (kind,)
             ).fetchall()
-        return [json.loads(row[0]) for row in rows]
+        return [row[0] for row in rows]
 
     def verify(self, trusted: PublicKeys) -> AuditReport:
         with self._lock:

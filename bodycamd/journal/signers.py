@@ -10,7 +10,9 @@ keys known (the ones given, the device's current key and its retired copies).
 Who signs what, as the trail says:
 - events before the first rotation: that rotation's old key (with no rotation at all, the
   trusted key that signs the newest event: the *trust anchor*); when the first rotation
-  followed a lost key, whichever known key signs the first event (else: not known here);
+  followed a lost key, whichever known key signs the newest of them (else: not known here),
+  never a key that a rotation brings in (it did not exist then); if a key given could have
+  signed them and none does, that is a problem naming them;
 - the rotation event itself: the key it retires, or the new key when the old one was lost;
 - events after rotation i: its new key.
 Every event's signature is checked against the key in force for it; a mismatch names the
@@ -149,6 +151,45 @@ def _first_signer(events: Sequence[Signed], candidates: Sequence[bytes]) -> byte
     return None
 
 
+def _before_rotations(
+    events: Sequence[Signed],
+    rotations: Sequence[_Rotation],
+    trusted: Sequence[bytes],
+    candidates: Sequence[bytes],
+    problems: list[str],
+) -> bytes | None:
+    """The key of the events before the first rotation, when the trail does not name it (no
+    rotation, or the first one followed a lost key): the candidate that signs the newest of
+    them. A key some rotation brings in did not exist before it, so it is never a candidate:
+    else whoever holds the new key after a lost-key rotation could re-sign the events before
+    it (recomputing every hash) and have them pass as signed by the key of their time. When
+    the verifier was given a key that could have signed them and none does, that is named."""
+    brought_in = {r.new_name for r in rotations}
+    before = events[: rotations[0].position] if rotations else events
+    key = _first_signer(before, [k for k in candidates if fingerprint(k) not in brought_in])
+    if key is not None or not rotations or not before:
+        return key
+    if not any(fingerprint(k) not in brought_in for k in trusted):
+        return None  # only later keys given: not checked, and the output says so
+    first, last = before[0].seq, before[-1].seq
+    span = f"event {first}" if first == last else f"events {first} to {last}"
+    later = _first_signer(before, candidates)
+    by = (
+        f", but by key {fingerprint(later)}, which the rotation at event "
+        f"{_bringer(events, rotations, fingerprint(later))} brought in: it cannot vouch for "
+        "events before it"
+        if later is not None
+        else f" (they precede event {events[rotations[0].position].seq}, a rotation after a "
+        "lost key)"
+    )
+    problems.append(f"{span}: signed by none of the keys given{by}")
+    return None
+
+
+def _bringer(events: Sequence[Signed], rotations: Sequence[_Rotation], name: str) -> int:
+    return next(events[r.position].seq for r in rotations if r.new_name == name)
+
+
 def assess_signers(
     events: Sequence[Signed], trusted: Sequence[bytes], known: Sequence[bytes] = ()
 ) -> Signers:
@@ -170,8 +211,7 @@ def assess_signers(
     if rotations and rotations[0].old_name is not None:
         first_key, first_name = rotations[0].old, rotations[0].old_name
     else:
-        before = events[: rotations[0].position] if rotations else events
-        first_key = _first_signer(before, candidates)
+        first_key = _before_rotations(events, rotations, trusted, candidates, problems)
         first_name = fingerprint(first_key) if first_key is not None else None
     keys = [(first_key, first_name)] + [(r.new, r.new_name) for r in rotations]
     starts = [0] + [r.position + (r.old_name is not None) for r in rotations]

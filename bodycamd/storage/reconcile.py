@@ -7,6 +7,7 @@ quarantine/ (and reported), never removed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import uuid
@@ -63,6 +64,7 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
             path=layout.relative(recovered.path),
             plaintext_kept=recovered.plaintext_kept,
             bytes_dropped=recovered.bytes_dropped,
+            open_failed=recovered.verdict.open_failed,
         )
         report.torn_recovered.append(layout.relative(recovered.path))
 
@@ -128,10 +130,13 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
 
 def _failed_opens(spool: Spool) -> set[OpenFailure]:
     """The segments the journal says could not be opened (`segment_open_failed`, audited by
-    Spool.open_segment, with the boot that tried). A power cut leaves no such record."""
+    Spool.open_segment, with the boot that tried). A power cut leaves no such record. A row
+    that does not parse (edited or corrupt on flash) is logged and skipped, never raised:
+    recording must still start; `audit verify` names it."""
     found = set()
-    for fields in spool.journal.fields_of("segment_open_failed"):
+    for stored in spool.journal.stored_fields_of("segment_open_failed"):
         try:
+            fields = json.loads(stored)
             found.add(
                 OpenFailure(
                     uuid.UUID(hex=fields["recording"]),
@@ -140,7 +145,7 @@ def _failed_opens(spool: Spool) -> set[OpenFailure]:
                 )
             )
         except (KeyError, TypeError, ValueError):
-            log.warning("unreadable segment_open_failed event ignored: %s", fields)
+            log.warning("unreadable segment_open_failed event ignored: %.200r", stored)
     return found
 
 
@@ -155,7 +160,10 @@ def _mark_interrupted_rolls(
     leave the placeholder segment the spec asks for (docs/segment-format.md §7), sealed,
     journalled and audited like any recovered segment, so the chain reads "interrupted
     (power loss)" or, when the journal recorded the failed open in the boot that wrote
-    segment n, "ended early", never "missing"."""
+    segment n, "ended early", never "missing". A last segment sealed torn gets the
+    open-failed placeholder too when the journal recorded that its successor could not be
+    opened (a write failed, the recording went on, then the open failed: a dying card);
+    without that record it is left as it is, and the chain reads "interrupted"."""
     layout, journal = spool.layout, spool.journal
     last: dict[str, SegmentRow] = {}
     for row in journal.segments():
@@ -163,18 +171,18 @@ def _mark_interrupted_rolls(
             last[row.recording_id] = row
     for row in last.values():
         path = layout.root / row.path
-        if row.torn or row.end_of_recording or row.state != "sealed" or not path.exists():
+        if row.end_of_recording or row.state != "sealed" or not path.exists():
             continue
         previous = scan_segment(path, device_key.public_key())
-        if interrupted_roll([previous]) is None:
-            continue
         header = previous.header
+        successor = OpenFailure(header.recording_id, header.segment_index + 1, header.boot_id)
+        failed = successor in failed_opens
+        if interrupted_roll([previous], open_failed=failed) is None:
+            continue
         part = layout.part_path(header.recording_id, header.segment_index + 1)
         if not part.parent.exists():
             part.parent.mkdir(mode=0o700)
             fsync_directory(part.parent.parent)
-        successor = OpenFailure(header.recording_id, header.segment_index + 1, header.boot_id)
-        failed = successor in failed_opens
         recovered = seal_interrupted_roll(
             previous, part, device_key, spool.evidence_key, open_failed=failed
         )

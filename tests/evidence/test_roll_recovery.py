@@ -21,6 +21,7 @@ from bodycamd.journal.audit import append_event
 from bodycamd.storage import SegmentStart
 from bodycamd.storage.quota import FsSpace
 from bodycamd.storage.reconcile import reconcile
+from bodycamd.storage.spool import Spool, SpoolSegment
 from tests.evidence.helpers import Keys, make_keys
 from tests.storage.helpers import make_spool
 
@@ -72,18 +73,23 @@ def test_power_cut_at_every_fsync_of_a_roll(tmp_path: Path, point: int) -> None:
     assert [e.kind for e in spool.journal.events()].count("roll_interrupted") == len(
         report.rolls_interrupted
     )
+    recovered = [e.fields for e in spool.journal.events() if e.kind == "torn_segment_recovered"]
+    assert [f["open_failed"] for f in recovered] == [False] * len(report.torn_recovered)
 
 
 class FailurePoint:
     """The failure point: while `failing`, every fsync of a segment file raises EIO (an I/O
-    error the daemon survives, not a power cut); free space as `space` says."""
+    error the daemon survives, not a power cut); with `once`, only the next one does; free
+    space as `space` says."""
 
     def __init__(self) -> None:
         self.failing = False
+        self.once = False
         self.space = FsSpace(total=2**30, free=2**30, block=4096)
 
     def fsync(self, fd: int) -> None:
-        if self.failing:
+        if self.failing or self.once:
+            self.once = False
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         os.fsync(fd)
 
@@ -91,6 +97,28 @@ class FailurePoint:
 def chain_of(state: Path, key: object) -> ChainReport:
     files = sorted(state.glob("ready/*/*.seg"))
     return assess_chain([ChainLink(str(p), scan_segment(p, key)) for p in files])  # type: ignore[arg-type]
+
+
+def begin(spool: Spool) -> tuple[uuid.UUID, SpoolSegment]:
+    """A new recording's segment 0 with footage and a checkpoint."""
+    recording = uuid.uuid4()
+    first = spool.open_segment(SegmentStart(recording, 0, b"\0" * 32, True))
+    first.write(b"segment 0 " * 5000)
+    first.checkpoint()
+    return recording, first
+
+
+def fail_to_open(spool: Spool, point: FailurePoint, failure: str, start: SegmentStart) -> None:
+    """Opening `start` fails: an fsync of its header gives EIO (the `.part` keeps a whole
+    header), or there is no room (no file at all); then the daemon stops."""
+    if failure == "io-error":
+        point.failing = True
+    else:
+        point.space = FsSpace(total=2**30, free=0, block=4096)
+        spool.ledger.refresh()
+    with pytest.raises(SegmentAbandoned if failure == "io-error" else QuotaExceeded):
+        spool.open_segment(start)
+    spool.journal.close()
 
 
 @pytest.mark.parametrize("failure", ["io-error", "no-room"])
@@ -102,19 +130,9 @@ def test_a_failed_open_at_a_roll_is_not_called_a_power_loss(tmp_path: Path, fail
     point = FailurePoint()
     state = tmp_path / "state"
     spool, _ = make_spool(state, KEYS, fsync=point.fsync, space=lambda _: point.space)
-    recording = uuid.uuid4()
-    first = spool.open_segment(SegmentStart(recording, 0, b"\0" * 32, True))
-    first.write(b"segment 0 " * 5000)
-    first.checkpoint()
+    recording, first = begin(spool)
     sealed = first.seal(end_of_recording=False)
-    if failure == "io-error":
-        point.failing = True
-    else:
-        point.space = FsSpace(total=2**30, free=0, block=4096)
-        spool.ledger.refresh()
-    with pytest.raises(SegmentAbandoned if failure == "io-error" else QuotaExceeded):
-        spool.open_segment(SegmentStart(recording, 1, sealed.digest, True))
-    spool.journal.close()
+    fail_to_open(spool, point, failure, SegmentStart(recording, 1, sealed.digest, True))
     assert [p.name for p in state.glob("spool/*/*.part")] == (
         ["000001.part"] if failure == "io-error" else []
     )
@@ -137,6 +155,46 @@ def test_a_failed_open_at_a_roll_is_not_called_a_power_loss(tmp_path: Path, fail
     assert [f["cause"] for f in interrupted] == (
         ["open_failed"] if report.rolls_interrupted else []
     )
+    recovered = [e.fields for e in spool.journal.events() if e.kind == "torn_segment_recovered"]
+    assert [f["open_failed"] for f in recovered] == ([True] if failure == "io-error" else [])
+    assert spool.journal.verify(KEYS.device_public).ok
+
+
+@pytest.mark.parametrize("failure", ["io-error", "no-room"])
+def test_a_failed_open_after_a_torn_segment_is_not_called_a_power_loss(
+    tmp_path: Path, failure: str
+) -> None:
+    """A checkpoint of segment n fails once (EIO): n is salvaged torn and the recording goes
+    on; then opening n+1 fails. The torn n is not where the recording ended: the next start
+    writes the open-failed placeholder after it (or seals n+1's `.part` so), and the chain
+    reads "ended early", with n a torn segment in the middle, not "interrupted (power loss)"."""
+    point = FailurePoint()
+    state = tmp_path / "state"
+    spool, _ = make_spool(state, KEYS, fsync=point.fsync, space=lambda _: point.space)
+    recording, first = begin(spool)
+    first.write(b"lost with the failed checkpoint " * 100)
+    point.once = True
+    with pytest.raises(SegmentAbandoned):
+        first.checkpoint()
+    assert first.salvaged is not None and first.salvaged.path.suffix == ".seg"
+    fail_to_open(spool, point, failure, SegmentStart(recording, 1, first.salvaged.digest, True))
+
+    point.failing, point.space = False, FsSpace(total=2**30, free=2**30, block=4096)
+    spool, _ = make_spool(state, KEYS)  # the next start
+    report = reconcile(spool, KEYS.device)
+    chain = chain_of(state, KEYS.device_public)
+    assert chain.ending == "ended early (a segment could not be opened)", chain.faults
+    assert [f.kind for f in chain.faults] == ["torn-middle", "ended-early"]
+    last = chain.links[-1].verdict
+    assert last.header.segment_index == 1 and last.open_failed and last.data_records == 0
+    assert last.header.prev_digest == first.salvaged.digest
+    assert last.placeholder == (failure == "no-room")
+    interrupted = [e.fields for e in spool.journal.events() if e.kind == "roll_interrupted"]
+    assert [f["cause"] for f in interrupted] == (
+        ["open_failed"] if report.rolls_interrupted else []
+    )
+    again = reconcile(spool, KEYS.device)  # idempotent
+    assert again.rolls_interrupted == [] and again.torn_recovered == []
     assert spool.journal.verify(KEYS.device_public).ok
 
 
@@ -145,10 +203,7 @@ def test_a_failed_open_in_another_boot_does_not_explain_a_power_cut(tmp_path: Pa
     the same segment from another boot (say, an earlier attempt) is not this roll's cause."""
     state = tmp_path / "state"
     spool, _ = make_spool(state, KEYS)
-    recording = uuid.uuid4()
-    first = spool.open_segment(SegmentStart(recording, 0, b"\0" * 32, True))
-    first.write(b"segment 0 " * 5000)
-    first.checkpoint()
+    recording, first = begin(spool)
     first.seal(end_of_recording=False)
     other_boot = {"recording": recording.hex, "index": 1, "error": "EIO", "boot": "0" * 32}
     with spool.journal.transaction() as db:  # as another boot would have written it
@@ -190,3 +245,34 @@ def test_quarantine_never_overwrites(tmp_path: Path) -> None:
     assert names == [first, f"{first}.1"]
     kept = sorted(p.read_bytes() for p in layout.quarantine.iterdir())
     assert kept == [b"first unreadable file", b"second, same name"]
+
+
+def test_a_corrupt_audit_row_does_not_stop_the_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Recovery reads the journal's failed opens at every start: an audit row whose fields
+    are not JSON (or not an object) is logged and skipped, never raised, so the camera can
+    still record; `audit verify` still names the row."""
+    state = tmp_path / "state"
+    spool, _ = make_spool(state, KEYS)
+    recording, first = begin(spool)
+    first.seal(end_of_recording=False)
+    for _ in range(3):
+        spool.journal.audit("segment_open_failed", recording=recording.hex, index=1, error="EIO")
+    with spool.journal.transaction() as db:  # two of them edited on flash
+        seqs = [row[0] for row in db.execute("SELECT seq FROM audit ORDER BY seq DESC LIMIT 2")]
+        db.execute("UPDATE audit SET fields = ? WHERE seq = ?", ('{"recording": "', seqs[0]))
+        db.execute("UPDATE audit SET fields = ? WHERE seq = ?", ("[1, 2]", seqs[1]))
+    report = reconcile(spool, KEYS.device)
+    assert len(report.rolls_interrupted) == 1
+    skipped = [
+        r.message for r in caplog.records if "segment_open_failed event ignored" in r.message
+    ]
+    assert len(skipped) == 2, skipped
+    chain = chain_of(state, KEYS.device_public)
+    assert chain.ending == "ended early (a segment could not be opened)"  # the intact row
+    problems = spool.journal.verify(KEYS.device_public).problems
+    for seq in seqs:
+        assert f"event {seq} (segment_open_failed): contents do not match its hash (edited)" in (
+            problems
+        )

@@ -6,6 +6,7 @@ Real journals, real keys, and the real `bodycamd keys rotate --i-understand` pat
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 from pathlib import Path
 
@@ -253,3 +254,84 @@ def test_a_rotation_by_a_retired_key_is_named(device: Device) -> None:
         code, out = device.verify(*keys)
         assert code == 1, out
         assert any(line.startswith("event 4 (device_key_rotated)") for line in out), out
+
+
+def resign_everything(journal: Path, key: ed25519.Ed25519PrivateKey) -> None:
+    """What the holder of the new key can do after a lost-key rotation: rewrite the whole
+    trail, every event signed by the new key and every hash recomputed."""
+    db = sqlite3.connect(journal, isolation_level=None)
+    rows = db.execute("SELECT kind, fields FROM audit ORDER BY seq").fetchall()
+    db.execute("DELETE FROM audit")
+    for kind, fields in rows:
+        append_event(db, key, kind, json.loads(fields))
+    db.close()
+
+
+def test_events_before_a_lost_key_rotation_are_never_vouched_for_by_its_new_key(
+    device: Device,
+) -> None:
+    """The key a lost-key rotation brings in did not exist before it: it is never taken as
+    the signer of the events before it, and when the verifier holds a key that could have
+    signed them (the enrolled old key) and none does, verify names those events."""
+    old = device.show()
+    device.events("daemon_start", "recording_start")  # 1, 2
+    (device.state / "keys" / "device.key").unlink()  # lost
+    device.rotate()  # 3
+    new = device.show()
+    device.events("daemon_start")  # 4
+    resign_everything(device.journal, device.key())
+    signed_by_new = (
+        f", but by key {name(new)}, which the rotation at event 3 brought in: it cannot vouch "
+        "for events before it"
+    )
+    unknown = " (they precede event 3, a rotation after a lost key)"
+    for keys, why in [((old, new), signed_by_new), ((old,), unknown)]:
+        code, out = device.verify(*keys)
+        assert code == 1, out
+        assert out[0] == (
+            "signer 1: a key the trail does not name (lost): signed events 1 to 2 (not trusted; "
+            "not known here: its signatures were not checked)"
+        ), out
+        assert f"events 1 to 2: signed by none of the keys given{why}" in out, "\n".join(out)
+    # only the enrolled old key can tell: the new key alone sees a trail like an honest one
+    code, out = device.verify(new)
+    assert code == 0, out
+    assert out[0].endswith("(not trusted; not known here: its signatures were not checked)")
+
+
+def verify_on_device_with(device: Device, *keys: str) -> tuple[int, list[str], str]:
+    """`audit verify --config ... --device-key ...`: the keys given are trusted; this
+    device's key files are only where an older rotation event's key is looked up."""
+    device.capsys.readouterr()
+    args = ["audit", "verify", "--config", str(device.config)]
+    for key in keys:
+        args += ["--device-key", key]
+    code = main(args)
+    captured = device.capsys.readouterr()
+    return code, captured.out.splitlines(), captured.err
+
+
+def test_device_key_files_are_only_a_lookup_when_keys_are_given(device: Device) -> None:
+    """With --device-key, a retired copy that others can read or that is not a key file
+    does not stop the verify: the files are only looked up by fingerprint (their public
+    halves, checked against the fingerprint the trail names), and one that cannot be read is
+    skipped with a note. Without --device-key they are the trusted keys, and loaded as such."""
+    old = device.show()
+    device.events("daemon_start", "recording_start")  # 1, 2
+    device.rotate()  # 3
+    new = device.show()
+    device.events("marker")  # 4
+    key_dir = device.state / "keys"
+    retired = next(key_dir.glob("device.key.retired-*"))
+    retired.chmod(0o644)  # readable by others
+    broken = key_dir / "device.key.retired-0"
+    broken.write_text("not a key\n")
+    broken.chmod(0o600)
+    code, out, err = verify_on_device_with(device, new)
+    assert code == 0, (out, err)
+    assert out[0] == f"signer 1: key {name(old)}: signed events 1 to 3 (not trusted)"
+    assert f"note: {broken}: expected the Ed25519 device key as unencrypted PEM" in err
+    assert "not used to look keys up" in err
+    assert str(retired) not in err  # its public half is all a lookup needs
+    code, out, err = verify_on_device_with(device)  # trusted: loaded as the daemon does
+    assert code != 0 and ("accessible by others" in err or "expected the Ed25519" in err), err

@@ -47,6 +47,7 @@ from .errors import (
     UploadNotFound,
     UploadTooLarge,
 )
+from .fs_batch import BatchWriter
 from .fs_records import FilesystemRecords, json_bytes, make_dirs
 from .store import (
     DEVICE_ID,
@@ -56,7 +57,6 @@ from .store import (
     UploadInfo,
 )
 
-_WRITE_BATCH = 4 << 20  # bytes gathered before one write() in a worker thread
 _READ = 1 << 20
 
 
@@ -165,7 +165,7 @@ class FilesystemStore(FilesystemRecords):
         info, fd = await asyncio.to_thread(self._open_for_append, directory, offset)
         # hashed only for Upload-Checksum: the segment's hash is verification's, computed once
         digest = hashlib.sha256() if expect_sha256 is not None else None
-        writer = _BatchWriter(fd, digest, info.offset)
+        writer = BatchWriter(fd, digest, info.offset)
         room = info.length - info.offset
         try:
             try:
@@ -207,7 +207,7 @@ class FilesystemStore(FilesystemRecords):
         return info, fd
 
     def _write_and_commit(
-        self, directory: Path, writer: _BatchWriter, expect_sha256: bytes | None
+        self, directory: Path, writer: BatchWriter, expect_sha256: bytes | None
     ) -> int:
         """The last batch, the checksum check and the commit: one thread hop at the end of a
         request, and the only fsyncs of it. On a checksum mismatch nothing is committed (the
@@ -321,60 +321,6 @@ class FilesystemStore(FilesystemRecords):
             return found
 
         return await asyncio.to_thread(load_all)
-
-
-class _BatchWriter:
-    """Writes one request's body in batches of `_WRITE_BATCH`, one worker-thread hop each.
-
-    The body's pieces (bytes objects from the socket, never copied) are gathered into a batch;
-    a full batch is written (and hashed, for Upload-Checksum) in a worker thread while the
-    next one is read, so a request holds at most two batches in memory. Nothing here fsyncs:
-    the request's end does, once (`FilesystemStore._write_and_commit`).
-    """
-
-    def __init__(self, fd: int, digest: hashlib._Hash | None, offset: int) -> None:
-        self.fd = fd
-        self._digest = digest
-        self.written = offset  # end of the bytes handed to write() so far
-        self._pieces: list[bytes] = []
-        self._size = 0
-        self._writing: asyncio.Future[None] | None = None
-
-    def add(self, piece: bytes) -> None:
-        self._pieces.append(piece)
-        self._size += len(piece)
-
-    async def add_and_flush(self, piece: bytes) -> None:
-        self.add(piece)
-        if self._size < _WRITE_BATCH:
-            return
-        await self.drain()
-        pieces, self._pieces, self._size = self._pieces, [], 0
-        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, pieces))
-
-    async def drain(self) -> None:
-        """Wait for the batch being written (also when cancelled: the fd closes after it)."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            await asyncio.shield(writing)
-
-    def write_rest(self) -> int:
-        """Write the gathered pieces (in the worker thread); the end offset."""
-        pieces, self._pieces, self._size = self._pieces, [], 0
-        self._write(pieces)
-        return self.written
-
-    def sha256(self) -> bytes | None:
-        return None if self._digest is None else self._digest.digest()
-
-    def _write(self, pieces: list[bytes]) -> None:
-        for piece in pieces:
-            if self._digest is not None:
-                self._digest.update(piece)
-            view = memoryview(piece)
-            while view:
-                view = view[os.write(self.fd, view) :]
-            self.written += len(piece)
 
 
 def _write_new(path: Path, content: bytes) -> None:

@@ -11,6 +11,8 @@ import asyncio
 import hashlib
 import os
 
+from .errors import StoreError
+
 _WRITE_BATCH = 4 << 20  # bytes gathered before one write() in a worker thread
 _write_fd = os.write  # the seam: every byte of a request body goes through it
 
@@ -22,12 +24,21 @@ class BatchWriter:
     a full batch is written (and hashed, for Upload-Checksum) in a worker thread while the
     next one is read, so a request holds at most two batches in memory. Nothing here fsyncs:
     the request's end does, once (`FilesystemStore._write_and_commit`).
+
+    A write that fails (EIO; ENOSPC, often after a short write) stops the writer for good:
+    `written` stays the end of the bytes write() took, contiguous from the start offset, and
+    every later write is skipped. Writing the later pieces after the hole and counting them
+    would commit an offset whose bytes are not what the camera sent, and verification would
+    reject a genuine segment as if it had been tampered with.
     """
 
-    def __init__(self, fd: int, digest: hashlib._Hash | None, offset: int) -> None:
+    def __init__(self, fd: int, digest: hashlib._Hash | None, offset: int, name: str) -> None:
         self.fd = fd
+        self._name = name  # "upload <id>", for error messages
         self._digest = digest
-        self.written = offset  # end of the bytes handed to write() so far
+        self.start = offset  # the upload's offset when the request began
+        self.written = offset  # end of the bytes write() took, with no hole before it
+        self.failure: OSError | None = None  # the write that stopped this writer
         self._pieces: list[bytes] = []
         self._size = 0
         self._writing: asyncio.Future[None] | None = None
@@ -41,6 +52,8 @@ class BatchWriter:
         if self._size < _WRITE_BATCH:
             return
         await self.drain()
+        if self.failure is not None:
+            raise self.error() from self.failure
         pieces, self._pieces, self._size = self._pieces, [], 0
         self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, pieces))
 
@@ -51,7 +64,8 @@ class BatchWriter:
             await asyncio.shield(writing)
 
     def write_rest(self) -> int:
-        """Write the gathered pieces (in the worker thread); the end offset."""
+        """Write the gathered pieces (in the worker thread); the end offset. Nothing once a
+        write failed."""
         pieces, self._pieces, self._size = self._pieces, [], 0
         self._write(pieces)
         return self.written
@@ -59,11 +73,25 @@ class BatchWriter:
     def sha256(self) -> bytes | None:
         return None if self._digest is None else self._digest.digest()
 
+    def error(self) -> StoreError:
+        """The failure, for the client: what failed and where the upload can resume."""
+        reason = self.failure.strerror if self.failure is not None else None
+        return StoreError(
+            f"{self._name}: writing its data file failed after byte {self.written} "
+            f"({reason or self.failure}); HEAD gives the offset to resume from"
+        )
+
     def _write(self, pieces: list[bytes]) -> None:
         for piece in pieces:
+            if self.failure is not None:
+                return
             if self._digest is not None:
                 self._digest.update(piece)
             view = memoryview(piece)
-            while view:
-                view = view[_write_fd(self.fd, view) :]
-            self.written += len(piece)
+            try:
+                while view:
+                    done = _write_fd(self.fd, view)
+                    self.written += done
+                    view = view[done:]
+            except OSError as exc:
+                self.failure = exc

@@ -165,7 +165,7 @@ class FilesystemStore(FilesystemRecords):
         info, fd = await asyncio.to_thread(self._open_for_append, directory, offset)
         # hashed only for Upload-Checksum: the segment's hash is verification's, computed once
         digest = hashlib.sha256() if expect_sha256 is not None else None
-        writer = BatchWriter(fd, digest, info.offset)
+        writer = BatchWriter(fd, digest, info.offset, f"upload {info.upload_id}")
         room = info.length - info.offset
         try:
             try:
@@ -211,8 +211,18 @@ class FilesystemStore(FilesystemRecords):
     ) -> int:
         """The last batch, the checksum check and the commit: one thread hop at the end of a
         request, and the only fsyncs of it. On a checksum mismatch nothing is committed (the
-        next append cuts the bytes off)."""
+        next append cuts the bytes off).
+
+        After a failed write (the writer stopped there) the bytes it wrote without a hole are
+        committed, unless the append is checksummed (all or nothing), and StoreError raised.
+        The fsync before the commit reports a page that never reached the disk, and then
+        nothing is committed: either way state.json names only bytes that are there."""
         written = writer.write_rest()
+        if writer.failure is not None:
+            if expect_sha256 is None and written > writer.start:
+                with contextlib.suppress(OSError):  # the error below says what failed first
+                    self._commit(directory, writer.fd, written)
+            raise writer.error() from writer.failure
         if expect_sha256 is not None and writer.sha256() != expect_sha256:
             raise ChecksumMismatch(
                 f"upload {directory.name}: the chunk does not match its Upload-Checksum; discarded"

@@ -1,0 +1,124 @@
+"""The filesystem store's batched body writer (bodycamd/ingest/fs_batch.py) when the disk
+fails under it: the (offset, bytes) pair in state.json stays consistent. Failures are
+injected at `fs_batch._write_fd`, the one call that puts body bytes into the data file."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+
+import pytest
+
+from bodycamd.ingest import fs_batch
+from bodycamd.ingest.app import running_ingest
+from bodycamd.ingest.errors import StoreError
+from bodycamd.ingest.fs_store import FilesystemStore
+
+from .helpers import encode_metadata, make_rig
+
+META = {"device": "cam-1", "recording": "r", "index": "0", "digest": "d"}
+PIECE = 1 << 18  # as the TLS layer hands a body over
+BODY = hashlib.sha256(b"fs_batch").digest() * (13 * 2**20 // 32 + 7)  # three batches and a bit
+
+
+async def chunks(pieces: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+
+
+def pieces_of(body: bytes) -> list[bytes]:
+    return [body[i : i + PIECE] for i in range(0, len(body), PIECE)]
+
+
+def failing_write(after: int, error: int, *, once: bool) -> Callable[[int, memoryview], int]:
+    """os.write that takes `after` bytes in all, the last of them as a short write, then
+    raises OSError(`error`) — once (a transient EIO) or on every later call (a full disk)."""
+    state = {"written": 0, "failed": False}
+
+    def write(fd: int, view: memoryview) -> int:
+        room = after - state["written"]
+        if room <= 0 and not (once and state["failed"]):
+            state["failed"] = True
+            raise OSError(error, os.strerror(error))
+        if 0 < room < len(view):
+            view = view[:room]
+        done = os.write(fd, view)
+        state["written"] += done
+        return done
+
+    return write
+
+
+async def committed(store: FilesystemStore, upload_id: str) -> tuple[int, bytes]:
+    offset = (await store.upload_info("cam-1", upload_id)).offset
+    data = b"".join([block async for block in store.read_upload("cam-1", upload_id)])
+    return offset, data
+
+
+@pytest.mark.parametrize(
+    ("error", "once"),
+    [(errno.EIO, True), (errno.ENOSPC, False)],
+    ids=["EIO once, later writes succeed", "ENOSPC after a short write"],
+)
+async def test_a_failed_batch_commits_only_the_bytes_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int, once: bool
+) -> None:
+    """The second batch fails in the middle of a piece: the upload is committed at exactly
+    the bytes write() took (never the later pieces after the hole) and the caller gets a
+    StoreError naming the failure."""
+    store = FilesystemStore(tmp_path)
+    info = await store.create_upload("cam-1", len(BODY), META, 2e9)
+    cut = 5 * 2**20 + 1000  # in the second 4 MiB batch, inside a piece
+    monkeypatch.setattr(fs_batch, "_write_fd", failing_write(cut, error, once=once))
+    with pytest.raises(StoreError, match=os.strerror(error)) as failed:
+        await store.append("cam-1", info.upload_id, 0, chunks(pieces_of(BODY)))
+    assert info.upload_id in str(failed.value)
+    offset, data = await committed(store, info.upload_id)
+    assert (offset, data) == (cut, BODY[:cut])
+    monkeypatch.undo()  # the disk is back: the camera resumes at the offset HEAD gives
+    assert await store.append("cam-1", info.upload_id, cut, chunks([BODY[cut:]])) == len(BODY)
+    assert await committed(store, info.upload_id) == (len(BODY), BODY)
+
+
+async def test_a_failed_last_write_commits_only_the_bytes_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same when the failing write is the request's last (under one batch)."""
+    store = FilesystemStore(tmp_path)
+    body = BODY[: 3 * PIECE]
+    info = await store.create_upload("cam-1", len(body), META, 2e9)
+    monkeypatch.setattr(fs_batch, "_write_fd", failing_write(PIECE + 10, errno.EIO, once=True))
+    with pytest.raises(StoreError, match=os.strerror(errno.EIO)):
+        await store.append("cam-1", info.upload_id, 0, chunks(pieces_of(body)))
+    assert await committed(store, info.upload_id) == (PIECE + 10, body[: PIECE + 10])
+
+
+async def test_the_camera_is_told_the_store_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTP: 503 naming the error, and HEAD gives the offset the bytes support."""
+    rig = make_rig(tmp_path)
+    camera = rig.enroll("cam-1")
+    body = BODY[:300_000]
+    async with running_ingest(rig.config, port=0) as server, rig.client(camera, server.url) as c:
+        created = await c.post(
+            "/files/",
+            headers={
+                "Upload-Length": str(len(body)),
+                "Upload-Metadata": encode_metadata(camera.metadata(camera.segment())),
+            },
+        )
+        assert created.status_code == 201, created.text
+        location = created.headers["Location"]
+        monkeypatch.setattr(fs_batch, "_write_fd", failing_write(1000, errno.ENOSPC, once=False))
+        failed = await c.patch(
+            location,
+            content=body,
+            headers={"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+        )
+        assert failed.status_code == 503
+        assert "No space left on device" in failed.text
+        assert (await c.head(location)).headers["Upload-Offset"] == "1000"

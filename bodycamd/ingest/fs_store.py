@@ -166,27 +166,34 @@ class FilesystemStore(FilesystemRecords):
         # hashed only for Upload-Checksum: the segment's hash is verification's, computed once
         digest = hashlib.sha256() if expect_sha256 is not None else None
         writer = BatchWriter(fd, digest, info.offset, f"upload {info.upload_id}")
+        try:
+            return await self._receive(directory, info, chunks, writer, expect_sha256)
+        finally:
+            writer.close()  # the fd closes after the writer's last job, not under it
+
+    async def _receive(
+        self,
+        directory: Path,
+        info: UploadInfo,
+        chunks: AsyncIterator[bytes],
+        writer: BatchWriter,
+        expect_sha256: bytes | None,
+    ) -> int:
         room = info.length - info.offset
         try:
-            try:
-                async for chunk in chunks:
-                    if len(chunk) > room:
-                        writer.add(chunk[:room])
-                        raise UploadTooLarge(
-                            f"upload {info.upload_id}: more than its Upload-Length "
-                            f"{info.length} bytes"
-                        )
-                    room -= len(chunk)
-                    await writer.add_and_flush(chunk)
-            except BaseException:
-                await writer.drain()
-                if expect_sha256 is None:  # what arrived is kept: write it and commit it
-                    await asyncio.to_thread(self._write_and_commit, directory, writer, None)
-                raise
-            await writer.drain()
-            return await asyncio.to_thread(self._write_and_commit, directory, writer, expect_sha256)
-        finally:
-            os.close(fd)
+            async for chunk in chunks:
+                if len(chunk) > room:
+                    writer.add(chunk[:room])
+                    raise UploadTooLarge(
+                        f"upload {info.upload_id}: more than its Upload-Length {info.length} bytes"
+                    )
+                room -= len(chunk)
+                await writer.add_and_flush(chunk)
+        except BaseException:
+            if expect_sha256 is None:  # what arrived is kept: write it and commit it
+                await writer.finish(lambda: self._commit_written(directory, writer, None))
+            raise
+        return await writer.finish(lambda: self._commit_written(directory, writer, expect_sha256))
 
     def _open_for_append(self, directory: Path, offset: int) -> tuple[UploadInfo, int]:
         """Check the offset and open the data file for appending, in one thread hop."""
@@ -206,18 +213,18 @@ class FilesystemStore(FilesystemRecords):
         os.lseek(fd, info.offset, os.SEEK_SET)
         return info, fd
 
-    def _write_and_commit(
+    def _commit_written(
         self, directory: Path, writer: BatchWriter, expect_sha256: bytes | None
     ) -> int:
-        """The last batch, the checksum check and the commit: one thread hop at the end of a
-        request, and the only fsyncs of it. On a checksum mismatch nothing is committed (the
-        next append cuts the bytes off).
+        """The checksum check and the commit, in the worker right after the last batch (one
+        thread hop at the end of a request), and the only fsyncs of it. On a checksum
+        mismatch nothing is committed (the next append cuts the bytes off).
 
         After a failed write (the writer stopped there) the bytes it wrote without a hole are
         committed, unless the append is checksummed (all or nothing), and StoreError raised.
         The fsync before the commit reports a page that never reached the disk, and then
         nothing is committed: either way state.json names only bytes that are there."""
-        written = writer.write_rest()
+        written = writer.written
         if writer.failure is not None:
             if expect_sha256 is None and written > writer.start:
                 with contextlib.suppress(OSError):  # the error below says what failed first

@@ -4,9 +4,11 @@ injected at `fs_batch._write_fd`, the one call that puts body bytes into the dat
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 from bodycamd.ingest import fs_batch
 from bodycamd.ingest.app import running_ingest
-from bodycamd.ingest.errors import StoreError
+from bodycamd.ingest.errors import StoreError, UploadBusy
 from bodycamd.ingest.fs_store import FilesystemStore
 
 from .helpers import encode_metadata, make_rig
@@ -122,3 +124,105 @@ async def test_the_camera_is_told_the_store_failed(
         assert failed.status_code == 503
         assert "No space left on device" in failed.text
         assert (await c.head(location)).headers["Upload-Offset"] == "1000"
+
+
+class HeldWrite:
+    """A write seam that holds the first write in the worker thread until released, and a
+    close seam that records when the fd ends (threading events: the worker is a thread)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.closed = threading.Event()
+        self.fd = -1
+        self.events: list[str] = []
+
+    def write(self, fd: int, view: memoryview) -> int:
+        if not self.entered.is_set():
+            self.fd = fd
+            self.entered.set()
+            assert self.release.wait(30), "the test never released the held write"
+            self.events.append("held write done")
+        return os.write(fd, view)
+
+    def close(self, fd: int) -> None:
+        if fd == self.fd:
+            self.events.append("closed")
+            os.close(fd)
+            self.closed.set()
+        else:
+            os.close(fd)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(fs_batch, "_write_fd", self.write)
+        monkeypatch.setattr(fs_batch, "_close_fd", self.close, raising=False)
+
+
+def still_open(fd: int, data: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == data.stat().st_ino
+    except OSError:
+        return False
+
+
+async def test_a_request_cancelled_in_its_last_write_leaves_the_fd_to_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shutdown cancels a PATCH whose last write (and commit) is running in the worker: the
+    fd stays open, and flocked, until the worker is done with it, and the commit the worker
+    makes is consistent."""
+    store = FilesystemStore(tmp_path)
+    body = BODY[: 3 * PIECE]
+    info = await store.create_upload("cam-1", 2 * len(body), META, 2e9)
+    data = tmp_path / "uploads" / "cam-1" / info.upload_id / "data"
+    held = HeldWrite()
+    held.install(monkeypatch)
+    request = asyncio.ensure_future(
+        store.append("cam-1", info.upload_id, 0, chunks(pieces_of(body)))
+    )
+    assert await asyncio.to_thread(held.entered.wait, 30)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    assert still_open(held.fd, data)
+    with pytest.raises(UploadBusy):  # the worker's flock still holds the file
+        await store.append("cam-1", info.upload_id, 0, chunks([b"other"]))
+    held.release.set()
+    assert await asyncio.to_thread(held.closed.wait, 30)
+    assert held.events == ["held write done", "closed"]
+    assert await committed(store, info.upload_id) == (len(body), body)
+
+
+async def test_a_second_cancel_while_waiting_for_a_batch_leaves_the_fd_to_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch is being written when the request is cancelled (waiting for body
+    bytes), and cancelled again while its error path waits for that batch: the fd outlives
+    the batch's write, and nothing inconsistent is committed."""
+    store = FilesystemStore(tmp_path)
+    info = await store.create_upload("cam-1", len(BODY), META, 2e9)
+    data = tmp_path / "uploads" / "cam-1" / info.upload_id / "data"
+    held = HeldWrite()
+    held.install(monkeypatch)
+    stalled = asyncio.Event()  # never set: the camera stops sending after the first batch
+
+    async def first_batch_then_stall() -> AsyncIterator[bytes]:
+        for piece in pieces_of(BODY[: fs_batch._WRITE_BATCH + PIECE]):
+            yield piece
+        await stalled.wait()
+
+    request = asyncio.ensure_future(
+        store.append("cam-1", info.upload_id, 0, first_batch_then_stall())
+    )
+    assert await asyncio.to_thread(held.entered.wait, 30)
+    request.cancel()  # in the body read: the error path waits for the batch being written
+    await asyncio.sleep(0)  # one turn of the loop (no wall clock): the request is in that wait
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    assert still_open(held.fd, data)
+    held.release.set()
+    assert await asyncio.to_thread(held.closed.wait, 30)
+    assert held.events == ["held write done", "closed"]
+    offset, kept = await committed(store, info.upload_id)
+    assert kept == BODY[:offset]

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import os
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -22,13 +23,65 @@ _write_fd = os.write  # the seam: every byte of a request body goes through it
 _close_fd = os.close  # and the fd's end: after the last job that uses it
 
 
+class ByteBudget:
+    """The request-body bytes that the store's writers hold in memory, across all requests.
+
+    A writer takes budget for each piece before keeping it and gives it back when the job
+    writing it ends. A writer that finds the budget short first hands what it gathered to the
+    worker, so every byte counted is in a write that will end and give it back: a waiting
+    request always gets its turn (in arrival order), and no set of requests waits on each
+    other. A piece larger than the whole budget is let through when nothing else is held.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    def try_take(self, size: int) -> bool:
+        if self._waiters or not self._fits(size):
+            return False
+        self.held += size
+        return True
+
+    async def take(self, size: int) -> None:
+        if self.try_take(size):
+            return
+        entry = (size, asyncio.get_running_loop().create_future())
+        self._waiters.append(entry)
+        try:
+            await entry[1]
+        except asyncio.CancelledError:
+            if entry[1].done() and not entry[1].cancelled():
+                self.give(size)  # granted as the cancel came: not kept
+            elif entry in self._waiters:
+                self._waiters.remove(entry)
+                self._wake()
+            raise
+
+    def give(self, size: int) -> None:
+        self.held -= size
+        self._wake()
+
+    def _fits(self, size: int) -> bool:
+        return self.held + size <= self.limit or self.held == 0
+
+    def _wake(self) -> None:
+        while self._waiters and self._fits(self._waiters[0][0]):
+            size, waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.held += size
+                waiter.set_result(None)
+
+
 class BatchWriter:
     """Writes one request's body in batches of `_WRITE_BATCH`, one worker-thread hop each.
 
     The body's pieces (bytes objects from the socket, never copied) are gathered into a batch;
     a full batch is written (and hashed, for Upload-Checksum) in a worker thread while the
-    next one is read, so a request holds at most two batches in memory. Nothing here fsyncs:
-    the request's end does, once, in the hop `finish` runs.
+    next one is read, so a request holds at most two batches in memory, and all requests
+    together at most the store's `ByteBudget`. Nothing here fsyncs: the request's end does,
+    once, in the hop `finish` runs.
 
     A write that fails (EIO; ENOSPC, often after a short write) stops the writer for good:
     `written` stays the end of the bytes write() took, contiguous from the start offset, and
@@ -44,8 +97,11 @@ class BatchWriter:
     flock keeps another request from truncating the file while the thread still writes.
     """
 
-    def __init__(self, fd: int, digest: hashlib._Hash | None, offset: int, name: str) -> None:
+    def __init__(
+        self, fd: int, digest: hashlib._Hash | None, offset: int, name: str, budget: ByteBudget
+    ) -> None:
         self.fd = fd
+        self._budget = budget
         self._name = name  # "upload <id>", for error messages
         self._digest = digest
         self.start = offset  # the upload's offset when the request began
@@ -58,19 +114,23 @@ class BatchWriter:
         self._running = False
         self._closing = False
 
-    def add(self, piece: bytes) -> None:
+    async def add(self, piece: bytes) -> None:
+        """Keep `piece`; a full batch goes to the worker, after the one it is writing. When
+        the store's budget is short, what was gathered goes first, then the wait."""
+        if not self._budget.try_take(len(piece)):
+            await self._dispatch()
+            await self._budget.take(len(piece))
         self._pieces.append(piece)
         self._size += len(piece)
+        if self._size >= _WRITE_BATCH:
+            await self._dispatch()
 
-    async def add_and_flush(self, piece: bytes) -> None:
-        """Keep `piece`; a full batch goes to the worker, after the one it is writing."""
-        self.add(piece)
-        if self._size < _WRITE_BATCH:
-            return
+    async def _dispatch(self) -> None:
         await self.drain()
         if self.failure is not None:
             raise self.error() from self.failure
-        self._job = self._start(self._write, self._take_pieces())
+        if self._pieces:
+            self._job = self._start(self._write, self._take_pieces())
 
     async def drain(self) -> Any:
         """Wait for the job using the fd; its result. The job is not cancelled with the
@@ -95,7 +155,7 @@ class BatchWriter:
 
     def close(self) -> None:
         """Drop the pieces never written and close the fd: now, or when the running job ends."""
-        self._take_pieces()
+        self._budget.give(sum(map(len, self._take_pieces())))
         with self._guard:
             if self._running:
                 self._closing = True
@@ -117,15 +177,22 @@ class BatchWriter:
         pieces, self._pieces, self._size = self._pieces, [], 0
         return pieces
 
-    def _start(self, work: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    def _start(
+        self, work: Callable[..., Any], pieces: list[bytes], *args: Any
+    ) -> asyncio.Future[Any]:
+        """`work(pieces, *args)` as the writer's job; the pieces' budget returns at its end."""
+        size = sum(map(len, pieces))
         with self._guard:
             self._running = True
         try:
-            return asyncio.get_running_loop().run_in_executor(None, self._run, work, args)
+            job = asyncio.get_running_loop().run_in_executor(None, self._run, work, (pieces, *args))
         except BaseException:
             with self._guard:
                 self._running = False
+            self._budget.give(size)
             raise
+        job.add_done_callback(lambda _: self._budget.give(size))
+        return job
 
     def _run(self, work: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         """In the worker: `work`, then close the fd if `close` came while it ran."""

@@ -47,7 +47,7 @@ from .errors import (
     UploadNotFound,
     UploadTooLarge,
 )
-from .fs_batch import BatchWriter
+from .fs_batch import BatchWriter, ByteBudget
 from .fs_records import FilesystemRecords, json_bytes, make_dirs
 from .store import (
     DEVICE_ID,
@@ -63,9 +63,11 @@ _READ = 1 << 20
 class FilesystemStore(FilesystemRecords):
     """`IngestStore` on a local filesystem that honours fsync and rename (ext4, xfs, btrfs)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, buffered_bytes: int = 256 << 20) -> None:
         self.root = root.resolve()
         self._locks: dict[str, asyncio.Lock] = {}
+        # request-body bytes held in memory by all appends at once ([limits] max_buffered_bytes)
+        self._budget = ByteBudget(buffered_bytes)
         make_dirs(self.root)
 
     def describe(self) -> str:
@@ -165,7 +167,7 @@ class FilesystemStore(FilesystemRecords):
         info, fd = await asyncio.to_thread(self._open_for_append, directory, offset)
         # hashed only for Upload-Checksum: the segment's hash is verification's, computed once
         digest = hashlib.sha256() if expect_sha256 is not None else None
-        writer = BatchWriter(fd, digest, info.offset, f"upload {info.upload_id}")
+        writer = BatchWriter(fd, digest, info.offset, f"upload {info.upload_id}", self._budget)
         try:
             return await self._receive(directory, info, chunks, writer, expect_sha256)
         finally:
@@ -183,12 +185,12 @@ class FilesystemStore(FilesystemRecords):
         try:
             async for chunk in chunks:
                 if len(chunk) > room:
-                    writer.add(chunk[:room])
+                    await writer.add(chunk[:room])
                     raise UploadTooLarge(
                         f"upload {info.upload_id}: more than its Upload-Length {info.length} bytes"
                     )
                 room -= len(chunk)
-                await writer.add_and_flush(chunk)
+                await writer.add(chunk)
         except BaseException:
             if expect_sha256 is None:  # what arrived is kept: write it and commit it
                 await writer.finish(lambda: self._commit_written(directory, writer, None))

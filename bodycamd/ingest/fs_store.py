@@ -10,6 +10,7 @@ Layout under the root::
     quarantine/<device>/<upload>/         the upload as it was, plus reason.json
     devices/<device>.json                 registry entries
     audit.log                             one JSON entry per line
+    staging.lock                          flock: creations (shared), start-up clean-up (exclusive)
 
 What survives a power cut (the Protocol's contract, made concrete): an append writes the
 data file, fsyncs it, then atomically replaces state.json (temp, fsync, rename, fsync the
@@ -32,7 +33,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -69,6 +70,7 @@ class FilesystemStore(FilesystemRecords):
         # request-body bytes held in memory by all appends at once ([limits] max_buffered_bytes)
         self._budget = ByteBudget(buffered_bytes)
         make_dirs(self.root)
+        self._remove_leftovers()
 
     def describe(self) -> str:
         return f"file://{self.root}"
@@ -85,6 +87,34 @@ class FilesystemStore(FilesystemRecords):
     def _segment_path(self, key: SegmentKey) -> Path:
         return self.root / "segments" / f"{key.path()}.seg"
 
+    @contextlib.contextmanager
+    def _staging(self, mode: int) -> Iterator[bool]:
+        """The staging lock (flock on `staging.lock`): creations hold it shared, the start-up
+        clean-up exclusive; True when taken (a non-blocking try may find it held)."""
+        fd = os.open(self.root / "staging.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, mode)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def _remove_leftovers(self) -> None:
+        """Remove the staging directories of creations a crash or error interrupted, and the
+        uploads a crash left half deleted. Neither was ever visible (listings skip dot names;
+        a `.gone-` one was already finished or terminated). Skipped while another process
+        (the server, when the operator's CLI opens the store) is creating an upload: its
+        staging directory is not a leftover, and the next start-up cleans."""
+        with self._staging(fcntl.LOCK_EX | fcntl.LOCK_NB) as taken:
+            if not taken:
+                return
+            uploads = self.root / "uploads"
+            for leftover in [*uploads.glob("*/.new-*"), *uploads.glob("*/.gone-*")]:
+                shutil.rmtree(leftover, ignore_errors=True)
+
     # -- uploads --------------------------------------------------------------------------
     async def create_upload(
         self, device_id: str, length: int, metadata: dict[str, str], expires_at: float
@@ -98,16 +128,22 @@ class FilesystemStore(FilesystemRecords):
         final = self._upload_dir(info.device_id, info.upload_id)
         make_dirs(final.parent)
         staging = final.with_name(f".new-{info.upload_id}")
-        staging.mkdir(mode=0o700)
         fixed = {k: v for k, v in asdict(info).items() if k not in ("offset", "expires_at")}
-        # the staging directory is invisible (listings skip dot names) until the rename, so
-        # its files need no rename of their own: written and fsynced, then the directory
         state = json_bytes({"offset": 0, "expires_at": info.expires_at})
-        for name, content in (("info.json", json_bytes(fixed)), ("state.json", state)):
-            _write_new(staging / name, content)
-        _write_new(staging / "data", b"")
-        fsync_directory(staging)
-        staging.rename(final)
+        with self._staging(fcntl.LOCK_SH):
+            staging.mkdir(mode=0o700)
+            try:
+                # the staging directory is invisible (listings skip dot names) until the
+                # rename, so its files need no rename of their own: written and fsynced,
+                # then the directory
+                for name, content in (("info.json", json_bytes(fixed)), ("state.json", state)):
+                    _write_new(staging / name, content)
+                _write_new(staging / "data", b"")
+                fsync_directory(staging)
+                staging.rename(final)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
         fsync_directory(final.parent)
 
     def _read_info(self, directory: Path) -> UploadInfo:

@@ -1,11 +1,13 @@
 """The filesystem store's batched body writer (bodycamd/ingest/fs_batch.py) when the disk
 fails under it: the (offset, bytes) pair in state.json stays consistent. Failures are
-injected at `fs_batch._write_fd`, the one call that puts body bytes into the data file."""
+injected at `fs_batch._write_fd`, the one call that puts body bytes into the data file.
+Also the writers' store-wide memory budget and the clean-up of creations left half done."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import hashlib
 import os
 import threading
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bodycamd.ingest import fs_batch
+from bodycamd.ingest import fs_batch, fs_store
 from bodycamd.ingest.app import running_ingest
 from bodycamd.ingest.errors import StoreError, UploadBusy
 from bodycamd.ingest.fs_store import FilesystemStore
@@ -265,3 +267,42 @@ async def test_all_requests_together_hold_at_most_the_buffer_budget(
     for info, body in zip(infos, bodies, strict=True):
         assert await committed(store, info.upload_id) == (len(body), body)
     assert counts["most held"] > budget // 2  # the bound was reached for, not trivially met
+
+
+async def test_staging_leftovers_are_removed_when_the_store_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A creation that fails leaves no staging directory; one a crash left is removed when
+    the store is next opened, unless a creation is under way in another process."""
+    store = FilesystemStore(tmp_path)
+    kept = await store.create_upload("cam-1", 10, META, 2e9)
+    device = tmp_path / "uploads" / "cam-1"
+    written: list[Path] = []
+    real_write_new = fs_store._write_new
+
+    def full_disk(path: Path, content: bytes) -> None:
+        written.append(path)
+        if path.name == "data":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write_new(path, content)
+
+    monkeypatch.setattr(fs_store, "_write_new", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        await store.create_upload("cam-1", 10, META, 2e9)
+    monkeypatch.undo()
+    assert written and written[0].parent.name.startswith(".new-")
+    assert sorted(p.name for p in device.iterdir()) == [kept.upload_id]
+
+    crashed = device / ".new-crashedcreation00000"  # as a power cut mid-creation leaves it
+    crashed.mkdir()
+    (crashed / "info.json").write_bytes(b"{")
+    half_deleted = device / ".gone-terminated0000000000"
+    half_deleted.mkdir()
+    (half_deleted / "data").write_bytes(b"x")
+    with (tmp_path / "staging.lock").open("rb") as lock:  # a creation in another process
+        fcntl.flock(lock.fileno(), fcntl.LOCK_SH)
+        FilesystemStore(tmp_path)
+        assert crashed.exists() and half_deleted.exists()
+    reopened = FilesystemStore(tmp_path)
+    assert sorted(p.name for p in device.iterdir()) == [kept.upload_id]
+    assert [i.upload_id for i in await reopened.uploads()] == [kept.upload_id]

@@ -49,7 +49,7 @@ def open_store(config: IngestConfig) -> IngestStore:
 
         store: IngestStore = open_s3_store(config)
         return store
-    return FilesystemStore(config.path(config.store_path))
+    return FilesystemStore(config.path(config.store_path), config.limits.max_buffered_bytes)
 
 
 class TlsGate(asyncio.Protocol):

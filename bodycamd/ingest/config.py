@@ -45,6 +45,8 @@ class LimitsConfig:
     max_upload_bytes: int = 2 << 30  # Tus-Max-Size; a 60 s segment at 10 Mbit/s is ~75 MB
     max_uploads_per_device: int = 8  # incomplete uploads one device may hold at once
     max_request_body_bytes: int = 256 << 20  # one PATCH or creation-with-upload body
+    # body bytes all PATCHes together hold in memory (filesystem store; one takes up to 8 MiB)
+    max_buffered_bytes: int = 256 << 20
     max_header_bytes: int = 8190  # one header line or field
     read_timeout: float = 60.0  # longest wait for the next bytes of a request body
     upload_expiry: float = 86400.0  # an incomplete upload untouched this long is removed
@@ -155,6 +157,7 @@ path = "store"
 max_upload_bytes = {limits.max_upload_bytes}
 max_uploads_per_device = {limits.max_uploads_per_device}
 max_request_body_bytes = {limits.max_request_body_bytes}
+max_buffered_bytes = {limits.max_buffered_bytes}
 max_header_bytes = {limits.max_header_bytes}
 read_timeout = {limits.read_timeout}
 upload_expiry = {limits.upload_expiry}

@@ -10,6 +10,7 @@ Layout under the root::
     quarantine/<device>/<upload>/         the upload as it was, plus reason.json
     devices/<device>.json                 registry entries
     audit.log                             one JSON entry per line
+    staging.lock                          flock: creations (shared), start-up clean-up (exclusive)
 
 What survives a power cut (the Protocol's contract, made concrete): an append writes the
 data file, fsyncs it, then atomically replaces state.json (temp, fsync, rename, fsync the
@@ -32,7 +33,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from .errors import (
     UploadNotFound,
     UploadTooLarge,
 )
+from .fs_batch import BatchWriter, ByteBudget
 from .fs_records import FilesystemRecords, json_bytes, make_dirs
 from .store import (
     DEVICE_ID,
@@ -56,17 +58,19 @@ from .store import (
     UploadInfo,
 )
 
-_WRITE_BATCH = 4 << 20  # bytes gathered before one write() in a worker thread
 _READ = 1 << 20
 
 
 class FilesystemStore(FilesystemRecords):
     """`IngestStore` on a local filesystem that honours fsync and rename (ext4, xfs, btrfs)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, buffered_bytes: int = 256 << 20) -> None:
         self.root = root.resolve()
         self._locks: dict[str, asyncio.Lock] = {}
+        # request-body bytes held in memory by all appends at once ([limits] max_buffered_bytes)
+        self._budget = ByteBudget(buffered_bytes)
         make_dirs(self.root)
+        self._remove_leftovers()
 
     def describe(self) -> str:
         return f"file://{self.root}"
@@ -83,6 +87,34 @@ class FilesystemStore(FilesystemRecords):
     def _segment_path(self, key: SegmentKey) -> Path:
         return self.root / "segments" / f"{key.path()}.seg"
 
+    @contextlib.contextmanager
+    def _staging(self, mode: int) -> Iterator[bool]:
+        """The staging lock (flock on `staging.lock`): creations hold it shared, the start-up
+        clean-up exclusive; True when taken (a non-blocking try may find it held)."""
+        fd = os.open(self.root / "staging.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, mode)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def _remove_leftovers(self) -> None:
+        """Remove the staging directories of creations a crash or error interrupted, and the
+        uploads a crash left half deleted. Neither was ever visible (listings skip dot names;
+        a `.gone-` one was already finished or terminated). Skipped while another process
+        (the server, when the operator's CLI opens the store) is creating an upload: its
+        staging directory is not a leftover, and the next start-up cleans."""
+        with self._staging(fcntl.LOCK_EX | fcntl.LOCK_NB) as taken:
+            if not taken:
+                return
+            uploads = self.root / "uploads"
+            for leftover in [*uploads.glob("*/.new-*"), *uploads.glob("*/.gone-*")]:
+                shutil.rmtree(leftover, ignore_errors=True)
+
     # -- uploads --------------------------------------------------------------------------
     async def create_upload(
         self, device_id: str, length: int, metadata: dict[str, str], expires_at: float
@@ -96,16 +128,22 @@ class FilesystemStore(FilesystemRecords):
         final = self._upload_dir(info.device_id, info.upload_id)
         make_dirs(final.parent)
         staging = final.with_name(f".new-{info.upload_id}")
-        staging.mkdir(mode=0o700)
         fixed = {k: v for k, v in asdict(info).items() if k not in ("offset", "expires_at")}
-        # the staging directory is invisible (listings skip dot names) until the rename, so
-        # its files need no rename of their own: written and fsynced, then the directory
         state = json_bytes({"offset": 0, "expires_at": info.expires_at})
-        for name, content in (("info.json", json_bytes(fixed)), ("state.json", state)):
-            _write_new(staging / name, content)
-        _write_new(staging / "data", b"")
-        fsync_directory(staging)
-        staging.rename(final)
+        with self._staging(fcntl.LOCK_SH):
+            staging.mkdir(mode=0o700)
+            try:
+                # the staging directory is invisible (listings skip dot names) until the
+                # rename, so its files need no rename of their own: written and fsynced,
+                # then the directory
+                for name, content in (("info.json", json_bytes(fixed)), ("state.json", state)):
+                    _write_new(staging / name, content)
+                _write_new(staging / "data", b"")
+                fsync_directory(staging)
+                staging.rename(final)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
         fsync_directory(final.parent)
 
     def _read_info(self, directory: Path) -> UploadInfo:
@@ -165,28 +203,35 @@ class FilesystemStore(FilesystemRecords):
         info, fd = await asyncio.to_thread(self._open_for_append, directory, offset)
         # hashed only for Upload-Checksum: the segment's hash is verification's, computed once
         digest = hashlib.sha256() if expect_sha256 is not None else None
-        writer = _BatchWriter(fd, digest, info.offset)
+        writer = BatchWriter(fd, digest, info.offset, f"upload {info.upload_id}", self._budget)
+        try:
+            return await self._receive(directory, info, chunks, writer, expect_sha256)
+        finally:
+            writer.close()  # the fd closes after the writer's last job, not under it
+
+    async def _receive(
+        self,
+        directory: Path,
+        info: UploadInfo,
+        chunks: AsyncIterator[bytes],
+        writer: BatchWriter,
+        expect_sha256: bytes | None,
+    ) -> int:
         room = info.length - info.offset
         try:
-            try:
-                async for chunk in chunks:
-                    if len(chunk) > room:
-                        writer.add(chunk[:room])
-                        raise UploadTooLarge(
-                            f"upload {info.upload_id}: more than its Upload-Length "
-                            f"{info.length} bytes"
-                        )
-                    room -= len(chunk)
-                    await writer.add_and_flush(chunk)
-            except BaseException:
-                await writer.drain()
-                if expect_sha256 is None:  # what arrived is kept: write it and commit it
-                    await asyncio.to_thread(self._write_and_commit, directory, writer, None)
-                raise
-            await writer.drain()
-            return await asyncio.to_thread(self._write_and_commit, directory, writer, expect_sha256)
-        finally:
-            os.close(fd)
+            async for chunk in chunks:
+                if len(chunk) > room:
+                    await writer.add(chunk[:room])
+                    raise UploadTooLarge(
+                        f"upload {info.upload_id}: more than its Upload-Length {info.length} bytes"
+                    )
+                room -= len(chunk)
+                await writer.add(chunk)
+        except BaseException:
+            if expect_sha256 is None:  # what arrived is kept: write it and commit it
+                await writer.finish(lambda: self._commit_written(directory, writer, None))
+            raise
+        return await writer.finish(lambda: self._commit_written(directory, writer, expect_sha256))
 
     def _open_for_append(self, directory: Path, offset: int) -> tuple[UploadInfo, int]:
         """Check the offset and open the data file for appending, in one thread hop."""
@@ -206,13 +251,23 @@ class FilesystemStore(FilesystemRecords):
         os.lseek(fd, info.offset, os.SEEK_SET)
         return info, fd
 
-    def _write_and_commit(
-        self, directory: Path, writer: _BatchWriter, expect_sha256: bytes | None
+    def _commit_written(
+        self, directory: Path, writer: BatchWriter, expect_sha256: bytes | None
     ) -> int:
-        """The last batch, the checksum check and the commit: one thread hop at the end of a
-        request, and the only fsyncs of it. On a checksum mismatch nothing is committed (the
-        next append cuts the bytes off)."""
-        written = writer.write_rest()
+        """The checksum check and the commit, in the worker right after the last batch (one
+        thread hop at the end of a request), and the only fsyncs of it. On a checksum
+        mismatch nothing is committed (the next append cuts the bytes off).
+
+        After a failed write (the writer stopped there) the bytes it wrote without a hole are
+        committed, unless the append is checksummed (all or nothing), and StoreError raised.
+        The fsync before the commit reports a page that never reached the disk, and then
+        nothing is committed: either way state.json names only bytes that are there."""
+        written = writer.written
+        if writer.failure is not None:
+            if expect_sha256 is None and written > writer.start:
+                with contextlib.suppress(OSError):  # the error below says what failed first
+                    self._commit(directory, writer.fd, written)
+            raise writer.error() from writer.failure
         if expect_sha256 is not None and writer.sha256() != expect_sha256:
             raise ChecksumMismatch(
                 f"upload {directory.name}: the chunk does not match its Upload-Checksum; discarded"
@@ -321,60 +376,6 @@ class FilesystemStore(FilesystemRecords):
             return found
 
         return await asyncio.to_thread(load_all)
-
-
-class _BatchWriter:
-    """Writes one request's body in batches of `_WRITE_BATCH`, one worker-thread hop each.
-
-    The body's pieces (bytes objects from the socket, never copied) are gathered into a batch;
-    a full batch is written (and hashed, for Upload-Checksum) in a worker thread while the
-    next one is read, so a request holds at most two batches in memory. Nothing here fsyncs:
-    the request's end does, once (`FilesystemStore._write_and_commit`).
-    """
-
-    def __init__(self, fd: int, digest: hashlib._Hash | None, offset: int) -> None:
-        self.fd = fd
-        self._digest = digest
-        self.written = offset  # end of the bytes handed to write() so far
-        self._pieces: list[bytes] = []
-        self._size = 0
-        self._writing: asyncio.Future[None] | None = None
-
-    def add(self, piece: bytes) -> None:
-        self._pieces.append(piece)
-        self._size += len(piece)
-
-    async def add_and_flush(self, piece: bytes) -> None:
-        self.add(piece)
-        if self._size < _WRITE_BATCH:
-            return
-        await self.drain()
-        pieces, self._pieces, self._size = self._pieces, [], 0
-        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, pieces))
-
-    async def drain(self) -> None:
-        """Wait for the batch being written (also when cancelled: the fd closes after it)."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            await asyncio.shield(writing)
-
-    def write_rest(self) -> int:
-        """Write the gathered pieces (in the worker thread); the end offset."""
-        pieces, self._pieces, self._size = self._pieces, [], 0
-        self._write(pieces)
-        return self.written
-
-    def sha256(self) -> bytes | None:
-        return None if self._digest is None else self._digest.digest()
-
-    def _write(self, pieces: list[bytes]) -> None:
-        for piece in pieces:
-            if self._digest is not None:
-                self._digest.update(piece)
-            view = memoryview(piece)
-            while view:
-                view = view[os.write(self.fd, view) :]
-            self.written += len(piece)
 
 
 def _write_new(path: Path, content: bytes) -> None:

@@ -1,9 +1,10 @@
 """The tus 1.0.0 handlers: core, creation, creation-with-upload, termination, checksum
 (sha256) and expiration, plus `GET /receipts/{digest}`.
 
-Every refusal is a 4xx with a one-line text reason (the camera logs it). The device is the
-one the TLS layer verified (app.py puts its registry entry on the request), so a device only
-ever sees its own uploads and receipts: another device's is "not found", not "forbidden".
+Every refusal is a 4xx with a one-line text reason (the camera logs it); a store that fails
+while writing a chunk is a 503 with the reason. The device is the one the TLS layer verified
+(app.py puts its registry entry on the request), so a device only ever sees its own uploads
+and receipts: another device's is "not found", not "forbidden".
 
     OPTIONS /files/             204 Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-…
     POST    /files/             201 Location, Upload-Expires (+ Upload-Offset with a body)
@@ -17,7 +18,8 @@ Refusals: 400 malformed header, 403 metadata names another device, 404 no such u
 409 Upload-Offset differs (the body says the offset), 410 expired, 412 Tus-Resumable missing
 or not 1.0.0, 413 over Tus-Max-Size / the request body limit / the Upload-Length, 415 wrong
 Content-Type, 422 segment rejected, 423 another request is writing this upload, 429 too many
-uploads in flight for this device, 460 checksum mismatch (the chunk is discarded).
+uploads in flight for this device, 460 checksum mismatch (the chunk is discarded); 503 the
+store failed writing the chunk (HEAD gives the durable offset).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .errors import (
     MetadataInvalid,
     OffsetMismatch,
     SegmentRejected,
+    StoreError,
     UploadBusy,
     UploadNotFound,
     UploadTooLarge,
@@ -266,6 +269,8 @@ async def _append(
         raise Refusal(408, f"upload {info.upload_id}: no body bytes for too long") from exc
     except ConnectionError as exc:  # the camera went away; what arrived is durable
         raise Refusal(400, f"upload {info.upload_id}: connection lost mid-body") from exc
+    except StoreError as exc:  # the disk failed; HEAD says what is durable, the camera retries
+        raise Refusal(503, str(exc)) from exc
     if new_offset == info.length:
         await _complete(context, await context.store.upload_info(info.device_id, info.upload_id))
     return new_offset

@@ -200,7 +200,16 @@ class FilesystemStore(FilesystemRecords):
         chunks: AsyncIterator[bytes],
         expect_sha256: bytes | None,
     ) -> int:
-        info, fd = await asyncio.to_thread(self._open_for_append, directory, offset)
+        opening = asyncio.ensure_future(
+            asyncio.to_thread(self._open_for_append, directory, offset)
+        )
+        try:
+            info, fd = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # the thread goes on and opens (and flocks) the file anyway: closed when it is
+            # done, or the lock would answer 423 for this upload until the server restarts
+            opening.add_done_callback(_close_opened)
+            raise
         # hashed only for Upload-Checksum: the segment's hash is verification's, computed once
         digest = hashlib.sha256() if expect_sha256 is not None else None
         writer = BatchWriter(fd, digest, info.offset, f"upload {info.upload_id}", self._budget)
@@ -393,3 +402,9 @@ def _file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(_READ), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _close_opened(opening: asyncio.Future[tuple[UploadInfo, int]]) -> None:
+    """The descriptor an abandoned `_open_for_append` returned, closed (its flock with it)."""
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result()[1])

@@ -141,11 +141,15 @@ def verify_audit(
     signed: list[Signed] = []
     prev, expected_seq = GENESIS, 1
     for row in db.execute(
-        "SELECT seq, time_ns, mono_ns, kind, fields, prev_hash, hash, "
+        "SELECT rowid, seq, time_ns, mono_ns, kind, fields, prev_hash, hash, "
         "signature FROM audit ORDER BY rowid"
     ):
-        seq, time_ns, mono_ns, kind, fields = row[0], row[1], row[2], row[3], row[4]
-        prev_hash, digest, signature = bytes(row[5]), bytes(row[6]), bytes(row[7])
+        if not _as_written(row[1:]):
+            # SQLite keeps whatever type an edit puts in a column: named, not a traceback
+            problems.append(f"audit row {row[0]}: its columns are not of the types written")
+            continue
+        seq, time_ns, mono_ns, kind, fields = row[1], row[2], row[3], row[4], row[5]
+        prev_hash, digest, signature = bytes(row[6]), bytes(row[7]), bytes(row[8])
         where = f"event {seq} ({kind})"
         if seq != expected_seq:
             problems.append(
@@ -171,3 +175,11 @@ def verify_audit(
         signed, [k.public_bytes_raw() for k in keys], [k.public_bytes_raw() for k in known]
     )
     return AuditReport(len(signed), problems + signers.problems, signers)
+
+
+_COLUMN_TYPES = (int, int, int, str, str, bytes, bytes, bytes)
+
+
+def _as_written(columns: tuple[Any, ...]) -> bool:
+    """seq, times, kind, fields, hashes and signature of the types `append_event` writes."""
+    return all(type(value) is kind for value, kind in zip(columns, _COLUMN_TYPES, strict=True))

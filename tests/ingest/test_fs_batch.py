@@ -306,3 +306,39 @@ async def test_staging_leftovers_are_removed_when_the_store_opens(
     reopened = FilesystemStore(tmp_path)
     assert sorted(p.name for p in device.iterdir()) == [kept.upload_id]
     assert [i.upload_id for i in await reopened.uploads()] == [kept.upload_id]
+
+
+async def test_a_request_cancelled_while_the_file_opens_leaves_no_lock_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The camera goes away while the worker thread opens (and flocks) the data file: the
+    thread finishes anyway, and what it opened is closed, so the camera's next PATCH is taken
+    instead of answered 423 until the server restarts."""
+    store = FilesystemStore(tmp_path)
+    info = await store.create_upload("cam-1", len(BODY), META, 2e9)
+    opening, release, opened = threading.Event(), threading.Event(), threading.Event()
+    real = FilesystemStore._open_for_append
+
+    def slow_open(self: FilesystemStore, directory: Path, offset: int) -> tuple[object, int]:
+        opening.set()
+        release.wait(30)
+        try:
+            return real(self, directory, offset)
+        finally:
+            opened.set()
+
+    monkeypatch.setattr(FilesystemStore, "_open_for_append", slow_open)
+    request = asyncio.ensure_future(
+        store.append("cam-1", info.upload_id, 0, chunks(pieces_of(BODY[:PIECE])))
+    )
+    await asyncio.to_thread(opening.wait, 30)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    monkeypatch.setattr(FilesystemStore, "_open_for_append", real)
+    release.set()
+    await asyncio.to_thread(opened.wait, 30)
+    for _ in range(5):  # the thread's result, then its done callback, reach the loop
+        await asyncio.sleep(0)
+    offset = await store.append("cam-1", info.upload_id, 0, chunks(pieces_of(BODY)))
+    assert offset == len(BODY)

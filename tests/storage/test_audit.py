@@ -49,6 +49,20 @@ def test_edited_event(journal_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "edit",
+    ["hash = 'text'", "time_ns = 'noon'", "prev_hash = 7", "fields = x'7b7d'"],
+    ids=["hash as text", "time as text", "prev_hash as a number", "fields as a blob"],
+)
+def test_a_column_of_another_type_is_named_not_a_traceback(journal_path: Path, edit: str) -> None:
+    """SQLite stores whatever type an edit writes; verify names the row and goes on."""
+    with sqlite3.connect(journal_path) as db:
+        db.execute(f"UPDATE audit SET {edit} WHERE seq = 2")
+    found = problems(journal_path)
+    assert found[0] == "audit row 2: its columns are not of the types written"
+    assert any(line.startswith("event 3 (recording_start): does not follow") for line in found)
+
+
 def test_edited_and_rehashed_event_fails_the_signature(journal_path: Path) -> None:
     import hashlib
 

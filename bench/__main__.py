@@ -61,6 +61,13 @@ def summary(rows: dict[str, list[float]]) -> None:
             lambda v: v >= 1.0,
         ),
         (
+            "upload vs curl, same server",
+            "upload_curl_ratio",
+            "x curl",
+            ">= 0.9x",
+            lambda v: v >= 0.9,
+        ),
+        (
             "ingest vs @tus/server, 8 uploaders",
             "ingest_peer_ratio",
             "x peer",
@@ -97,7 +104,9 @@ def main() -> None:
     if args.only in (None, "upload"):
         from bench import upload
 
-        upload.main()
+        upload_ratio = upload.main()
+        if upload_ratio is not None:
+            rows["upload_curl_ratio"].append(upload_ratio)
     if args.only in (None, "ingest"):
         from bench import ingest
 

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bodycamd.config import RecorderConfig
+from bench import CAMERA_CHECKPOINT_BYTES
 from bodycamd.evidence.writer import SealedSegment
 from tests.ingest.helpers import Camera, Rig, encode_metadata, make_rig
 
@@ -146,10 +146,9 @@ def stop(server: subprocess.Popen[str]) -> None:
         server.stdout.close()
 
 
-# Segments as the camera writes them: a checkpoint (whose signature the ingest checks) per
-# `recorder.durability_interval` of 10 Mbit/s footage. (Until session 3 the bench wrote one
-# per 50 kB, the tests' density: 12x the checks real footage costs the ingest.)
-CHECKPOINT_BYTES = int(RecorderConfig().durability_interval * 10e6 / 8)
+# Segments as the camera writes them (until session 3 the bench wrote a checkpoint per
+# 50 kB, the tests' density: 12x the signature checks real footage costs the ingest).
+CHECKPOINT_BYTES = CAMERA_CHECKPOINT_BYTES
 
 
 def write_segments(cameras: list[Camera], args: argparse.Namespace) -> None:

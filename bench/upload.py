@@ -5,8 +5,8 @@ us to at least 0.9 times curl), and the uploader's own CPU seconds per GB.
 The ingest runs as its own process (`bodycamd-ingest serve`), so the CPU time measured in
 this process is the client's alone. Both clients send a real sealed segment of the same
 size (different segments: the ingest keeps one upload per digest) with mutual TLS, and both
-send `Upload-Checksum` (the camera does whenever a server offers it), so the server does the
-same work for both: curl's digest is computed before its clock starts.
+send `Upload-Checksum` (the camera does whenever a server offers it), so server and client do
+the same work for both: curl's digest is computed on its clock, as the camera's are.
 """
 
 from __future__ import annotations
@@ -23,23 +23,31 @@ import time
 import uuid
 from pathlib import Path
 
+from bench import CAMERA_CHECKPOINT_BYTES
+from bodycamd.config import UploadConfig
+from bodycamd.config.fields import parse_size
+
 MIB = 1 << 20
 SIZE = 96 * MIB
-CHUNK = 8 * MIB
+CHUNK = parse_size(UploadConfig().chunk_size, 0)  # the camera's default
 _PYTHON_INGEST = [sys.executable, "-m", "bodycamd.ingest.cli"]
 
 
-def main() -> None:
+def main() -> float | None:
+    """The ratio to curl (None without curl)."""
     if shutil.which("curl") is None:
         print("upload: curl is not installed; skipped")
-        return
+        return None
     from tests.ingest.helpers import make_rig
 
     with tempfile.TemporaryDirectory(prefix="bodycamd-bench-upload-") as tmp:
         root = Path(tmp)
         ingest = make_rig(root)
         camera = ingest.enroll("bench-cam")
-        ours, theirs = (camera.segment(uuid.uuid4(), size=SIZE) for _ in range(2))
+        ours, theirs = (
+            camera.segment(uuid.uuid4(), size=SIZE, checkpoint_bytes=CAMERA_CHECKPOINT_BYTES)
+            for _ in range(2)
+        )
         server = subprocess.Popen(
             [*_PYTHON_INGEST, "serve", "-c", str(ingest.directory), "--port", "0"],
             stdout=subprocess.PIPE,
@@ -55,10 +63,11 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
-    print(f"upload, bodycamd (8 MiB PATCHes)  {rate / MIB:9.0f} MiB/s")
+    print(f"upload, bodycamd ({CHUNK // MIB} MiB PATCHes) {rate / MIB:9.0f} MiB/s")
     print(f"upload, curl (one PATCH, checksum) {curl_rate / MIB:9.0f} MiB/s")
     print(f"upload vs curl                    {rate / curl_rate:9.2f}x (target >= 0.9x)")
     print(f"uploader CPU per GB               {cpu / (SIZE / 1e9):9.2f} s")
+    return rate / curl_rate
 
 
 async def _ours(base: str, ingest, camera, sealed) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -101,12 +110,11 @@ def _curl(base: str, ingest, camera, sealed) -> float:  # type: ignore[no-untype
     target = location.group(1)
     if target.startswith("/"):
         target = base + target
-    # The same server work for both clients: the ingest verifies an Upload-Checksum, which
-    # the camera sends whenever a server offers the extension (docs/upload.md), so curl
-    # sends one too. Its digest is computed here, before the clock starts, while the
-    # camera's own hashing is timed: if anything, this favours curl.
-    checksum = base64.b64encode(hashlib.sha256(sealed.path.read_bytes()).digest()).decode()
+    # The same work for both clients: the camera sends Upload-Checksum whenever a server
+    # offers the extension (docs/upload.md), so curl sends one too, and its digest is
+    # computed on the clock (by the same OpenSSL SHA-256), as the camera's are.
     start = time.perf_counter()
+    checksum = base64.b64encode(_file_sha256(sealed.path)).decode()
     subprocess.run(
         [
             *("curl", *tls, "-X", "PATCH", "--data-binary", f"@{sealed.path}", target),
@@ -117,6 +125,14 @@ def _curl(base: str, ingest, camera, sealed) -> float:  # type: ignore[no-untype
         check=True,
     )
     return size / (time.perf_counter() - start)
+
+
+def _file_sha256(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with path.open("rb", buffering=0) as data:
+        while block := data.read(1 << 20):
+            digest.update(block)
+    return digest.digest()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bodycamd.config import RecorderConfig
+from bench import CAMERA_CHECKPOINT_BYTES
 from bodycamd.evidence import format as fmt
 from bodycamd.evidence.keys import generate_evidence_key, hpke_suite
 from bodycamd.evidence.writer import SegmentInfo, SegmentWriter
@@ -71,8 +71,7 @@ def scratch_dir() -> Path:
 
 AGE_BYTES = 256 * MIB
 BATCH = 256 * 1024  # the recorder's write batch (storage.quota.WRITE_BATCH)
-# a checkpoint per `recorder.durability_interval` of 10 Mbit/s footage, as the camera writes
-CHECKPOINT_BYTES = int(RecorderConfig().durability_interval * 10e6 / 8)
+CHECKPOINT_BYTES = CAMERA_CHECKPOINT_BYTES  # as the camera writes them
 
 
 def children_cpu() -> float:

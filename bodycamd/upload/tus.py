@@ -102,7 +102,7 @@ class TusClient:
         endpoint: str,
         *,
         receipts_url: str | None = None,
-        chunk_size: int = 8 * 2**20,
+        chunk_size: int = 32 * 2**20,
         pace: Pace | None = None,
         on_sent: Callable[[int], None] | None = None,
     ) -> None:

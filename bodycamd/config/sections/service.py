@@ -138,7 +138,7 @@ class UploadConfig:
         ),
     )
     chunk_size: str = field(
-        default="8MiB",
+        default="32MiB",
         metadata=doc(
             "Bytes per PATCH (64KiB to 256MiB); the acknowledged offset is journalled after each.",
             size=True,

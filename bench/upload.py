@@ -71,7 +71,8 @@ def main() -> float | None:
 
 
 async def _ours(base: str, ingest, camera, sealed) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    from bodycamd.upload.tus import TusClient, make_http_client, make_ssl_context
+    from bodycamd.upload.transport import make_http_client
+    from bodycamd.upload.tus import TusClient, make_ssl_context
     from bodycamd.upload.worker import SEGMENT_MEDIA_TYPE
 
     context = make_ssl_context(ingest.ca, camera.certificate, camera.tls_key)

@@ -85,7 +85,7 @@ class UploadComponent:
         if self._settings is None:
             self.progress.update(state="disabled", reason=self._disabled)
             return
-        from .tus import make_http_client  # httpx loads only where uploading is configured
+        from .transport import make_http_client  # httpx loads only where uploading is configured
 
         try:
             self._http = make_http_client(await asyncio.to_thread(self._ssl_context))

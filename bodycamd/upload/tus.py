@@ -69,22 +69,6 @@ def make_ssl_context(
     return context
 
 
-def make_http_client(
-    verify: ssl.SSLContext | bool, *, connect: float = 10.0, io: float = 60.0
-) -> httpx.AsyncClient:
-    """HTTP/1.1 with keep-alive, timeouts on every phase, no proxies from the environment,
-    no redirects (a tus server has no reason to send one)."""
-    return httpx.AsyncClient(
-        verify=verify,
-        http1=True,
-        http2=False,
-        trust_env=False,
-        follow_redirects=False,
-        timeout=httpx.Timeout(io, connect=connect, pool=connect),
-        limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
-    )
-
-
 def encode_metadata(metadata: Mapping[str, str]) -> str:
     """`Upload-Metadata`: comma-separated `key base64(value)` pairs."""
     return ",".join(

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bodycamd.upload.tus import TusClient, make_http_client, make_ssl_context
+from bodycamd.upload.transport import make_http_client
+from bodycamd.upload.tus import TusClient, make_ssl_context
 from bodycamd.upload.worker import upload_metadata
 
 from .memory_queue import MemoryQueue

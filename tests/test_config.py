@@ -57,6 +57,16 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
             '/etc/bodycamd/bodycamd.toml: daemon.stop_timeout: expected a number, got string "ten"',
         ),
         (
+            "[daemon]\nstop_timeout = nan\n",
+            "/etc/bodycamd/bodycamd.toml: daemon.stop_timeout: expected a finite number, "
+            "got number nan",
+        ),
+        (
+            "[recorder]\ndurability_interval = inf\n",
+            "/etc/bodycamd/bodycamd.toml: recorder.durability_interval: expected a finite "
+            "number, got number inf",
+        ),
+        (
             "[daemon]\nstop_timeout = 0\n",
             "/etc/bodycamd/bodycamd.toml: daemon.stop_timeout: 0 is out of range; "
             "expected 0.1 to 600.0",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import tomllib
 import types
@@ -88,6 +89,8 @@ def _convert(value: Any, hint: Any, f: dataclasses.Field[Any], path: Path, key: 
             raise ConfigError(f"{where}: expected a number, got {_show(value)}")
         if hint is int and not isinstance(value, int):
             raise ConfigError(f"{where}: expected a whole number, got {_show(value)}")
+        if not math.isfinite(value):  # NaN passes any range check; inf is never meant
+            raise ConfigError(f"{where}: expected a finite number, got {_show(value)}")
         low, high = f.metadata.get("min"), f.metadata.get("max")
         if (low is not None and value < low) or (high is not None and value > high):
             raise ConfigError(f"{where}: {value} is out of range; expected {low} to {high}")

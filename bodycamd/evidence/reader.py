@@ -71,8 +71,15 @@ class _Walk:
         header: fmt.Header,
         device_key: ed25519.Ed25519PublicKey,
         aead: AESGCM | None,
+        *,
+        unvouched_tail: bool = False,
     ) -> None:
         self.stream = stream
+        # recovery of a `.part`: what follows the last checkpoint was never vouched for, and
+        # a power cut can leave anything there (a block of zeros the filesystem had
+        # allocated, half a flash page), so a malformed record there ends the walk as the
+        # torn tail instead of failing the whole file
+        self.unvouched_tail = unvouched_tail
         self.header = header
         self.key = device_key
         self.aead = aead
@@ -98,6 +105,16 @@ class _Walk:
         return IntegrityError(f"{self._where()}: {why}", record=self.frames, offset=self.offset)
 
     def run(self) -> Iterator[bytes]:
+        try:
+            yield from self._records()
+        except IntegrityError as exc:
+            if not self.unvouched_tail or self.footer is not None:
+                raise
+            self.tail = (
+                f"unreadable after the last checkpoint, at {exc} (nothing there was vouched for)"
+            )
+
+    def _records(self) -> Iterator[bytes]:
         while True:
             frame = self.stream.read(fmt.FRAME.size)
             if self.footer is not None:
@@ -315,12 +332,22 @@ def _device_key(
     return enrolled or ed25519.Ed25519PublicKey.from_public_bytes(header.device_key)
 
 
-def scan_segment(path: Path, device_key: ed25519.Ed25519PublicKey | None = None) -> Verdict:
+def scan_segment(
+    path: Path, device_key: ed25519.Ed25519PublicKey | None = None, *, recovering: bool = False
+) -> Verdict:
     """Keyless scan: how far the device's signed checkpoints vouch for the file. Raises
-    EvidenceError for a file that is not a well-formed, correctly signed segment."""
+    EvidenceError for a file that is not a well-formed, correctly signed segment.
+
+    `recovering` is for a `.part` left by a power cut, before recovery seals it: a malformed
+    record after the last valid checkpoint is then its torn tail (`tail` says where and
+    why), not an error. Everything a signature covers is checked as strictly as ever: the
+    walk stops at the first bad record, so the vouched prefix ends at the last checkpoint
+    before it."""
     with path.open("rb", buffering=_READ) as stream:
         header = read_header(stream, device_key)
-        walk = _Walk(stream, header, _device_key(header, device_key), None)
+        walk = _Walk(
+            stream, header, _device_key(header, device_key), None, unvouched_tail=recovering
+        )
         for _ in walk.run():
             pass
         return walk.verdict()

@@ -73,6 +73,7 @@ class Recovered:
     verdict: Verdict  # the verdict of the file as recovered (sealed, torn unless it was whole)
     bytes_dropped: int  # unvouched tail that was cut off
     plaintext_kept: int
+    tail: str  # what the `.part` ended with, in words (the scan before recovery)
 
 
 def seal_torn(
@@ -92,7 +93,7 @@ def seal_torn(
     """
     if part_path.suffix != PART_SUFFIX:
         raise ValueError(f"{part_path}: expected a {PART_SUFFIX} file")
-    before = scan_segment(part_path, device_key.public_key())
+    before = scan_segment(part_path, device_key.public_key(), recovering=True)
     size = part_path.stat().st_size
     try:
         if before.tail.startswith("sealed"):  # complete already; crash hit before the rename
@@ -122,7 +123,7 @@ def seal_torn(
             f"{part_path}: recovery failed ({exc.strerror or exc}); left for the next start"
         ) from exc
     after = scan_segment(sealed, device_key.public_key())
-    return Recovered(sealed, after, dropped, after.vouched_plaintext)
+    return Recovered(sealed, after, dropped, after.vouched_plaintext, before.tail)
 
 
 def interrupted_roll(verdicts: Iterable[Verdict], *, open_failed: bool = False) -> Verdict | None:

@@ -10,9 +10,10 @@ vouch for it as signers.py describes (each event's hash covers the one before, s
 signed by a trusted key vouches for all before it; a rotation signed by a trusted key hands
 trust on to the new key; one after a lost key does not).
 
-What the chain cannot show on its own: the newest events being cut off the end. The trail is
-exported with every upload, and the back end compares the new export with the last one it
-holds, which anchors the head.
+What the chain cannot show on its own: the newest events being cut off the end. Nothing
+anchors the head yet: the uploader does not send the trail, so only an export kept
+elsewhere (`bodycamd audit export`, compared with a later one) shows a cut end
+(docs/storage.md says so; an upload of the trail with each dock is future work).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ quarantine/ (and reported), never removed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ class ReconcileReport:
     missing: list[str] = field(default_factory=list)  # rows whose file is gone
     deletions_finished: list[str] = field(default_factory=list)
     rolls_interrupted: list[str] = field(default_factory=list)  # placeholders written
+    receipts_unconfirmed: list[str] = field(default_factory=list)  # rows put back for upload
 
     def summary(self) -> str:
         parts = [f"{len(v)} {k.replace('_', ' ')}" for k, v in self.__dict__.items() if v]
@@ -65,6 +67,7 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
             plaintext_kept=recovered.plaintext_kept,
             bytes_dropped=recovered.bytes_dropped,
             open_failed=recovered.verdict.open_failed,
+            tail=recovered.tail,
         )
         report.torn_recovered.append(layout.relative(recovered.path))
 
@@ -112,12 +115,15 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
             journal.audit_in(db, "orphan_adopted", path=relative, digest=verdict.digest.hex())
         report.adopted.append(relative)
 
+    committed = _committed_receipts(spool)
     for row in journal.segments("sealed", "uploading", "uploaded"):
         exists = (layout.root / row.path).exists()
-        if row.receipt is not None:
+        if row.receipt is not None and _receipt_key(row) in committed:
             # the receipt was checked and committed before the crash: finish the deletion
             spool.delete_local(row, finished_after_restart=True)
             report.deletions_finished.append(row.path)
+        elif row.receipt is not None:
+            _unconfirmed_receipt(spool, row, report)
         elif not exists:
             with journal.transaction() as db:
                 journal.set_state(db, row.id, "missing")
@@ -126,6 +132,60 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
             report.missing.append(row.path)
     _mark_interrupted_rolls(spool, device_key, report, failed_opens)
     return report
+
+
+def _receipt_key(row: SegmentRow) -> tuple[str, str, str]:
+    receipt = (row.receipt or "").encode()
+    return row.path, row.digest, hashlib.sha256(receipt).hexdigest()
+
+
+def _committed_receipts(spool: Spool) -> set[tuple[str, str, str]]:
+    """(path, digest, receipt SHA-256) of every `upload_receipt` event. The receipt column
+    is committed in the same transaction as that signed event (queue.py), so a receipt in a
+    row without its event was not put there by the uploader: the column was edited on flash,
+    and it must not delete footage. Unreadable events are skipped (`audit verify` names
+    them), which at worst keeps a file that could have gone."""
+    found = set()
+    for stored in spool.journal.stored_fields_of("upload_receipt"):
+        try:
+            fields = json.loads(stored)
+            found.add((str(fields["path"]), str(fields["digest"]), str(fields["receipt_sha256"])))
+        except (KeyError, TypeError, ValueError):
+            log.warning("unreadable upload_receipt event ignored: %.200r", stored)
+    return found
+
+
+def _unconfirmed_receipt(spool: Spool, row: SegmentRow, report: ReconcileReport) -> None:
+    """A receipt no `upload_receipt` event vouches for: nothing is deleted. The row goes back
+    to "sealed" without it, so the segment is uploaded again and deleted only on a receipt
+    the uploader checks itself; the event records what the column held."""
+    receipt_sha256 = _receipt_key(row)[2]
+    with spool.journal.transaction() as db:
+        spool.journal.set_state(db, row.id, "sealed", receipt=None)
+        spool.journal.audit_in(
+            db,
+            "receipt_unconfirmed",
+            path=row.path,
+            digest=row.digest,
+            receipt_sha256=receipt_sha256,
+        )
+    log.error(
+        "%s: the journal holds a receipt that no upload_receipt event records; the segment is "
+        "kept and will be uploaded again",
+        row.path,
+    )
+    report.receipts_unconfirmed.append(row.path)
+
+
+def _quarantined_sources(spool: Spool) -> set[str]:
+    """Where every quarantined file was (`file_quarantined` events, `was`), in any boot."""
+    found = set()
+    for stored in spool.journal.stored_fields_of("file_quarantined"):
+        try:
+            found.add(str(json.loads(stored)["was"]))
+        except (KeyError, TypeError, ValueError):
+            log.warning("unreadable file_quarantined event ignored: %.200r", stored)
+    return found
 
 
 def _failed_opens(spool: Spool) -> set[OpenFailure]:
@@ -165,6 +225,7 @@ def _mark_interrupted_rolls(
     opened (a write failed, the recording went on, then the open failed: a dying card);
     without that record it is left as it is, and the chain reads "interrupted"."""
     layout, journal = spool.layout, spool.journal
+    quarantined = _quarantined_sources(spool)
     last: dict[str, SegmentRow] = {}
     for row in journal.segments():
         if row.recording_id not in last or row.segment_index > last[row.recording_id].segment_index:
@@ -180,6 +241,10 @@ def _mark_interrupted_rolls(
         if interrupted_roll([previous], open_failed=failed) is None:
             continue
         part = layout.part_path(header.recording_id, header.segment_index + 1)
+        if layout.relative(part) in quarantined:
+            # n+1 began but could not be read: it is in quarantine/, and a placeholder
+            # saying power was lost before it began would be false
+            continue
         if not part.parent.exists():
             part.parent.mkdir(mode=0o700)
             fsync_directory(part.parent.parent)

@@ -15,7 +15,9 @@ Sleep = Callable[[float], Awaitable[None]]
 @dataclass
 class Backoff:
     """The n-th consecutive failure waits uniform [d/2, d], d = min(high, low·2ⁿ⁻¹), never
-    less than `low` nor the server's Retry-After (docs/upload.md §5)."""
+    less than `low` nor the server's Retry-After, and never more than `high`
+    (`upload.retry_max`): a Retry-After of a year (or of 10¹¹ s, which overflowed the
+    journal's next-attempt time) from a proxy must not park footage (docs/upload.md §5)."""
 
     low: float = 1.0
     high: float = 300.0
@@ -27,7 +29,7 @@ class Backoff:
         ceiling = float(min(self.high, self.low * 2 ** (self.failures - 1)))
         rng = self.rng or random
         delay: float = max(self.low, rng.uniform(ceiling / 2, ceiling))
-        return max(delay, retry_after or 0.0)
+        return min(self.high, max(delay, retry_after or 0.0))
 
     def reset(self) -> None:
         self.failures = 0

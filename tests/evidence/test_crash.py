@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bodycamd.errors import FormatError, SegmentAbandoned
+from bodycamd.errors import FormatError, IntegrityError, SegmentAbandoned
+from bodycamd.evidence import format as fmt
 from bodycamd.evidence.keys import load_or_create_device_key, write_evidence_key_pair
 from bodycamd.evidence.reader import read_segment, scan_segment
 from bodycamd.evidence.recovery import seal_torn
@@ -101,6 +102,73 @@ def test_recovery_of_a_complete_part_only_renames(tmp_path: Path) -> None:
     sealed.path.rename(part)
     recovered = seal_torn(part, keys.device)
     assert recovered.verdict.status == "complete" and recovered.bytes_dropped == 0
+
+
+def _part_with_tail(tmp_path: Path, keys: Keys, tail: bytes) -> tuple[Path, int]:
+    """A `.part` with two checkpoints, unvouched records after them, then `tail`: what a
+    power cut leaves when the filesystem exposes blocks the writer never filled."""
+    writer = SegmentWriter(
+        tmp_path / "0.part", SegmentInfo(uuid.uuid4(), 0), keys.evidence.public, keys.device
+    )
+    for _ in range(2):
+        writer.write(os.urandom(150_000))
+        writer.checkpoint()
+    writer.write(os.urandom(150_000))  # records no checkpoint vouches for
+    writer.abandon()
+    part = tmp_path / "0.part"
+    vouched = scan_segment(part).vouched_offset
+    with part.open("ab") as out:
+        out.write(tail)
+    return part, vouched
+
+
+def _half_written_checkpoint(keys: Keys, tmp_path: Path) -> bytes:
+    """A checkpoint record whose frame reached flash and whose signature did not."""
+    sealed = write_segment(tmp_path / "donor", keys, [b"x" * 1000, b"y"], checkpoint_after={0})
+    _, frames = split_frames(sealed.path.read_bytes())
+    record = next(frame.raw for frame in frames if frame.kind == fmt.RecordType.CHECKPOINT)
+    return record[:100] + b"\0" * (len(record) - 100)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param(b"\0" * 4096, id="a zero block"),
+        pytest.param(bytes(random.Random(7).randrange(256) for _ in range(100)), id="noise"),
+        pytest.param(None, id="a half-written checkpoint"),
+    ],
+)
+def test_garbage_after_the_last_checkpoint_is_the_torn_tail(
+    tmp_path: Path, tail: bytes | None
+) -> None:
+    """Recovery keeps what the checkpoints vouch for whatever follows them; it used to fail
+    the whole file, which then went to quarantine (and a placeholder claimed the segment
+    never began)."""
+    keys = make_keys()
+    (tmp_path / "donor").mkdir()
+    garbage = tail or _half_written_checkpoint(keys, tmp_path)
+    part, vouched = _part_with_tail(tmp_path, keys, garbage)
+    size = part.stat().st_size
+    recovered = seal_torn(part, keys.device)
+    assert recovered.plaintext_kept == 300_000
+    assert recovered.bytes_dropped == size - vouched
+    assert "unreadable after the last checkpoint" in recovered.tail
+    assert recovered.verdict.sealed_torn and recovered.verdict.vouched_plaintext == 300_000
+    data, verdict = read_segment(recovered.path, keys.evidence)
+    assert len(data) == 300_000 and verdict.sealed_torn
+
+
+def test_garbage_in_a_sealed_segment_is_still_an_error(tmp_path: Path) -> None:
+    """Only the recovery of a `.part` reads an unvouched tail leniently: a sealed file with
+    anything after its footer, or a bad record before it, fails as before."""
+    keys = make_keys()
+    sealed = write_segment(tmp_path, keys, [b"whole" * 1000])
+    with sealed.path.open("ab") as out:
+        out.write(b"\0" * 4096)
+    with pytest.raises(IntegrityError, match="after the footer"):
+        scan_segment(sealed.path)
+    with pytest.raises(IntegrityError, match="after the footer"):
+        scan_segment(sealed.path, recovering=True)
 
 
 class FailingFsync:

@@ -125,3 +125,25 @@ def test_journal_failure_keeps_footage_and_chain(tmp_path: Path) -> None:
     assert report.adopted == [
         again.layout.relative(again.layout.ready_path(segment.header.recording_id, 0))
     ]
+
+
+def test_an_unreadable_next_segment_gets_no_placeholder(tmp_path: Path) -> None:
+    """Segment n is complete, n+1 began but its file cannot be read: it goes to quarantine,
+    and no placeholder says that power was lost before n+1 began, in this start or any
+    later one (the quarantine's audit event remembers where the file was)."""
+    root = tmp_path / "state"
+    spool, keys = make_spool(root)
+    first = start(spool)
+    segment = spool.open_segment(first)
+    segment.write(DATA)
+    segment.seal(end_of_recording=False)
+    junk = spool.layout.part_path(first.recording_id, 1)
+    junk.parent.mkdir(exist_ok=True)
+    junk.write_bytes(b"\x89BCAM\r\n\x1a" + b"\0" * 100)
+    report = reconcile(spool, keys.device)
+    assert len(report.quarantined) == 1 and report.rolls_interrupted == []
+    spool.journal.close()
+    again, _ = make_spool(root, keys)
+    assert reconcile(again, keys.device).rolls_interrupted == []
+    assert [row.segment_index for row in again.journal.segments()] == [0]
+    assert again.journal.verify(keys.device_public).ok

@@ -175,3 +175,30 @@ async def test_power_cut_between_receipt_and_unlink_finishes_at_the_next_start(
     deleted = spool.journal.events()[-1]
     assert deleted.kind == "segment_deleted" and deleted.fields["finished_after_restart"]
     assert spool.journal.verify(keys.device_public).ok
+
+
+async def test_a_receipt_written_into_the_journal_by_hand_deletes_nothing(
+    rig: tuple[Spool, Keys, Storage], tmp_path: Path
+) -> None:
+    """The receipt column is not signed; the `upload_receipt` event committed with it is. A
+    receipt in a row with no such event was edited on flash: the file stays, the row goes
+    back to be uploaded, and the trail says what happened and still verifies."""
+    spool, keys, _ = rig
+    storage = storage_for(spool)
+    job = await first(storage)
+    with spool.journal.transaction() as db:
+        db.execute("UPDATE segments SET receipt = 'not a receipt' WHERE id = ?", (job.segment_id,))
+    spool.journal.close()
+
+    spool, _ = make_spool(tmp_path / "state", keys)
+    report = reconcile(spool, keys.device)
+    assert report.deletions_finished == []
+    assert report.receipts_unconfirmed == [spool.layout.relative(job.path)]
+    assert job.path.exists()
+    row = spool.journal.segment(job.segment_id)
+    assert row is not None and row.state == "sealed" and row.receipt is None
+    event = spool.journal.events()[-1]
+    assert event.kind == "receipt_unconfirmed" and event.fields["path"] == row.path
+    assert spool.journal.verify(keys.device_public).ok
+    again = await first(storage_for(spool))
+    assert again.segment_id == job.segment_id  # offered for upload again

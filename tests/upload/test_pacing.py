@@ -17,7 +17,11 @@ def test_backoff_doubles_with_jitter_between_bounds() -> None:
         ceiling = min(300.0, 2.0 ** (n - 1))
         assert max(1.0, ceiling / 2) <= delay <= ceiling
     assert delays[-1] >= 150.0
-    assert backoff.next_delay(retry_after=900.0) == 900.0  # Retry-After wins
+    assert Backoff(1.0, 300.0).next_delay(retry_after=120.0) == 120.0  # Retry-After wins
+    # ...up to retry_max: a year, or more seconds than the journal's clock can hold, parks
+    # nothing (10**11 s once overflowed the next-attempt time into a crash on every try)
+    assert backoff.next_delay(retry_after=365 * 86400.0) == 300.0
+    assert backoff.next_delay(retry_after=1e11) == 300.0
     backoff.reset()
     assert backoff.next_delay() == 1.0
 

@@ -12,8 +12,10 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -31,6 +33,7 @@ from ..journal import SegmentRow
 from .spool import Spool
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -145,14 +148,13 @@ def _committed_receipts(spool: Spool) -> set[tuple[str, str, str]]:
     row without its event was not put there by the uploader: the column was edited on flash,
     and it must not delete footage. Unreadable events are skipped (`audit verify` names
     them), which at worst keeps a file that could have gone."""
-    found = set()
-    for stored in spool.journal.stored_fields_of("upload_receipt"):
-        try:
-            fields = json.loads(stored)
-            found.add((str(fields["path"]), str(fields["digest"]), str(fields["receipt_sha256"])))
-        except (KeyError, TypeError, ValueError):
-            log.warning("unreadable upload_receipt event ignored: %.200r", stored)
-    return found
+    return set(
+        _readable(
+            spool,
+            "upload_receipt",
+            lambda f: (str(f["path"]), str(f["digest"]), str(f["receipt_sha256"])),
+        )
+    )
 
 
 def _unconfirmed_receipt(spool: Spool, row: SegmentRow, report: ReconcileReport) -> None:
@@ -179,13 +181,7 @@ def _unconfirmed_receipt(spool: Spool, row: SegmentRow, report: ReconcileReport)
 
 def _quarantined_sources(spool: Spool) -> set[str]:
     """Where every quarantined file was (`file_quarantined` events, `was`), in any boot."""
-    found = set()
-    for stored in spool.journal.stored_fields_of("file_quarantined"):
-        try:
-            found.add(str(json.loads(stored)["was"]))
-        except (KeyError, TypeError, ValueError):
-            log.warning("unreadable file_quarantined event ignored: %.200r", stored)
-    return found
+    return set(_readable(spool, "file_quarantined", lambda f: str(f["was"])))
 
 
 def _failed_opens(spool: Spool) -> set[OpenFailure]:
@@ -193,19 +189,27 @@ def _failed_opens(spool: Spool) -> set[OpenFailure]:
     Spool.open_segment, with the boot that tried). A power cut leaves no such record. A row
     that does not parse (edited or corrupt on flash) is logged and skipped, never raised:
     recording must still start; `audit verify` names it."""
-    found = set()
-    for stored in spool.journal.stored_fields_of("segment_open_failed"):
+    return set(
+        _readable(
+            spool,
+            "segment_open_failed",
+            lambda f: OpenFailure(
+                uuid.UUID(hex=f["recording"]), int(f["index"]), uuid.UUID(hex=f["boot"]).bytes
+            ),
+        )
+    )
+
+
+def _readable(spool: Spool, kind: str, read: Callable[[Any], T]) -> list[T]:
+    """`read` applied to the fields of every event of `kind`; an event it cannot read (a row
+    edited or corrupt on flash) is logged and skipped, never raised: the start must go on,
+    and `audit verify` names the row."""
+    found = []
+    for stored in spool.journal.stored_fields_of(kind):
         try:
-            fields = json.loads(stored)
-            found.add(
-                OpenFailure(
-                    uuid.UUID(hex=fields["recording"]),
-                    int(fields["index"]),
-                    uuid.UUID(hex=fields["boot"]).bytes,
-                )
-            )
+            found.append(read(json.loads(stored)))
         except (KeyError, TypeError, ValueError):
-            log.warning("unreadable segment_open_failed event ignored: %.200r", stored)
+            log.warning("unreadable %s event ignored: %.200r", kind, stored)
     return found
 
 

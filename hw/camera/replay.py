@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 from av.bitstream import BitStreamFilterContext
 
+from bodycamd.aac import AAC_RATES
 from bodycamd.camera import EncodedPacket, FaultSink, PacketSink, StreamKind, StreamParams
 from bodycamd.config import CameraConfig
 from bodycamd.errors import HardwareError
@@ -56,6 +57,8 @@ class FileCamera(ThreadedCamera):
                     "which a camera's encoder never makes and the recorder does not take; "
                     "re-encode it without: ffmpeg -i IN -c:v libx264 -bf 0 -c:a copy OUT.ts"
                 )
+            if audio and config.audio:
+                _check_audio(self._path, audio.codec_context)
             rate = video.average_rate or Fraction(config.framerate)
             self._params = StreamParams(
                 width=video.codec_context.width,
@@ -145,6 +148,22 @@ def _annexb_filter(video: av.stream.Stream) -> BitStreamFilterContext | None:
 
 
 _ANNEXB_FILTERS = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
+
+
+def _check_audio(path: Path, audio: av.AudioCodecContext) -> None:
+    """The recorder takes what a camera's microphone path makes: AAC-LC, mono or stereo, at
+    an AAC rate (the muxer frames it as ADTS and primes it with silence made for 1 or 2
+    channels). Anything else is refused here, at open, naming the fix, rather than at the
+    first segment of the first recording."""
+    channels = getattr(audio, "channels", 0)
+    if audio.name == "aac" and channels in (1, 2) and audio.sample_rate in AAC_RATES:
+        return
+    raise HardwareError(
+        f"camera.file: {path}: the audio is {audio.name}, {channels} channel(s) at "
+        f"{audio.sample_rate} Hz; the recorder takes AAC mono or stereo at an AAC rate. "
+        "Re-encode it (ffmpeg -i IN -c:v copy -c:a aac -ac 2 -ar 48000 OUT.ts) or set "
+        "camera.audio = false"
+    )
 
 
 # What opening a file probes: stream headers only. By default FFmpeg reads 5 MB and decodes

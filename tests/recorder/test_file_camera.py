@@ -47,16 +47,19 @@ def test_replays_every_loop_the_same_packets_on_a_running_time_line(tmp_path: Pa
     assert second[0].stream is first[0].stream and second[0].pts_us > first[-1].pts_us
 
 
-def rehearsal_mp4(path: Path, b_frames: int) -> None:
+def rehearsal_mp4(
+    path: Path, b_frames: int, audio_codec: str = "aac", layout: str = "mono"
+) -> None:
     """A short MP4 as a phone or an editor writes it: H.264 in avcC form, AAC."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=30)
         assert isinstance(video, av.VideoStream)
         video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
         video.options = {"bf": str(b_frames)}
-        audio = container.add_stream("aac", rate=48_000)
+        audio = container.add_stream(audio_codec, rate=48_000)
         assert isinstance(audio, av.AudioStream)
-        audio.layout = "mono"
+        audio.layout = layout
+        channels = audio.layout.nb_channels
         for index in range(45):
             image = np.full((240 * 3 // 2, 320), index * 5 % 255, dtype=np.uint8)
             frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
@@ -64,7 +67,7 @@ def rehearsal_mp4(path: Path, b_frames: int) -> None:
             container.mux(video.encode(frame))
         for index in range(70):
             sound = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono"
+                np.zeros((channels, 1024), dtype=np.float32), format="fltp", layout=layout
             )
             sound.sample_rate, sound.pts = 48_000, index * 1024
             container.mux(audio.encode(sound))
@@ -100,3 +103,23 @@ def test_footage_with_b_frames_is_refused_naming_the_fix(tmp_path: Path) -> None
     config = CameraConfig(backend="file", file=str(footage), realtime=False)
     with pytest.raises(HardwareError, match=r"B-frames .* -bf 0"):
         FileCamera(config, lambda packet: None, lambda error: None)
+
+
+@pytest.mark.parametrize(
+    ("codec", "layout", "named"),
+    [("aac", "5.1", r"aac, 6 channel\(s\)"), ("libopus", "stereo", r"opus, 2 channel\(s\)")],
+)
+def test_audio_the_muxer_cannot_frame_is_refused_at_open(
+    tmp_path: Path, codec: str, layout: str, named: str
+) -> None:
+    """Refused when the camera opens, naming the re-encode and camera.audio = false; it
+    used to fail at the first segment of the first recording. Without audio it replays."""
+    footage = tmp_path / "concert.mkv"
+    rehearsal_mp4(footage, b_frames=0, audio_codec=codec, layout=layout)
+    config = CameraConfig(backend="file", file=str(footage), realtime=False)
+    with pytest.raises(HardwareError, match=rf"{named} .* -ac 2 .* camera.audio = false"):
+        FileCamera(config, lambda packet: None, lambda error: None)
+    silent = CameraConfig(backend="file", file=str(footage), realtime=False, audio=False)
+    camera = FileCamera(silent, lambda packet: None, lambda error: None)
+    assert camera.params.audio_codec is None
+    camera.stop()

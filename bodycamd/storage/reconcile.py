@@ -112,7 +112,7 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
             journal.audit_in(db, "orphan_adopted", path=relative, digest=verdict.digest.hex())
         report.adopted.append(relative)
 
-    for row in journal.segments("sealed", "uploading", "uploaded"):
+    for row in journal.segments("sealed", "uploading", "uploaded", "rejected"):
         exists = (layout.root / row.path).exists()
         if row.receipt is not None:
             # the receipt was checked and committed before the crash: finish the deletion

@@ -205,7 +205,7 @@ async def test_a_power_cut_before_the_rejection_commits_leaves_neither_state_nor
 ) -> None:
     """The state and its audit event are one transaction: cut the power as the event is
     appended (after the UPDATE ran) and the row is still awaiting upload, the trail as it was."""
-    spool, keys, storage = rig
+    spool, _, storage = rig
     job = await first(storage)
     kinds = audit_kinds(spool)
 

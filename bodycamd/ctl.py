@@ -1,7 +1,7 @@
 """`bodycamctl`: the command-line client of the daemon's control socket.
 
     bodycamctl status | login NUMBER | logout | record start | record stop | marker [NOTE]
-    bodycamctl storage | uploads | watch | stealth on|off
+    bodycamctl storage | uploads | upload retry PATH | watch | stealth on|off
     bodycamctl sim press | sim hold SECONDS | sim dock | sim undock | sim camera-fault
 
 Human output by default, `--json` for scripts (before or after the command). Exit status:
@@ -77,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     marker = command("marker", "mark this moment in the running recording")
     marker.add_argument("note", nargs="?", default="", help="a short note (optional)")
     command("storage", "quota, flash free, minutes left")
-    command("uploads", "segments awaiting upload")
+    command("uploads", "segments awaiting upload, and those the ingest rejected (with why)")
+    upload = command("upload", "retry a segment the ingest rejected, once its cause is fixed")
+    upload.add_argument("action", choices=["retry"], help="retry")
+    upload.add_argument("path", metavar="PATH", help="the segment's path, as `uploads` lists it")
     command("watch", "print each state change until interrupted (Ctrl-C)")
     stealth = command("stealth", "indicators dark while recording, if policy allows (audited)")
     stealth.add_argument("mode", choices=["on", "off"], help="on or off")
@@ -117,6 +120,8 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             return "marker", {"note": args.note} if args.note else {}
         case "stealth":
             return "stealth", {"enabled": args.mode == "on"}
+        case "upload":
+            return f"upload_{args.action}", {"path": args.path}
         case "sim":
             extra = {"seconds": args.seconds} if args.action == "hold" else {}
             return "sim", {"action": args.action, **extra}
@@ -232,7 +237,10 @@ def _status_lines(result: dict[str, Any]) -> str:
     lines = [f"officer:    {state['officer'] or '(nobody logged in)'}", f"recording:  {recording}"]
     if storage:
         lines.append(f"storage:    {storage_line(storage)}")
-    lines.append(f"uploads:    {state['awaiting_upload']} segment(s) awaiting upload")
+    uploads = f"{state['awaiting_upload']} segment(s) awaiting upload"
+    if storage.get("rejected_upload"):
+        uploads += f"; {storage['rejected_upload']} rejected by the ingest (bodycamctl uploads)"
+    lines.append(f"uploads:    {uploads}")
     dock = "docked" if state["docked"] else "not docked"
     pending = state.get("dock_pending")
     if pending:  # the dock sensor changed and must hold still before it counts
@@ -272,6 +280,7 @@ def render(command: str, result: dict[str, Any]) -> str:
             + [
                 f"{item['path']}  {item['size']:>12,} bytes  {item['state']}"
                 + ("  (torn)" if item["torn"] else "")
+                + (f": {item.get('last_error')}" if item["state"] == "rejected" else "")
                 for item in queue
             ]
         )
@@ -283,6 +292,8 @@ def render(command: str, result: dict[str, Any]) -> str:
         return _sim_line(result)
     if command == "stealth":
         return "stealth " + ("on" if result["stealth"] else "off")
+    if command == "upload":
+        return f"{result['path']}: back in the upload queue; it is sent at the next dock"
     return "done"
 
 

@@ -26,6 +26,7 @@ exceptions still catch it (the gpiozero style)::
      ├── UploadError (OSError)               a request to the upload endpoint did not go through
      │    ├── TransientUploadError           transport error, 409, 5xx: HEAD and retry later
      │    ├── UploadRejected                 a 4xx or TLS refusal that retrying will not heal
+     │    │    └── SegmentRefused            422: the server verified the segment and refused it
      │    └── UploadGone                     404/410: the server no longer has that upload
      ├── ControlError (ConnectionError)      bodycamctl's exchange with the daemon did not happen
      │    ├── ControlUnreachable             no daemon at any control socket tried (exit 4)
@@ -157,6 +158,17 @@ class UploadRejected(UploadError):
     def __init__(self, reason: str, status: int | None = None) -> None:
         super().__init__(reason)
         self.status = status
+
+
+class SegmentRefused(UploadRejected):
+    """The server received every byte, verified the segment and refused it (422 on the last
+    PATCH: digest mismatch, a key it does not know, a substituted segment; the ingest keeps
+    the upload in its quarantine). Sending the same bytes again gets the same answer, so the
+    segment is journalled `rejected` and left alone until an operator retries it
+    (docs/upload.md §5). `reason` carries the server's own one-line reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, 422)
 
 
 class UploadGone(UploadError):

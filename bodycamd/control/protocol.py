@@ -40,6 +40,7 @@ COMMANDS: dict[str, dict[str, tuple[type, bool]]] = {
     "marker": {"note": (str, False)},
     "storage": {},
     "uploads": {},
+    "upload_retry": {"path": (str, True)},
     "events": {},
     "sim": {"action": (str, True), "seconds": (float, False)},
     "stealth": {"enabled": (bool, True)},

@@ -275,6 +275,9 @@ class ControlServer:
                 return self._storage_result()
             case "uploads":
                 return await self._uploads_result()
+            case "upload_retry":  # a rejected segment back to the queue (audited with caller)
+                await self._storage.retry_rejected(str(args["path"]), **caller.audit_fields())
+                return {"path": args["path"]}
             case "stealth":
                 await device.set_stealth(bool(args["enabled"]), self._stealth_allowed, caller)
                 return {"stealth": device.state.stealth}
@@ -319,6 +322,7 @@ class ControlServer:
                     "size": job.size,
                     "torn": job.torn,
                     "uploaded_bytes": job.upload_offset,
+                    "last_error": job.last_error,
                 }
                 for job in jobs
             ],

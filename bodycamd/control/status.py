@@ -25,6 +25,10 @@ HEALTH_REASONS = {
     "storage_low": "fewer minutes of footage fit than storage.low_minutes; dock to upload",
     "battery_low": "the battery is low",
     "upload_error": "the last upload failed; it is retried while docked (see the daemon log)",
+    "upload_rejected": (
+        "the ingest refused a segment (bodycamctl uploads says why); it stays on flash and is "
+        "not sent again until `bodycamctl upload retry PATH`"
+    ),
     "journal_error": "the audit trail could not be written; state changes are refused",
     "clock_unsynced": (
         "the system clock is not synchronised (no /run/systemd/timesync/synchronized); "
@@ -64,6 +68,7 @@ def storage_result(figures: Figures) -> dict[str, Any]:
         "low": figures.low,
         "full": figures.full,
         "awaiting_upload": figures.awaiting_upload,
+        "rejected_upload": figures.rejected_upload,
     }
 
 

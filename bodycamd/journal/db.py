@@ -3,7 +3,10 @@
 The schema comes from migrations.py (applied at open, in one transaction). A segment's life:
 
     sealed → uploading (tus URL saved) → uploaded (every byte sent) → deleted
-                                         └─ receipt column set: the local copy may go
+                │                        └─ receipt column set: the local copy may go
+                └─ rejected (the ingest verified it and refused it, 422; `last_error` says
+                   why): kept on flash, never offered for upload; an operator's
+                   `bodycamctl upload retry` puts it back to sealed
 
 `missing` marks a row whose file vanished from flash. A row with a receipt and not yet
 `deleted` is a deletion interrupted by a crash: the next start finishes it.
@@ -38,9 +41,10 @@ from .migrations import SCHEMA_VERSION, migrate
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournalCorrupt", "QueueCounts", "SegmentRow"]
 
-SegmentState = Literal["sealed", "uploading", "uploaded", "deleted", "missing"]
-ON_FLASH: tuple[SegmentState, ...] = ("sealed", "uploading", "uploaded")
+SegmentState = Literal["sealed", "uploading", "uploaded", "rejected", "deleted", "missing"]
+ON_FLASH: tuple[SegmentState, ...] = ("sealed", "uploading", "uploaded", "rejected")
 _PENDING = "state IN ('sealed', 'uploading', 'uploaded') AND receipt IS NULL"
+_HELD = "state IN ('sealed', 'uploading', 'uploaded', 'rejected') AND receipt IS NULL"
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class QueueCounts:
     segments: int = 0
     bytes: int = 0
     no_receipt: int = 0  # every byte sent, no receipt (a generic tus server): stays
+    rejected: int = 0  # refused by the ingest (422): stays, not counted above, not retried
 
 
 def _private_file(path: Path) -> None:
@@ -146,10 +151,12 @@ class Journal:
 
     def _count(self) -> QueueCounts:
         row = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0), "  # noqa: S608
-            f"COALESCE(SUM(state = 'uploaded'), 0) FROM segments WHERE {_PENDING}"
+            "SELECT COALESCE(SUM(state != 'rejected'), 0), "  # noqa: S608
+            "COALESCE(SUM(CASE WHEN state != 'rejected' THEN size END), 0), "
+            "COALESCE(SUM(state = 'uploaded'), 0), COALESCE(SUM(state = 'rejected'), 0) "
+            f"FROM segments WHERE {_HELD}"
         ).fetchone()
-        return QueueCounts(row[0], row[1], row[2])
+        return QueueCounts(row[0], row[1], row[2], row[3])
 
     # -- audit ------------------------------------------------------------------------------
 
@@ -240,9 +247,13 @@ class Journal:
         rows = self._select(" WHERE path = ?", (path,))
         return rows[0] if rows else None
 
-    def pending(self, *, due_ns: int | None = None, limit: int = -1) -> list[SegmentRow]:
-        """Rows on flash without a receipt, oldest seal first; only those due by `due_ns`."""
-        where, args = f" WHERE {_PENDING}", ()  # type: tuple[str, tuple[Any, ...]]
+    def pending(
+        self, *, due_ns: int | None = None, limit: int = -1, rejected: bool = False
+    ) -> list[SegmentRow]:
+        """Rows on flash without a receipt, oldest seal first; only those due by `due_ns`.
+        Rejected rows only when `rejected` (the queue listing): the uploader never sees them."""
+        held = _HELD if rejected else _PENDING
+        where, args = f" WHERE {held}", ()  # type: tuple[str, tuple[Any, ...]]
         if due_ns is not None:
             where, args = where + " AND next_attempt_ns <= ?", (due_ns,)
         return self._select(where, args, limit)

@@ -63,6 +63,44 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE segments ADD COLUMN last_error TEXT",
         "ALTER TABLE segments ADD COLUMN next_attempt_ns INTEGER NOT NULL DEFAULT 0",
     ),
+    # 3: state 'rejected': the ingest verified the segment and refused it (422); the file
+    # stays on flash, `last_error` holds the server's reason, the uploader leaves it alone
+    # until an operator retries it. SQLite cannot change a CHECK in place, so the table is
+    # rebuilt the documented way (new table, copy, drop, rename), inside the migration's
+    # transaction; no index, trigger or view refers to it.
+    (
+        """CREATE TABLE segments_v3 (
+            id INTEGER PRIMARY KEY,
+            recording_id TEXT NOT NULL,
+            segment_index INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (
+                state IN ('sealed', 'uploading', 'uploaded', 'rejected', 'deleted', 'missing')
+            ),
+            torn INTEGER NOT NULL,
+            end_of_recording INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sealed_ns INTEGER NOT NULL,
+            upload_url TEXT,
+            upload_offset INTEGER NOT NULL DEFAULT 0,
+            receipt TEXT,
+            uploaded_ns INTEGER,
+            deleted_ns INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            next_attempt_ns INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (recording_id, segment_index)
+        )""",
+        """INSERT INTO segments_v3 (id, recording_id, segment_index, path, state, torn,
+            end_of_recording, digest, size, sealed_ns, upload_url, upload_offset, receipt,
+            uploaded_ns, deleted_ns, attempts, last_error, next_attempt_ns)
+        SELECT id, recording_id, segment_index, path, state, torn,
+            end_of_recording, digest, size, sealed_ns, upload_url, upload_offset, receipt,
+            uploaded_ns, deleted_ns, attempts, last_error, next_attempt_ns FROM segments""",
+        "DROP TABLE segments",
+        "ALTER TABLE segments_v3 RENAME TO segments",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

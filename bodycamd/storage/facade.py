@@ -53,6 +53,7 @@ class Figures:
     low: bool
     full: bool
     awaiting_upload: int
+    rejected_upload: int = 0  # refused by the ingest (422): on flash, not sent again
     bitrate: int = 0  # bits/s: measured from sealed footage, else the configured assumption
     bitrate_measured: bool = False
 
@@ -149,12 +150,14 @@ class Storage(SpoolUploadQueue):
             low=space.low,
             full=space.full,
             awaiting_upload=spool.journal.queue_counts.segments,
+            rejected_upload=spool.journal.queue_counts.rejected,
             bitrate=spool.ledger.bitrate,
             bitrate_measured=spool.ledger.bitrate_measured,
         )
 
     def health(self) -> frozenset[str]:
-        """storage_low, storage_full, journal_error: the flags storage owns."""
+        """storage_low, storage_full, journal_error, upload_rejected: the flags storage
+        owns (the last while any segment the ingest refused is kept on flash)."""
         spool = self._spool
         if spool is None:
             return frozenset()
@@ -164,6 +167,8 @@ class Storage(SpoolUploadQueue):
             flags.add("storage_full")
         if spool.journal.write_failed:
             flags.add("journal_error")
+        if spool.journal.queue_counts.rejected:
+            flags.add("upload_rejected")
         return frozenset(flags)
 
     async def refresh_space(self, ballast: int = 0) -> None:

@@ -18,6 +18,11 @@ A power cut between 2 and 4 leaves a row with a receipt that is not deleted; sta
 reconciliation finishes the deletion (reconcile.py) and the row is never offered for upload
 again (`next_for_upload` skips rows with a receipt). `crash_point("receipt_committed")`
 runs between 2 and 3, for tests to cut the power there.
+
+A segment the server refused (422) becomes `rejected` with its audit event in one
+transaction (`record_upload_rejected`): after a power cut it is either still awaiting upload
+(the next attempt sends it once more and is refused again) or rejected, never half of it.
+Only `retry_rejected`, an operator's request, makes it pending again.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import NotAwaitingUpload, StorageError
+from ..errors import NotAwaitingUpload, Refused, StorageError
 from ..journal.db import SegmentRow
 from ..receipt import Receipt, ReceiptInvalid, check_covers
 from .spool import Spool
@@ -42,6 +47,7 @@ _PHASES: dict[str, UploadPhase] = {
     "uploading": "uploading",
     "uploaded": "uploaded",
 }
+_LISTED: dict[str, UploadPhase] = {**_PHASES, "rejected": "rejected"}
 
 
 def _no_crash(point: str) -> None:
@@ -80,12 +86,13 @@ class SpoolUploadQueue:
 
     async def queue_figures(self) -> QueueFigures:
         counts = await asyncio.to_thread(self._require().journal.count_pending)
-        return QueueFigures(counts.segments, counts.bytes, counts.no_receipt)
+        return QueueFigures(counts.segments, counts.bytes, counts.no_receipt, counts.rejected)
 
     async def upload_jobs(self) -> list[UploadJob]:
-        """Every segment awaiting upload or a receipt, oldest first (for `bodycamctl uploads`)."""
+        """Every segment awaiting upload or a receipt, and every rejected one (its phase
+        "rejected", `last_error` the server's reason), oldest first (`bodycamctl uploads`)."""
         spool = self._require()
-        rows = await asyncio.to_thread(spool.journal.pending)
+        rows = await asyncio.to_thread(spool.journal.pending, rejected=True)
         return [self._job(spool, row) for row in rows]
 
     # -- steps ----------------------------------------------------------------------------------
@@ -144,6 +151,58 @@ class SpoolUploadQueue:
                 )
 
         await self._step(job, step)
+
+    async def record_upload_rejected(self, job: UploadJob, reason: str) -> None:
+        """State `rejected`, the reason (bounded) and "upload_rejected": one transaction."""
+
+        def step(spool: Spool, row: SegmentRow) -> None:
+            text = reason[:MAX_ERROR_TEXT]
+            with spool.journal.transaction() as db:
+                spool.journal.set_state(
+                    db, row.id, "rejected", attempts=row.attempts + 1, last_error=text
+                )
+                spool.journal.audit_in(
+                    db,
+                    "upload_rejected",
+                    path=row.path,
+                    digest=row.digest,
+                    url=row.upload_url,
+                    reason=text,
+                )
+            log.error("%s: refused by the server (%s); kept on flash, not retried", row.path, text)
+
+        await self._step(job, step)
+
+    async def retry_rejected(self, path: str, **audit: Any) -> None:
+        """An operator's retry (`bodycamctl upload retry PATH`): a rejected segment becomes
+        sealed again, due now, with no upload URL (the server quarantined the old one), and
+        "upload_retry_requested" (with who asked, `audit`) commits in the same transaction.
+        Refused (code "not_rejected") for a path that names no rejected segment."""
+        spool = self._require()
+
+        def run() -> None:
+            row = spool.journal.segment_by_path(path)
+            if row is None or row.state != "rejected":
+                state = "not in the journal" if row is None else f"{row.state}"
+                raise Refused(
+                    "not_rejected",
+                    f"{path[:200]}: {state}; only a segment the server rejected can be retried "
+                    "(see bodycamctl uploads)",
+                )
+            with spool.journal.transaction() as db:
+                spool.journal.set_state(
+                    db, row.id, "sealed", upload_url=None, upload_offset=0, next_attempt_ns=0
+                )
+                spool.journal.audit_in(
+                    db,
+                    "upload_retry_requested",
+                    path=row.path,
+                    digest=row.digest,
+                    rejected_for=row.last_error,
+                    **audit,
+                )
+
+        await asyncio.to_thread(run)
 
     async def confirm_and_delete(self, job: UploadJob, receipt: Receipt, wire: bytes) -> None:
         """See the module docstring: check, commit the receipt, unlink, commit "deleted"."""
@@ -213,7 +272,7 @@ class SpoolUploadQueue:
             recording_id=row.recording_id,
             index=row.segment_index,
             torn=row.torn,
-            phase=_PHASES.get(row.state, "sealed"),
+            phase=_LISTED.get(row.state, "sealed"),
             upload_url=row.upload_url,
             upload_offset=row.upload_offset,
             attempts=row.attempts,

@@ -119,7 +119,7 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
         report.adopted.append(relative)
 
     committed = _committed_receipts(spool)
-    for row in journal.segments("sealed", "uploading", "uploaded"):
+    for row in journal.segments("sealed", "uploading", "uploaded", "rejected"):
         exists = (layout.root / row.path).exists()
         if row.receipt is not None and _receipt_key(row) in committed:
             # the receipt was checked and committed before the crash: finish the deletion

@@ -14,6 +14,10 @@ what the uploader learned survives a power cut the moment the method returns:
   with an audit event carrying the receipt's SHA-256. A crash between the two commits is
   finished at the next start, never repeated: a receipt in the journal means the file may go.
 - `record_upload_failure` counts the attempt, keeps the reason and the time of the next try.
+- `record_upload_rejected` marks the segment `rejected` (the server verified it and refused
+  it, 422) with the server's reason and an "upload_rejected" audit event, in one
+  transaction: the file stays on flash and `next_for_upload` never offers it again, until an
+  operator puts it back (`retry_rejected`, `bodycamctl upload retry`).
 
 Nothing here can delete a segment without a receipt: there is no other deleting method.
 """
@@ -26,7 +30,8 @@ from typing import Any, Literal, Protocol
 
 from ..receipt import Receipt
 
-UploadPhase = Literal["sealed", "uploading", "uploaded"]
+# "rejected" appears only in the queue listing (`upload_jobs`); the uploader never gets one
+UploadPhase = Literal["sealed", "uploading", "uploaded", "rejected"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class QueueFigures:
     segments: int
     bytes: int
     no_receipt: int  # fully sent, no receipt (generic tus server): stays on flash
+    rejected: int = 0  # refused by the server (422): stays on flash, not in `segments`
 
 
 class UploadQueue(Protocol):
@@ -78,6 +84,10 @@ class UploadQueue(Protocol):
     async def record_upload_failure(
         self, job: UploadJob, reason: str, retry_at_ns: int
     ) -> None: ...
+
+    async def record_upload_rejected(self, job: UploadJob, reason: str) -> None:
+        """The server refused the segment itself: terminal until an operator retries it."""
+        ...
 
     async def queue_figures(self) -> QueueFigures: ...
 

@@ -28,6 +28,7 @@ class UploadProgress:
     segments_left: int = 0  # on flash, awaiting upload or receipt
     bytes_left: int = 0
     no_receipt: int = 0  # fully sent, no receipt: they stay on flash
+    rejected: int = 0  # refused by the server (422): they stay on flash, not sent again
     bytes_done: int = 0  # sent and acknowledged since the dock
     bytes_total: int = 0  # bytes_done + what was left to send when last counted
     rate: float = 0.0  # bytes per second over the last RATE_WINDOW seconds

@@ -8,6 +8,7 @@ httpx::
      ├── TransientUploadError   httpx.TransportError (not TLS refusals), 409, 423, 429,
      │                          460, 5xx, an answer that breaks the protocol mid-upload
      ├── UploadRejected         other 4xx, 3xx, TLS: untrusted server or refused client cert
+     │    └── SegmentRefused    422 on a PATCH: the server verified the segment and refused it
      └── UploadGone             404 / 410 on an upload URL
 
 Every response body is read with a byte bound (a receipt at most MAX_RECEIPT_BYTES, other
@@ -31,13 +32,20 @@ from pathlib import Path
 
 import httpx
 
-from ..errors import TransientUploadError, UploadError, UploadGone, UploadRejected
+from ..errors import (
+    SegmentRefused,
+    TransientUploadError,
+    UploadError,
+    UploadGone,
+    UploadRejected,
+)
 from ..receipt import MAX_RECEIPT_BYTES
 
 TUS_VERSION = "1.0.0"
 READ_SIZE = 256 * 1024
 HASH_READ_SIZE = 1024 * 1024
 MAX_BODY = 64 * 1024
+MAX_REASON = 300  # characters of a server's refusal kept (journal, status, audit)
 TRANSIENT_STATUS = frozenset({409, 423, 429, 460})
 Pace = Callable[[int], Awaitable[None]]
 
@@ -154,11 +162,13 @@ class TusClient:
             if sha256:
                 digest = await asyncio.to_thread(_hash_range, fd, offset, length)
                 headers["Upload-Checksum"] = "sha256 " + base64.b64encode(digest).decode()
-            response, _ = await self._request(
+            response, body = await self._request(
                 "PATCH", httpx.URL(url), "PATCH upload", headers, self._body(fd, offset, length)
             )
         finally:
             os.close(fd)
+        if response.status_code == 422:  # the server's verdict on the segment itself
+            raise SegmentRefused(f"PATCH upload: server answered 422: {server_reason(body)}")
         self._expect(response, (204,), "PATCH upload")
         new = _int_header(response.headers, "Upload-Offset", required=True)
         assert new is not None
@@ -286,6 +296,15 @@ def _deepest(exc: BaseException) -> str:
             text = str(cause)
         cause = cause.__cause__ or cause.__context__
     return text
+
+
+def server_reason(body: bytes) -> str:
+    """The first line of a refusal's body (the ingest sends its reason there), printable
+    characters only and at most MAX_REASON of them: it reaches the journal, the audit
+    trail and an operator's terminal."""
+    text = body.decode("utf-8", "replace").strip().split("\n", 1)[0]
+    text = "".join(c if c.isprintable() else "?" for c in text[:MAX_REASON])
+    return text or "(no reason given)"
 
 
 def server_date(response: httpx.Response) -> datetime | None:

@@ -12,6 +12,11 @@ docs/upload.md §4:
 5. after the last byte journal "uploaded", ask for the receipt, verify it, and only then
    let storage delete the file (`confirm_and_delete`).
 
+A segment the server verified and refused (422 on the last PATCH, `SegmentRefused`) is
+journalled `rejected` and never sent again by the uploader: the same bytes would get the
+same answer and leave one more quarantined copy on the server every time. It stays on
+flash until an operator retries it (docs/upload.md §5).
+
 What survives a power cut at any instant: at worst an orphan upload on the server (POST
 answered, URL not yet journalled) or a chunk the server holds beyond the journalled offset;
 both are harmless, because HEAD decides where to resume and the receipt check comes first.
@@ -31,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..errors import (
     NotAwaitingUpload,
+    SegmentRefused,
     TransientUploadError,
     UploadError,
     UploadGone,
@@ -182,6 +188,10 @@ class UploadWorker:
             await self._failed(job, exc.reason, delay)
             self.progress.update(state="backoff")
             await self._sleep(delay)
+        except SegmentRefused as exc:  # terminal for this segment; the next one goes on
+            log.error("upload of %s: %s; kept on flash, not sent again", segment_label(job), exc)
+            await self._queue.record_upload_rejected(job, exc.reason)
+            self.progress.update(last_error=f"{segment_label(job)} rejected: {exc.reason}")
         except UploadRejected as exc:
             await self._failed(job, exc.reason, self._timing.retry_max)
         except UploadGone as exc:  # dropped again right after we made it anew
@@ -287,6 +297,11 @@ class UploadWorker:
 
     def _idle_reason(self) -> str:
         value = self.progress.value
+        if value.segments_left == 0 and value.rejected:
+            return (
+                f"everything else uploaded; {value.rejected} segment(s) rejected by the server "
+                "stay on flash (bodycamctl uploads)"
+            )
         if value.segments_left == 0:
             return "everything uploaded"
         if value.no_receipt:
@@ -299,4 +314,5 @@ class UploadWorker:
             segments_left=figures.segments,
             bytes_left=figures.bytes,
             no_receipt=figures.no_receipt,
+            rejected=figures.rejected,
         )

@@ -202,3 +202,48 @@ async def test_a_receipt_written_into_the_journal_by_hand_deletes_nothing(
     assert spool.journal.verify(keys.device_public).ok
     again = await first(storage_for(spool))
     assert again.segment_id == job.segment_id  # offered for upload again
+
+
+async def test_a_rejection_is_terminal_bounded_and_audited_with_it(
+    rig: tuple[Spool, Keys, Storage],
+) -> None:
+    spool, keys, storage = rig
+    job = await storage.record_upload_started(await first(storage), URL)
+    await storage.record_upload_rejected(job, "PATCH upload: server answered 422: " + "x" * 900)
+    row = spool.journal.segment(job.segment_id)
+    assert row is not None and row.state == "rejected" and row.attempts == 1
+    assert row.last_error is not None and len(row.last_error) == 500  # MAX_ERROR_TEXT
+    assert (spool.layout.root / row.path).exists()
+    later = await first(storage)  # far in the future too: the other one, never the rejected
+    assert later.segment_id != job.segment_id
+    assert await storage.next_for_upload(NOW * 2) == later
+    with pytest.raises(NotAwaitingUpload, match="is rejected, not awaiting upload"):
+        await storage.record_upload_started(job, URL)  # a stale job cannot revive it
+    figures = await storage.queue_figures()
+    assert (figures.segments, figures.rejected) == (1, 1)
+    assert audit_kinds(spool)[-1] == "upload_rejected"
+    assert spool.journal.verify(keys.device_public).ok
+    reconcile(spool, keys.device)  # a restart: the file is there, the row stays as it is
+    assert spool.journal.segment(job.segment_id) == row
+
+
+async def test_a_power_cut_before_the_rejection_commits_leaves_neither_state_nor_event(
+    rig: tuple[Spool, Keys, Storage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state and its audit event are one transaction: cut the power as the event is
+    appended (after the UPDATE ran) and the row is still awaiting upload, the trail as it was."""
+    spool, _, storage = rig
+    job = await first(storage)
+    kinds = audit_kinds(spool)
+
+    def cut(*args: object, **fields: object) -> None:
+        raise PowerCut("audit_in")
+
+    monkeypatch.setattr(spool.journal, "audit_in", cut)
+    with pytest.raises(PowerCut):
+        await storage.record_upload_rejected(job, "PATCH upload: server answered 422: no")
+    monkeypatch.undo()
+    row = spool.journal.segment(job.segment_id)
+    assert row is not None and (row.state, row.last_error) == ("sealed", None)
+    assert audit_kinds(spool) == kinds
+    assert (await first(storage)).segment_id == job.segment_id  # offered again: sent once more

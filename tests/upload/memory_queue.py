@@ -27,11 +27,12 @@ class MemoryQueue:
         self.started: list[tuple[int, str]] = []
         self.progress: list[tuple[int, int]] = []
         self.failures: list[tuple[int, str]] = []
+        self.rejected: dict[int, str] = {}  # segment id → the server's reason
 
     def add(self, path: Path, recording_id: str = "ab" * 16, index: int = 0) -> UploadJob:
         data = path.read_bytes()
         job = UploadJob(
-            segment_id=len(self.jobs) + len(self.deleted) + 1,
+            segment_id=len(self.jobs) + len(self.deleted) + len(self.rejected) + 1,
             path=path,
             size=len(data),
             digest=hashlib.sha256(data).hexdigest(),
@@ -85,12 +86,18 @@ class MemoryQueue:
         self._put(current, attempts=current.attempts + 1, last_error=reason)
         self.due[job.segment_id] = retry_at_ns
 
+    async def record_upload_rejected(self, job: UploadJob, reason: str) -> None:
+        """Like the journal: out of the queue for good, the file kept."""
+        self.rejected[job.segment_id] = reason
+        del self.jobs[job.segment_id]
+
     async def queue_figures(self) -> QueueFigures:
         jobs = list(self.jobs.values())
         return QueueFigures(
             segments=len(jobs),
             bytes=sum(j.size - j.upload_offset for j in jobs),
             no_receipt=sum(1 for j in jobs if j.phase == "uploaded"),
+            rejected=len(self.rejected),
         )
 
     async def audit(self, kind: str, **fields: Any) -> None:

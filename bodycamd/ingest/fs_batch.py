@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ..fsutil import wrote
 from .errors import StoreError
 
 _WRITE_BATCH = 4 << 20  # bytes gathered before one write() in a worker thread
@@ -83,7 +84,8 @@ class BatchWriter:
     together at most the store's `ByteBudget`. Nothing here fsyncs: the request's end does,
     once, in the hop `finish` runs.
 
-    A write that fails (EIO; ENOSPC, often after a short write) stops the writer for good:
+    A write that fails (EIO; ENOSPC, often after a short write; a write() that takes no
+    bytes, which `fsutil.wrote` turns into ENOSPC) stops the writer for good:
     `written` stays the end of the bytes write() took, contiguous from the start offset, and
     every later write is skipped. Writing the later pieces after the hole and counting them
     would commit an offset whose bytes are not what the camera sent, and verification would
@@ -218,7 +220,7 @@ class BatchWriter:
             view = memoryview(piece)
             try:
                 while view:
-                    done = _write_fd(self.fd, view)
+                    done = wrote(_write_fd(self.fd, view), len(view))  # 0: ENOSPC
                     self.written += done
                     view = view[done:]
             except OSError as exc:

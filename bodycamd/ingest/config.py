@@ -45,7 +45,8 @@ class LimitsConfig:
     max_upload_bytes: int = 2 << 30  # Tus-Max-Size; a 60 s segment at 10 Mbit/s is ~75 MB
     max_uploads_per_device: int = 8  # incomplete uploads one device may hold at once
     max_request_body_bytes: int = 256 << 20  # one PATCH or creation-with-upload body
-    # body bytes all PATCHes together hold in memory (filesystem store; one takes up to 8 MiB)
+    # body bytes all PATCHes together hold in memory (filesystem: up to 8 MiB each; S3: twice
+    # part_size each)
     max_buffered_bytes: int = 256 << 20
     max_header_bytes: int = 8190  # one header line or field
     read_timeout: float = 60.0  # longest wait for the next bytes of a request body

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .budget import ByteBudget
 from .config import IngestConfig
 from .errors import SegmentExists, StoreError, UploadNotFound
 from .s3_lease import Leases
@@ -62,11 +63,19 @@ from .store import (
 class S3Store:
     """`IngestStore` in one bucket of an S3-compatible service."""
 
-    def __init__(self, options: S3Options, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        options: S3Options,
+        *,
+        clock: Callable[[], float] = time.time,
+        buffered_bytes: int = 256 << 20,
+    ) -> None:
         self._bucket = Bucket(options)
         self._clock = clock
         leases = Leases(self._bucket, options.lease_seconds, clock)
-        self._uploads = Uploads(self._bucket, leases, clock)
+        # request-body bytes held in memory by all appends at once ([limits] max_buffered_bytes)
+        self.budget = ByteBudget(buffered_bytes)
+        self._uploads = Uploads(self._bucket, leases, self.budget, clock)
         self._records = Records(self._bucket)
 
     @property
@@ -240,4 +249,5 @@ def s3_options(table: dict[str, Any], where: str) -> S3Options:
 
 def open_s3_store(config: IngestConfig) -> S3Store:
     """The S3 store that ingest.toml's `[store]` describes (called by app.open_store)."""
-    return S3Store(s3_options(config.store_options, f"{config.directory}: [store]"))
+    options = s3_options(config.store_options, f"{config.directory}: [store]")
+    return S3Store(options, buffered_bytes=config.limits.max_buffered_bytes)

@@ -1,17 +1,20 @@
 """The byte budget: request-body bytes that all requests of one store hold in memory at once.
 
 The per-device limit bounds uploads per device, not devices, and the per-request bound
-(`max_request_body_bytes`) times the number of connections is no bound at all: 2,000 cameras
-docking at once would each hold a buffer. Every store that keeps body bytes in memory takes
-them from one `ByteBudget` (`[limits] max_buffered_bytes`): the filesystem store per piece
-as it gathers a batch (fs_batch.py), the S3 store per append for the part it gathers
-(s3_uploads.py). A request that finds it short waits, reading nothing from its connection.
+(`max_request_body_bytes`) times the connections a node takes is far past its memory: 2,000
+cameras docking at once would each hold a buffer. Every store that keeps body bytes in
+memory takes them from one `ByteBudget` (`[limits] max_buffered_bytes`): the filesystem
+store per piece as it gathers a batch (fs_batch.py), the S3 store per append for the part it
+gathers (s3_store.py). A request that finds it short waits, reading nothing from its
+connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
+from collections.abc import AsyncIterator
 
 
 class ByteBudget:
@@ -56,6 +59,15 @@ class ByteBudget:
                 self._waiters.remove(entry)
                 self._wake()
             raise
+
+    @contextlib.asynccontextmanager
+    async def holding(self, size: int) -> AsyncIterator[None]:
+        """`size` bytes of budget for the block: taken (waiting, if need be) and given back."""
+        await self.take(size)
+        try:
+            yield
+        finally:
+            self.give(size)
 
     def give(self, size: int) -> None:
         self.held -= size

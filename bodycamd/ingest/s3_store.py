@@ -75,7 +75,7 @@ class S3Store:
         leases = Leases(self._bucket, options.lease_seconds, clock)
         # request-body bytes held in memory by all appends at once ([limits] max_buffered_bytes)
         self.budget = ByteBudget(buffered_bytes)
-        self._uploads = Uploads(self._bucket, leases, self.budget, clock)
+        self._uploads = Uploads(self._bucket, leases, clock)
         self._records = Records(self._bucket)
 
     @property
@@ -112,8 +112,13 @@ class S3Store:
         *,
         expect_sha256: bytes | None = None,
     ) -> int:
+        """The upload's append, with what it can hold in memory taken from the store's byte
+        budget first: all appends of the node together stay within the budget, the ones past
+        it wait their turn before they take the upload's lease or read a byte of the body
+        (a wait holds no lease, which could run out meanwhile)."""
         keys = UploadKeys(device_id, upload_id)
-        return await self._uploads.append(keys, offset, chunks, expect_sha256)
+        async with self.budget.holding(self._uploads.append_bytes):
+            return await self._uploads.append(keys, offset, chunks, expect_sha256)
 
     async def _sealed(self, keys: UploadKeys, *, whole: bool) -> UploadState:
         """The upload as one object; with `whole`, only once every declared byte arrived."""

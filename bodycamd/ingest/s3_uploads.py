@@ -30,10 +30,8 @@ only written to S3 once its SHA-256 matched.
 Two nodes and one upload: the node appending holds the upload's lease for the whole append
 (a second concurrent PATCH gets UploadBusy, 423), and reads the offset under it (a stale
 PATCH gets OffsetMismatch, 409, with the true offset). Memory per running append is bounded
-by about twice `part_size` (the buffer and the copy being sent) plus one chunk of the body;
-an append takes that much of the store's `ByteBudget` (`[limits] max_buffered_bytes`) before
-it takes the lease or reads a byte, and gives it back when it ends, so all appends of a node
-together stay within the budget: the ones past it wait their turn, reading nothing.
+by about twice `part_size` (the buffer and the copy being sent) plus one chunk of the body:
+`append_bytes`, which the store takes from its byte budget around each append (s3_store.py).
 """
 
 from __future__ import annotations
@@ -49,7 +47,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from .budget import ByteBudget
 from .errors import (
     ChecksumMismatch,
     OffsetMismatch,
@@ -115,16 +112,9 @@ def _info_json(info: UploadInfo, multipart_id: str) -> bytes:
 class Uploads:
     """Create, inspect, append to, seal and delete uploads in one bucket."""
 
-    def __init__(
-        self,
-        bucket: Bucket,
-        leases: Leases,
-        budget: ByteBudget,
-        clock: Callable[[], float] = time.time,
-    ):
+    def __init__(self, bucket: Bucket, leases: Leases, clock: Callable[[], float] = time.time):
         self._bucket = bucket
         self._leases = leases
-        self._budget = budget
         self._clock = clock
         options = bucket.options
         self._min_part = options.min_part_size
@@ -203,21 +193,7 @@ class Uploads:
         chunks: AsyncIterator[bytes],
         expect_sha256: bytes | None,
     ) -> int:
-        """The store's `append` (see store.py for the contract) under the upload's lease, with
-        its share of the byte budget taken first (a wait for budget holds no lease)."""
-        await self._budget.take(self.append_bytes)
-        try:
-            return await self._append(keys, offset, chunks, expect_sha256)
-        finally:
-            self._budget.give(self.append_bytes)
-
-    async def _append(
-        self,
-        keys: UploadKeys,
-        offset: int,
-        chunks: AsyncIterator[bytes],
-        expect_sha256: bytes | None,
-    ) -> int:
+        """The store's `append` (see store.py for the contract) under the upload's lease."""
         lease = await self._leases.take(keys.lock, str(keys))
         try:
             state = await self.state(keys)

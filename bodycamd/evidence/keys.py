@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mlkem, x25519
 
 from ..errors import KeyFileError
 from ..fsutil import fsync_directory as fsync_directory  # re-exported: ingest imports it here
+from ..fsutil import write_all
 
 KemName = Literal["x25519", "mlkem768-x25519"]
 
@@ -316,9 +317,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.fchmod(fd, mode)  # a temp file left by a crash keeps its old mode otherwise
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..clock import boot_id
 from ..errors import SegmentAbandoned
-from ..fsutil import fsync_directory
+from ..fsutil import fsync_directory, write_all
 from . import format as fmt
 from .keys import EvidencePublicKey
 from .reader import Verdict, scan_segment
@@ -107,7 +107,7 @@ def seal_torn(
             fd = os.open(part_path, os.O_WRONLY | os.O_CLOEXEC)
             try:
                 os.ftruncate(fd, before.vouched_offset)
-                os.pwrite(
+                write_all(
                     fd,
                     fmt.FRAME.pack(len(body), fmt.RecordType.FOOTER) + body,
                     before.vouched_offset,

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..clock import boot_id
 from ..errors import SegmentAbandoned
-from ..fsutil import fsync_directory
+from ..fsutil import fsync_directory, write_all
 from . import format as fmt
 from .keys import EvidencePublicKey, device_public_raw, hpke_suite
 
@@ -316,9 +316,7 @@ class SegmentWriter:
         assert self._fd is not None
         try:
             for part in parts:
-                view = memoryview(part)
-                while view:
-                    view = view[os.write(self._fd, view) :]
+                write_all(self._fd, part)
         except OSError as exc:
             self._abandon()
             raise SegmentAbandoned(

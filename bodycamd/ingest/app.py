@@ -11,6 +11,13 @@ Every request then passes `identify`: the subject CN of the verified certificate
 device id; the registry must hold that device, unrevoked, with this certificate's serial.
 A refused device gets 403 with the reason, audited.
 
+A connection costs memory and a file descriptor for as long as the client keeps it, so each
+wait on a client is bounded ([limits]): the handshake (`tls.handshake_timeout`), the whole
+request head (`header_timeout`, through aiohttp's keep-alive timer; also the idle time between
+requests), every wait for body bytes (`read_timeout`, tus.py), the head's size
+(`max_header_bytes` a line, `max_headers` lines), and the number of connections
+(`max_connections`: past it a new one is dropped before any TLS work).
+
 All tasks (handshakes, the sweeper) belong to one TaskGroup that lives as long as the server.
 """
 
@@ -19,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 import time
 import weakref
@@ -52,6 +60,34 @@ def open_store(config: IngestConfig) -> IngestStore:
     return FilesystemStore(config.path(config.store_path), config.limits.max_buffered_bytes)
 
 
+class Connections:
+    """The node's open TCP connections: at most `limit` at once ([limits] max_connections),
+    each one aborted when the server stops (TLS close_notify is not awaited then)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._all: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
+        self._warned = -math.inf
+
+    def admit(self, transport: asyncio.Transport) -> bool:
+        """Count `transport` in, or False when `limit` are open. A closed transport stays in
+        the weak set until it is collected, so only the ones not closing count."""
+        if sum(not t.is_closing() for t in self._all) >= self.limit:
+            now = time.monotonic()
+            if now - self._warned >= 60.0:  # a flood must not flood the log
+                self._warned = now
+                log.warning(
+                    "%d connections open ([limits] max_connections): refusing more", self.limit
+                )
+            return False
+        self._all.add(transport)
+        return True
+
+    def abort_all(self) -> None:
+        for transport in list(self._all):
+            transport.abort()
+
+
 class TlsGate(asyncio.Protocol):
     """One per TCP connection: the TLS handshake, then aiohttp's protocol takes over."""
 
@@ -62,7 +98,7 @@ class TlsGate(asyncio.Protocol):
         timeout: float,
         spawn: Spawn,
         refused: Callable[[str, str], Awaitable[None]],
-        connections: weakref.WeakSet[asyncio.Transport],
+        connections: Connections,
     ) -> None:
         self._connections = connections
         self._make_protocol = make_protocol
@@ -73,7 +109,9 @@ class TlsGate(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self._connections.add(transport)
+        if not self._connections.admit(transport):
+            transport.abort()  # before any TLS work: the camera retries later
+            return
         transport.pause_reading()  # the ClientHello waits for start_tls
         self._spawn(self._handshake(transport))
 
@@ -185,17 +223,23 @@ async def running_ingest(
     key = load_receipt_key(config.path(config.receipts.key))
     audit = AuditLog(store, key, clock)
     context = IngestContext(config, store, audit, Completion(store, audit, key, clock), clock)
+    limits = config.limits
     runner = web.AppRunner(
         build_app(context),
         access_log=None,
-        max_line_size=config.limits.max_header_bytes,
-        max_field_size=config.limits.max_header_bytes,
+        max_line_size=limits.max_header_bytes,
+        max_field_size=limits.max_header_bytes,
+        max_headers=limits.max_headers,
+        # aiohttp's keep-alive timer runs from the connection's start and from each answer,
+        # and closes the connection if no whole request head has arrived by then: exactly a
+        # deadline for the head, which aiohttp has no other setting for
+        keepalive_timeout=limits.header_timeout,
         handle_signals=False,
     )
     await runner.setup()
     ssl_context = server_ssl_context(config)
     loop = asyncio.get_running_loop()
-    connections: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
+    connections = Connections(limits.max_connections)
 
     async def refused(peer: str, why: str) -> None:
         await audit.record_refusal("tls.refused", peer=peer, reason=why)
@@ -225,8 +269,7 @@ async def running_ingest(
                 if sweeper is not None:
                     sweeper.cancel()
                 await runner.cleanup()
-                for transport in list(connections):  # TLS close_notify is not awaited
-                    transport.abort()
+                connections.abort_all()
                 await server.wait_closed()
     finally:
         await store.close()

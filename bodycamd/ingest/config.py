@@ -45,10 +45,17 @@ class LimitsConfig:
     max_upload_bytes: int = 2 << 30  # Tus-Max-Size; a 60 s segment at 10 Mbit/s is ~75 MB
     max_uploads_per_device: int = 8  # incomplete uploads one device may hold at once
     max_request_body_bytes: int = 256 << 20  # one PATCH or creation-with-upload body
-    # body bytes all PATCHes together hold in memory (filesystem store; one takes up to 8 MiB)
+    # body bytes all PATCHes together hold in memory (filesystem: up to 8 MiB each; S3: twice
+    # part_size each)
     max_buffered_bytes: int = 256 << 20
     max_header_bytes: int = 8190  # one header line or field
+    max_headers: int = 32  # header lines in one request (tus needs about a dozen)
+    # a whole request head, counted from the TLS handshake or the previous answer (so also
+    # how long an idle keep-alive connection stays open): a client trickling its head
+    # (slowloris) is cut off, whatever its pace
+    header_timeout: float = 30.0
     read_timeout: float = 60.0  # longest wait for the next bytes of a request body
+    max_connections: int = 1024  # TCP connections held at once (handshakes included)
     upload_expiry: float = 86400.0  # an incomplete upload untouched this long is removed
     sweep_interval: float = 300.0
 
@@ -159,7 +166,10 @@ max_uploads_per_device = {limits.max_uploads_per_device}
 max_request_body_bytes = {limits.max_request_body_bytes}
 max_buffered_bytes = {limits.max_buffered_bytes}
 max_header_bytes = {limits.max_header_bytes}
+max_headers = {limits.max_headers}
+header_timeout = {limits.header_timeout}
 read_timeout = {limits.read_timeout}
+max_connections = {limits.max_connections}
 upload_expiry = {limits.upload_expiry}
 sweep_interval = {limits.sweep_interval}
 """

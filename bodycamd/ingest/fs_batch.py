@@ -12,66 +12,16 @@ import asyncio
 import hashlib
 import os
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ..fsutil import wrote
+from .budget import ByteBudget
 from .errors import StoreError
 
 _WRITE_BATCH = 4 << 20  # bytes gathered before one write() in a worker thread
 _write_fd = os.write  # the seam: every byte of a request body goes through it
 _close_fd = os.close  # and the fd's end: after the last job that uses it
-
-
-class ByteBudget:
-    """The request-body bytes that the store's writers hold in memory, across all requests.
-
-    A writer takes budget for each piece before keeping it and gives it back when the job
-    writing it ends. A writer that finds the budget short first hands what it gathered to the
-    worker, so every byte counted is in a write that will end and give it back: a waiting
-    request always gets its turn (in arrival order), and no set of requests waits on each
-    other. A piece larger than the whole budget is let through when nothing else is held.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.held = 0
-        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
-
-    def try_take(self, size: int) -> bool:
-        if self._waiters or not self._fits(size):
-            return False
-        self.held += size
-        return True
-
-    async def take(self, size: int) -> None:
-        if self.try_take(size):
-            return
-        entry = (size, asyncio.get_running_loop().create_future())
-        self._waiters.append(entry)
-        try:
-            await entry[1]
-        except asyncio.CancelledError:
-            if entry[1].done() and not entry[1].cancelled():
-                self.give(size)  # granted as the cancel came: not kept
-            elif entry in self._waiters:
-                self._waiters.remove(entry)
-                self._wake()
-            raise
-
-    def give(self, size: int) -> None:
-        self.held -= size
-        self._wake()
-
-    def _fits(self, size: int) -> bool:
-        return self.held + size <= self.limit or self.held == 0
-
-    def _wake(self) -> None:
-        while self._waiters and self._fits(self._waiters[0][0]):
-            size, waiter = self._waiters.popleft()
-            if not waiter.done():
-                self.held += size
-                waiter.set_result(None)
 
 
 class BatchWriter:
@@ -83,7 +33,8 @@ class BatchWriter:
     together at most the store's `ByteBudget`. Nothing here fsyncs: the request's end does,
     once, in the hop `finish` runs.
 
-    A write that fails (EIO; ENOSPC, often after a short write) stops the writer for good:
+    A write that fails (EIO; ENOSPC, often after a short write; a write() that takes no
+    bytes, which `fsutil.wrote` turns into ENOSPC) stops the writer for good:
     `written` stays the end of the bytes write() took, contiguous from the start offset, and
     every later write is skipped. Writing the later pieces after the hole and counting them
     would commit an offset whose bytes are not what the camera sent, and verification would
@@ -218,7 +169,7 @@ class BatchWriter:
             view = memoryview(piece)
             try:
                 while view:
-                    done = _write_fd(self.fd, view)
+                    done = wrote(_write_fd(self.fd, view), len(view))  # 0: ENOSPC
                     self.written += done
                     view = view[done:]
             except OSError as exc:

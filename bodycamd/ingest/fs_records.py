@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evidence.keys import atomic_write
-from ..fsutil import fsync_directory
+from ..fsutil import fsync_directory, write_all
 from .errors import StoreError
 from .store import DEVICE_ID, DeviceRecord, SegmentKey, SegmentRecord, StoredReceipt
 
@@ -135,7 +135,7 @@ class FilesystemRecords:
             entry = make_entry(previous)
             if b"\n" in entry or len(entry) >= _AUDIT_TAIL:
                 raise ValueError("an audit entry must be one line under 64 KiB")
-            os.pwrite(fd, entry + b"\n", end)
+            write_all(fd, entry + b"\n", end)  # a short pwrite would tear an acked entry
             os.fsync(fd)
             return entry
         finally:

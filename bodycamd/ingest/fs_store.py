@@ -39,6 +39,7 @@ from pathlib import Path
 
 from ..evidence.keys import atomic_write
 from ..fsutil import fsync_directory
+from .budget import ByteBudget
 from .errors import (
     ChecksumMismatch,
     OffsetMismatch,
@@ -48,7 +49,7 @@ from .errors import (
     UploadNotFound,
     UploadTooLarge,
 )
-from .fs_batch import BatchWriter, ByteBudget
+from .fs_batch import BatchWriter
 from .fs_records import FilesystemRecords, json_bytes, make_dirs
 from .store import (
     DEVICE_ID,

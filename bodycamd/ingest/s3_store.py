@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .budget import ByteBudget
 from .config import IngestConfig
 from .errors import SegmentExists, StoreError, UploadNotFound
 from .s3_lease import Leases
@@ -62,10 +63,18 @@ from .store import (
 class S3Store:
     """`IngestStore` in one bucket of an S3-compatible service."""
 
-    def __init__(self, options: S3Options, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        options: S3Options,
+        *,
+        clock: Callable[[], float] = time.time,
+        buffered_bytes: int = 256 << 20,
+    ) -> None:
         self._bucket = Bucket(options)
         self._clock = clock
         leases = Leases(self._bucket, options.lease_seconds, clock)
+        # request-body bytes held in memory by all appends at once ([limits] max_buffered_bytes)
+        self.budget = ByteBudget(buffered_bytes)
         self._uploads = Uploads(self._bucket, leases, clock)
         self._records = Records(self._bucket)
 
@@ -103,8 +112,13 @@ class S3Store:
         *,
         expect_sha256: bytes | None = None,
     ) -> int:
+        """The upload's append, with what it can hold in memory taken from the store's byte
+        budget first: all appends of the node together stay within the budget, the ones past
+        it wait their turn before they take the upload's lease or read a byte of the body
+        (a wait holds no lease, which could run out meanwhile)."""
         keys = UploadKeys(device_id, upload_id)
-        return await self._uploads.append(keys, offset, chunks, expect_sha256)
+        async with self.budget.holding(self._uploads.append_bytes):
+            return await self._uploads.append(keys, offset, chunks, expect_sha256)
 
     async def _sealed(self, keys: UploadKeys, *, whole: bool) -> UploadState:
         """The upload as one object; with `whole`, only once every declared byte arrived."""
@@ -240,4 +254,5 @@ def s3_options(table: dict[str, Any], where: str) -> S3Options:
 
 def open_s3_store(config: IngestConfig) -> S3Store:
     """The S3 store that ingest.toml's `[store]` describes (called by app.open_store)."""
-    return S3Store(s3_options(config.store_options, f"{config.directory}: [store]"))
+    options = s3_options(config.store_options, f"{config.directory}: [store]")
+    return S3Store(options, buffered_bytes=config.limits.max_buffered_bytes)

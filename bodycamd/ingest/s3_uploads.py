@@ -30,7 +30,8 @@ only written to S3 once its SHA-256 matched.
 Two nodes and one upload: the node appending holds the upload's lease for the whole append
 (a second concurrent PATCH gets UploadBusy, 423), and reads the offset under it (a stale
 PATCH gets OffsetMismatch, 409, with the true offset). Memory per running append is bounded
-by about twice `part_size` (the buffer and the copy being sent) plus one chunk of the body.
+by about twice `part_size` (the buffer and the copy being sent) plus one chunk of the body:
+`append_bytes`, which the store takes from its byte budget around each append (s3_store.py).
 """
 
 from __future__ import annotations
@@ -118,6 +119,9 @@ class Uploads:
         options = bucket.options
         self._min_part = options.min_part_size
         self._part_size = max(options.part_size, options.min_part_size)
+        # what one append holds at most: a part's buffer and its copy being sent (the chunk
+        # that overshoots a part is the HTTP layer's read size, small beside a part)
+        self.append_bytes = 2 * self._part_size
 
     async def create(
         self, device_id: str, length: int, metadata: dict[str, str], expires_at: float

@@ -39,13 +39,16 @@ def pieces_of(body: bytes) -> list[bytes]:
 
 def failing_write(after: int, error: int, *, once: bool) -> Callable[[int, memoryview], int]:
     """os.write that takes `after` bytes in all, the last of them as a short write, then
-    raises OSError(`error`) — once (a transient EIO) or on every later call (a full disk)."""
+    raises OSError(`error`) — once (a transient EIO) or on every later call (a full disk).
+    `error` 0: returns 0 instead of raising (a write that takes nothing, without an errno)."""
     state = {"written": 0, "failed": False}
 
     def write(fd: int, view: memoryview) -> int:
         room = after - state["written"]
         if room <= 0 and not (once and state["failed"]):
             state["failed"] = True
+            if error == 0:
+                return 0
             raise OSError(error, os.strerror(error))
         if 0 < room < len(view):
             view = view[:room]
@@ -64,8 +67,12 @@ async def committed(store: FilesystemStore, upload_id: str) -> tuple[int, bytes]
 
 @pytest.mark.parametrize(
     ("error", "once"),
-    [(errno.EIO, True), (errno.ENOSPC, False)],
-    ids=["EIO once, later writes succeed", "ENOSPC after a short write"],
+    [(errno.EIO, True), (errno.ENOSPC, False), (0, False)],
+    ids=[
+        "EIO once, later writes succeed",
+        "ENOSPC after a short write",
+        "write() returns 0 after a short write",  # looped forever before: it is ENOSPC now
+    ],
 )
 async def test_a_failed_batch_commits_only_the_bytes_it_wrote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int, once: bool
@@ -77,7 +84,7 @@ async def test_a_failed_batch_commits_only_the_bytes_it_wrote(
     info = await store.create_upload("cam-1", len(BODY), META, 2e9)
     cut = 5 * 2**20 + 1000  # in the second 4 MiB batch, inside a piece
     monkeypatch.setattr(fs_batch, "_write_fd", failing_write(cut, error, once=once))
-    with pytest.raises(StoreError, match=os.strerror(error)) as failed:
+    with pytest.raises(StoreError, match=os.strerror(error or errno.ENOSPC)) as failed:
         await store.append("cam-1", info.upload_id, 0, chunks(pieces_of(BODY)))
     assert info.upload_id in str(failed.value)
     offset, data = await committed(store, info.upload_id)
@@ -100,8 +107,9 @@ async def test_a_failed_last_write_commits_only_the_bytes_it_wrote(
     assert await committed(store, info.upload_id) == (PIECE + 10, body[: PIECE + 10])
 
 
+@pytest.mark.parametrize("error", [errno.ENOSPC, 0], ids=["ENOSPC", "write() returns 0"])
 async def test_the_camera_is_told_the_store_failed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int
 ) -> None:
     """Over HTTP: 503 naming the error, and HEAD gives the offset the bytes support."""
     rig = make_rig(tmp_path)
@@ -117,7 +125,7 @@ async def test_the_camera_is_told_the_store_failed(
         )
         assert created.status_code == 201, created.text
         location = created.headers["Location"]
-        monkeypatch.setattr(fs_batch, "_write_fd", failing_write(1000, errno.ENOSPC, once=False))
+        monkeypatch.setattr(fs_batch, "_write_fd", failing_write(1000, error, once=False))
         failed = await c.patch(
             location,
             content=body,

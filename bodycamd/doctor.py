@@ -192,7 +192,17 @@ class Doctor:
             yield ok("device nodes", f"{found} nodes under {', '.join(DEVICE_NODES)} are rw")
 
     def clock(self) -> Iterator[Result]:
-        state = self.read_clock()
+        try:
+            state = self.read_clock()
+        except OSError as exc:  # the daemon reads this as "not synchronised", for ever
+            yield fail(
+                "clock",
+                f"cannot ask the kernel ({exc.strerror or exc}); every segment would say the "
+                "clock is not synchronised",
+                "a seccomp filter blocks adjtimex(2): the unit must not set ProtectClock= "
+                "and must allow adjtimex (docs/operations.md, the unit's hardening table)",
+            )
+            return
         if state.synchronised:
             yield ok("clock", f"synchronised (kernel: estimated error {state.est_error_us} us)")
         else:

@@ -5,6 +5,7 @@ here against a scratch /dev, device tree and meminfo where they can be."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import os
 import re
@@ -169,3 +170,17 @@ def test_pi_device_nodes_and_groups(tmp_path: Path) -> None:
     (dev / "media0").unlink()
     _, nodes = (r.line() for r in doctor.service_user())
     assert nodes.startswith(f"[FAIL] device nodes: no {dev}/media*")
+
+
+def test_a_clock_the_sandbox_will_not_let_us_read_names_the_unit(tmp_path: Path) -> None:
+    """Under ProtectClock= adjtimex fails with EPERM, which the daemon can only read as "not
+    synchronised": the doctor says which it is and what to change."""
+    config = load_config(write_config(tmp_path))
+
+    def blocked() -> ClockState:
+        raise OSError(errno.EPERM, "adjtimex: Operation not permitted")
+
+    doctor = Doctor(config, device_paths(tmp_path), pulse_seconds=0.0, read_clock=blocked)
+    line = next(line for line in doctor_lines(doctor)[1] if line.startswith("[FAIL] clock"))
+    assert "cannot ask the kernel (adjtimex: Operation not permitted)" in line, line
+    assert "must not set ProtectClock=" in line

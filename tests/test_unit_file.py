@@ -112,3 +112,43 @@ def test_device_access_is_exactly_camera_gpio_and_sound() -> None:
         f"char-{group} rw" for group in ("video4linux", "media", "dma_heap", "gpiochip", "alsa")
     )
     assert settings("PrivateDevices") in ([], ["no"])  # it would hide these nodes
+
+
+def syscall_group(name: str) -> set[str]:
+    """The system calls systemd itself puts in a group such as @clock (nested groups
+    resolved), from `systemd-analyze syscall-filter`."""
+    out = subprocess.run(
+        ["systemd-analyze", "syscall-filter", "--no-pager", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    calls = set()
+    for line in out.splitlines()[1:]:
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        calls |= syscall_group(entry) if entry.startswith("@") else {entry}
+    return calls
+
+
+@needs_analyze
+def test_the_daemon_may_read_whether_the_clock_is_synchronised() -> None:
+    """clock.py asks adjtimex(2) with modes = 0. ProtectClock= denies that call outright
+    (its own seccomp filter, which no later SystemCallFilter= line undoes), and @privileged
+    contains @clock; the unit must let the read through, or every segment says "clock not
+    synchronised" and the ready LED never lights on a Pi. Evaluated as systemd merges
+    SystemCallFilter= lines: the first sets an allow list, a later "~" line takes calls out,
+    a later plain line puts them back."""
+    assert settings("ProtectClock") in ([], ["no"])
+    lines = settings("SystemCallFilter")
+    assert lines and not lines[0].startswith("~")
+    allowed: set[str] = set()
+    for line in lines:
+        deny = line.startswith("~")
+        names = line.removeprefix("~").split()
+        calls = set().union(*(syscall_group(n) if n.startswith("@") else {n} for n in names))
+        allowed = allowed - calls if deny else allowed | calls
+    assert "adjtimex" in allowed
+    assert "settimeofday" not in allowed and "clock_settime" not in allowed
+    assert settings("CapabilityBoundingSet") == [""]  # no CAP_SYS_TIME: reading only

@@ -178,13 +178,22 @@ class Device:
     async def _audit_logout(self, caller: Caller, reason: str) -> None:
         assert self.officer is not None
         number = self.officer.personnel_number
+        stealth = {"stealth_ended": True} if self._stealth else {}  # _clear_officer ends it
         await self._storage.audit_or_refuse(
-            "officer_logout", personnel_number=number, reason=reason, **caller.audit_fields()
+            "officer_logout",
+            personnel_number=number,
+            reason=reason,
+            **stealth,
+            **caller.audit_fields(),
         )
         log.info("officer %s logged out (%s, %s)", number, caller.source, reason)
 
     def _clear_officer(self) -> None:
+        """Stealth is the logged-in officer's choice and ends with the session (the logout's
+        audit event says so): the next officer records with the announce LED on until they
+        choose otherwise."""
         self.officer = None
+        self._stealth = False
         self._recorder_buffering(False)
 
     def _logout_due_at_dock(self, docked: bool) -> bool:

@@ -227,3 +227,32 @@ async def test_a_failed_audit_on_the_recording_path_costs_no_footage(
     await device.set_docked(True, ME)  # a write that commits clears the flag
     device.refresh("test")
     assert "journal_error" not in device.state.health
+
+
+@pytest.mark.parametrize("how", ["logout", "dock"])
+async def test_stealth_ends_with_the_officer_who_chose_it(tmp_path: Path, how: str) -> None:
+    """One officer's stealth never carries over to the next: it ends when the session does
+    (logout or the dock's logout), and the logout's audit event says so."""
+    device, capture, spool = await make_device(tmp_path, SessionConfig())
+    task = asyncio.create_task(capture.run())
+    try:
+        await device.login("111111", ME)
+        await device.set_stealth(True, True, ME)
+        assert device.state.stealth
+        if how == "logout":
+            await device.logout(ME)
+        else:
+            await device.set_docked(True, Caller("dock"))
+            await device.settle()
+            await device.set_docked(False, Caller("dock"))
+            await device.settle()
+        assert device.officer is None and not device.state.stealth
+        logout = next(f for k, f in audit(spool) if k == "officer_logout")
+        assert logout["stealth_ended"] is True
+        await device.login("222222", ME)
+        await device.record_start(ME)
+        assert device.state.recording == "recording" and not device.state.stealth
+        await device.record_stop(ME)
+    finally:
+        await capture.stop()
+        await task

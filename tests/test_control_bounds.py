@@ -140,13 +140,16 @@ def blank_lines_until_answered(
     return [answers[sock] for sock in socks]
 
 
-def test_blank_lines_do_not_keep_a_client_alive(tmp_path: Path, notify_socket: NotifySocket) -> None:
+def test_blank_lines_do_not_keep_a_client_alive(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
     """Each request has one deadline (`control.idle_timeout`) that blank lines do not
     restart: a client sending only blank lines is idle, and is cut off. Blank lines around a
     request are still fine."""
     daemon = Daemon(tmp_path, notify_socket, extra="[control]\nidle_timeout = 1.0\n")
     try:
-        answers = talk(daemon.socket, b"\n\n" + json.dumps({"v": 1, "cmd": "status"}).encode() + b"\n")
+        status = b'{"v": 1, "cmd": "status"}\n'
+        answers = talk(daemon.socket, b"\n\n" + status)
         assert answers[0]["ok"], answers
         with connect(daemon.socket) as sock:
             (answer,) = blank_lines_until_answered([sock])
@@ -156,13 +159,15 @@ def test_blank_lines_do_not_keep_a_client_alive(tmp_path: Path, notify_socket: N
     assert code == 0, err
 
 
-def test_blank_lines_do_not_hold_the_status_reserve(tmp_path: Path, notify_socket: NotifySocket) -> None:
+def test_blank_lines_do_not_hold_the_status_reserve(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
     """The request slot held by a silent client, both reserved slots by clients sending a
     blank line every 0.2 s: each reserved one gets its grace (RESERVED_GRACE) once, is
     told `idle` and cut off, and `status` finds a reserved slot again."""
     daemon = Daemon(tmp_path, notify_socket, extra="[control]\nmax_clients = 1\n")
     try:
-        with connect(daemon.socket) as silent:
+        with connect(daemon.socket):  # silent: holds the only request slot
             reserve = [connect(daemon.socket) for _ in range(STATUS_RESERVE)]
             try:
                 answers = blank_lines_until_answered(reserve)

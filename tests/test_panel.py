@@ -240,6 +240,7 @@ async def test_a_flood_of_edges_while_busy_keeps_the_final_release(rig: Rig) -> 
         busy.release()
     await consumer
     assert rig.device.state.recording == "recording"
+    assert rig.panel.button_edges == 1 + len(press + release)  # coalesced ones count too
     await rig.tick(1003.5)
     await rig.tick(1010.0)
     assert rig.device.state.recording == "recording"

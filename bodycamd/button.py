@@ -53,6 +53,11 @@ class ButtonLogic:
         self._last_press_recording: float | None = None
 
     @property
+    def pressed(self) -> bool:
+        """The debounced level: True while the button counts as held down."""
+        return self._down
+
+    @property
     def next_due(self) -> float | None:
         """When `poll` must next run: a bounce window closing, or a hold completing."""
         due = []

@@ -3,9 +3,10 @@
 dock contact's edges are routed to it before they reach the panel (app.py).
 
 Edges arrive from gpiozero's thread through `post` (call_soon_threadsafe only) into a small
-bounded queue on the loop; button logic is pure (button.py); every device state change is
-rendered by the indicator driver onto the outputs. Time comes from an injected clock, so
-tests drive it with exact instants.
+bounded queue on the loop (when full, the newest waiting edge gives way to the latest, so
+the pin's last level is never lost); button logic is pure (button.py); every device state
+change is rendered by the indicator driver onto the outputs. Time comes from an injected
+clock, so tests drive it with exact instants.
 """
 
 from __future__ import annotations
@@ -71,9 +72,10 @@ class PanelComponent:
         self._logic = ButtonLogic(
             ButtonTiming(gpio.debounce_seconds, gpio.hold_seconds, gpio.double_press_seconds)
         )
-        self._events: deque[tuple[str, bool, float]] = deque()
+        # (kind, level, t, edges it stands for: more than 1 once it replaced waiting ones)
+        self._events: deque[tuple[str, bool, float, int]] = deque()
         self._wakeup = asyncio.Event()
-        self.dropped_events = 0
+        self.coalesced_edges = 0  # edges replaced by a later one in a full queue
         self.button_edges = 0  # button edges handled so far (the simulator waits on it)
         self.outcomes: deque[ButtonOutcome] = deque(maxlen=OUTCOME_LIMIT)
         self.outcome_count = 0
@@ -131,10 +133,18 @@ class PanelComponent:
             loop.call_soon_threadsafe(self._enqueue, kind, level, t)
 
     def _enqueue(self, kind: str, level: bool, t: float) -> None:
+        """Queue an edge; when EVENT_LIMIT are already waiting (a bouncing contact while a
+        device action is in flight), the newest waiting edge is replaced by this one. The
+        queue stays bounded, the edges that began the burst (the press that starts a
+        recording) are kept, and the last slot always holds the pin's latest level and its
+        time: dropping that instead could lose the final release, and the logic would judge
+        the button still down and fire a hold (STOP) 3 s later. Only button edges come here
+        (the dock's are routed to the DockComponent, app.py), so no other kind is lost."""
+        stands_for = 1
         if len(self._events) >= EVENT_LIMIT:
-            self.dropped_events += 1
-            return
-        self._events.append((kind, level, t))
+            stands_for += self._events.pop()[3]
+            self.coalesced_edges += 1
+        self._events.append((kind, level, t, stands_for))
         self._wakeup.set()
 
     # -- work on the loop -------------------------------------------------------------------
@@ -142,11 +152,11 @@ class PanelComponent:
     async def drain(self) -> None:
         """Handle every queued edge, in order."""
         while self._events:
-            kind, level, t = self._events.popleft()
+            kind, level, t, stands_for = self._events.popleft()
             if kind == "button":
                 recording = self._device.state.recording == "recording"
                 await self._act(self._logic.edge(level, t, recording), t)
-                self.button_edges += 1
+                self.button_edges += stands_for  # those it replaced count as handled too
                 self._edge_handled.set()
 
     async def tick(self, t: float) -> float:
@@ -164,8 +174,14 @@ class PanelComponent:
             due = min(due, self._logic.next_due)
         return due
 
+    @property
+    def button_pressed(self) -> bool:
+        """The button's debounced level, as the button logic last judged it."""
+        return self._logic.pressed
+
     async def button_handled(self, edges: int) -> None:
-        """Until `edges` button edges in all have been handled (their actions taken)."""
+        """Until `edges` button edges in all have been handled (their actions taken); edges
+        coalesced in a full queue count once the edge that replaced them is handled."""
         while self.button_edges < edges:
             self._edge_handled.clear()
             await self._edge_handled.wait()

@@ -51,7 +51,7 @@ class PanelSimulator:
             await self._sleep(seconds)
         finally:
             await asyncio.to_thread(hands.push, False)
-        with contextlib.suppress(TimeoutError):  # an edge dropped by a full queue
+        with contextlib.suppress(TimeoutError):  # an edge lost before the panel (a handler error)
             async with asyncio.timeout(SETTLE_SECONDS):
                 await self._panel.button_handled(edges + 2)
         return self._panel.outcomes_since(seen)

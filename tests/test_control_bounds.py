@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
+import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from tests.conftest import Daemon
+from bodycamd.control.server import RESERVED_GRACE, STATUS_RESERVE
+from tests.conftest import Daemon, NotifySocket, control_request
 from tests.test_control import request, talk
 from tests.test_control_parser import HOSTILE
 
@@ -110,3 +113,73 @@ def test_unit_bounds_the_daemons_memory() -> None:
     hard = re.search(r"^MemoryMax=(\d+)M$", unit, re.MULTILINE)
     assert high and hard
     assert 215 < int(high.group(1)) < int(hard.group(1))
+
+
+def blank_lines_until_answered(
+    socks: list[socket.socket], limit: float = 20.0
+) -> list[dict[str, Any]]:
+    """Send each socket a blank line every 0.2 s until the daemon answers it, waiting on the
+    sockets (select), never sleeping; returns each one's answer, having checked that the
+    daemon then hung up. `limit` only bounds a failure: before the fix, blank lines kept a
+    connection open for ever."""
+    answers: dict[socket.socket, dict[str, Any]] = {}
+    deadline = time.monotonic() + limit
+    while len(answers) < len(socks):
+        assert time.monotonic() < deadline, f"still open after {limit} s of blank lines"
+        waiting = [sock for sock in socks if sock not in answers]
+        for sock in waiting:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(b"\n")
+        readable, _, _ = select.select(waiting, [], [], 0.2)
+        for sock in readable:
+            with sock.makefile("rb") as reader:
+                answers[sock] = json.loads(reader.readline())
+                # the kernel may say ECONNRESET (our last blank line was unread) or EOF
+                with contextlib.suppress(ConnectionResetError):
+                    assert reader.read() == b"", "the daemon kept the connection open"
+    return [answers[sock] for sock in socks]
+
+
+def test_blank_lines_do_not_keep_a_client_alive(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
+    """Each request has one deadline (`control.idle_timeout`) that blank lines do not
+    restart: a client sending only blank lines is idle, and is cut off. Blank lines around a
+    request are still fine."""
+    daemon = Daemon(tmp_path, notify_socket, extra="[control]\nidle_timeout = 1.0\n")
+    try:
+        status = b'{"v": 1, "cmd": "status"}\n'
+        answers = talk(daemon.socket, b"\n\n" + status)
+        assert answers[0]["ok"], answers
+        with connect(daemon.socket) as sock:
+            (answer,) = blank_lines_until_answered([sock])
+        assert answer["error"] == {"code": "idle", "message": "no request within 1 s"}
+    finally:
+        code, err = daemon.stop()
+    assert code == 0, err
+
+
+def test_blank_lines_do_not_hold_the_status_reserve(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
+    """The request slot held by a silent client, both reserved slots by clients sending a
+    blank line every 0.2 s: each reserved one gets its grace (RESERVED_GRACE) once, is
+    told `idle` and cut off, and `status` finds a reserved slot again."""
+    daemon = Daemon(tmp_path, notify_socket, extra="[control]\nmax_clients = 1\n")
+    try:
+        with connect(daemon.socket):  # silent: holds the only request slot
+            reserve = [connect(daemon.socket) for _ in range(STATUS_RESERVE)]
+            try:
+                answers = blank_lines_until_answered(reserve)
+            finally:
+                for sock in reserve:
+                    sock.close()
+            assert [a["error"]["code"] for a in answers] == ["idle"] * STATUS_RESERVE
+            assert answers[0]["error"]["message"] == f"no request within {RESERVED_GRACE:g} s"
+            status = control_request(daemon.socket, "status", timeout=10)
+            assert status["ok"], status
+            # through a reserved slot: the request slot is still held by the silent client
+            assert control_request(daemon.socket, "logout", timeout=10)["error"]["code"] == "busy"
+    finally:
+        code, err = daemon.stop()
+    assert code == 0, err

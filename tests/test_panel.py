@@ -23,7 +23,7 @@ from bodycamd.indicators import (
     patterns,
     table_states,
 )
-from bodycamd.panel import EdgeSink, PanelComponent
+from bodycamd.panel import EVENT_LIMIT, EdgeSink, PanelComponent
 from bodycamd.recorder.component import CaptureComponent
 from bodycamd.state import DeviceState
 from bodycamd.storage.spool import Spool
@@ -213,6 +213,46 @@ async def test_bouncing_press_counts_once(rig: Rig) -> None:
     await rig.tick(1000.1)
     await rig.button(False, at=1000.3)
     assert rig.device.state.recording == "recording"
+
+
+async def test_a_flood_of_edges_while_busy_keeps_the_final_release(rig: Rig) -> None:
+    """A bouncy press and release, 202 edges, while the device is busy with the recording's
+    start (its change lock held: a slow journal write, say): far more than the panel queues
+    (EVENT_LIMIT). The queue coalesces but keeps the latest edge, so the button ends
+    released and no hold stops the recording 3 s later. (Before, the newest edges were
+    dropped, the final release among them, and a hold fired at 1003.0.)"""
+    busy = rig.device._changing  # the device's one-change-at-a-time lock
+    await busy.acquire()
+    try:
+        rig.drive(PINS.record_button, low=True, at=1000.0)
+        consumer = asyncio.create_task(rig.panel.drain())
+        for _ in range(3):  # the press is taken: its START waits for the device
+            await asyncio.sleep(0)
+        assert rig.panel.button_edges == 0 and rig.device.state.recording != "recording"
+        press = [(i % 2 == 0, 1000.0 + i / 10000) for i in range(1, 101)]  # ends down
+        release = [(j % 2 == 1, 1000.3 + j / 10000) for j in range(101)]  # ends up
+        for down, t in press + release:
+            rig.drive(PINS.record_button, low=down, at=t)
+        for _ in range(3):  # every edge reaches the queue while the consumer is blocked
+            await asyncio.sleep(0)
+        assert rig.panel.button_edges == 0
+    finally:
+        busy.release()
+    await consumer
+    assert rig.device.state.recording == "recording"
+    assert rig.panel.button_edges == 1 + len(press + release)  # coalesced ones count too
+    await rig.tick(1003.5)
+    await rig.tick(1010.0)
+    assert rig.device.state.recording == "recording"
+    assert rig.audit().count("recording_stop") == 0
+    assert not rig.panel.button_pressed
+    assert rig.panel.coalesced_edges == len(press + release) - EVENT_LIMIT
+    # the logic is in step with the pin: a real hold still stops
+    await rig.button(True, at=1020.0)
+    await rig.tick(1023.0)
+    assert rig.device.state.recording == "buffering"
+    await rig.button(False, at=1023.5)
+    assert rig.audit().count("recording_stop") == 1
 
 
 async def test_exception_in_handler_does_not_stop_later_presses(rig: Rig) -> None:

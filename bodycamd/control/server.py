@@ -4,14 +4,16 @@ The socket lives in the runtime directory with mode 0660 (the daemon's group may
 it); the directory must not be writable by others, or anyone could swap the socket.
 
 Every byte a client sends is bounded: a request line is at most 64 KiB (the stream reader's
-limit, so no more is ever buffered), `control.idle_timeout` seconds to send it; an event
-stream (stream.py) reads and discards what its client sends, at most 64 KiB in all. Clients
-come in pools: `control.max_clients` request clients, `control.max_streams` event streams apart from
-them, and when the request pool is full, STATUS_RESERVE more connections that may only ask
-for `status` (within RESERVED_GRACE seconds), so watchers or silent clients never lock a
-person out of finding out what the device is doing. A malformed or oversized request ends
-that connection with an error, never the daemon. State-changing requests are audited with
-the peer's uid and pid (SO_PEERCRED).
+limit, so no more is ever buffered), sent within `control.idle_timeout` seconds, one deadline
+per request that blank lines do not restart (a client sending only blank lines is idle); an
+event stream (stream.py) reads and discards what its client sends, at most 64 KiB in all.
+Clients come in pools: `control.max_clients` request clients, `control.max_streams` event
+streams apart from them, and when the request pool is full, STATUS_RESERVE more connections
+that may only ask for `status`, within RESERVED_GRACE seconds of connecting (once: one
+request, one deadline), so watchers or silent clients never lock a person out of finding out
+what the device is doing. A malformed or oversized request ends that connection with an
+error, never the daemon. State-changing requests are audited with the peer's uid and pid
+(SO_PEERCRED).
 """
 
 from __future__ import annotations
@@ -158,25 +160,24 @@ class ControlServer:
         self, reader: asyncio.StreamReader, seconds: float
     ) -> Request | bytes | None:
         """The next request, or the error reply that ends the connection, or None at EOF.
-        At most MAX_REQUEST bytes are ever buffered: the reader's limit bounds the line."""
-        while True:
-            try:
-                async with asyncio.timeout(seconds):
-                    line = await reader.readuntil(b"\n")
-            except TimeoutError:
-                return failure(None, "idle", f"no request within {seconds:g} s")
-            except asyncio.LimitOverrunError:
-                return failure(None, "too_large", "request longer than 64 KiB")
-            except asyncio.IncompleteReadError as exc:
-                line = exc.partial  # the last line, without its newline
-                if not line.strip():
-                    return None
-            if not line.strip():
-                continue
-            try:
-                return parse_request(line)
-            except ProtocolError as exc:
-                return failure(exc.request_id, exc.code, str(exc))
+        At most MAX_REQUEST bytes are ever buffered: the reader's limit bounds the line.
+
+        One deadline per request, `seconds` from now: blank lines are skipped but do not
+        restart it, so a client sending nothing but blank lines is idle like a silent one,
+        and cannot hold a request slot, or a reserved slot past its grace, by dripping them."""
+        try:
+            async with asyncio.timeout(seconds):
+                line = await _next_line(reader)
+        except TimeoutError:
+            return failure(None, "idle", f"no request within {seconds:g} s")
+        except asyncio.LimitOverrunError:
+            return failure(None, "too_large", "request longer than 64 KiB")
+        if line is None:
+            return None
+        try:
+            return parse_request(line)
+        except ProtocolError as exc:
+            return failure(exc.request_id, exc.code, str(exc))
 
     async def _serve(
         self,
@@ -355,6 +356,18 @@ class ControlServer:
             case _:
                 raise ProtocolError("bad_request", f"args.action: unknown action {action!r}")
         return {"action": action}
+
+
+async def _next_line(reader: asyncio.StreamReader) -> bytes | None:
+    """The next line that is not blank (the last one may lack its newline), or None at EOF."""
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            line = exc.partial  # the last line, without its newline
+            return line if line.strip() else None
+        if line.strip():
+            return line
 
 
 def _peer(writer: asyncio.StreamWriter) -> tuple[int, int] | None:

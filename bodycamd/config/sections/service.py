@@ -65,8 +65,9 @@ class ControlConfig:
     idle_timeout: float = field(
         default=30.0,
         metadata=doc(
-            "Seconds a control client may stay silent before it is disconnected (event "
-            "streams are exempt, but a stream that does not read for this long is cut off).",
+            "Seconds a control client has to send each request (blank lines do not restart "
+            "the clock) before it is disconnected (event streams are exempt, but a stream "
+            "that does not read for this long is cut off).",
             minimum=1.0,
             maximum=3600.0,
         ),

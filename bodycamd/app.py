@@ -24,6 +24,7 @@ from .daemon import Component, Supervisor
 from .device import Device
 from .dock import DockComponent
 from .identity import IdentityComponent
+from .indicators import IndicatorPolicy
 from .panel import EdgeSink, PanelComponent
 from .recorder.component import CaptureComponent
 from .session import SessionPolicy
@@ -97,6 +98,7 @@ def build_components(config: Config) -> list[Component]:
         capture,
         simulator,
         stealth_allowed=config.indicators.stealth_allowed,
+        indicator_policy=IndicatorPolicy.from_config(config.indicators),
         uploads=uploader.progress_json,
     )
     # the dock starts after the panel, whose GPIO hardware carries the dock contact; stop

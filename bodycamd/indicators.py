@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from .config import IndicatorConfig
 from .state import DeviceState
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,12 @@ class Outputs:
 class IndicatorPolicy:
     announce_blink: float = 0.0  # Hz; 0 means solid
     reminder_seconds: float = 120.0
+
+    @classmethod
+    def from_config(cls, config: IndicatorConfig) -> IndicatorPolicy:
+        """The one reading of `[indicators]`: the panel drives the lights with it and the
+        control server reports them with it, so `status` says what the LEDs do."""
+        return cls(config.announce_blink_hz, config.reminder_seconds)
 
 
 # (health flag, amber pattern), highest priority first

@@ -91,9 +91,7 @@ class PanelComponent:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.hardware = await asyncio.to_thread(self._make_hardware, self._post)
-        policy = IndicatorPolicy(
-            self._indicator_config.announce_blink_hz, self._indicator_config.reminder_seconds
-        )
+        policy = IndicatorPolicy.from_config(self._indicator_config)
         self.driver = IndicatorDriver(self.hardware.set_output, policy)
         self._subscription = self._device.events.subscribe()
         await self.tick(self._clock())

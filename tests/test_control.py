@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bodycamd.ctl import main as ctl
-from tests.conftest import Daemon
+from tests.conftest import Daemon, NotifySocket
 
 
 def talk(path: Path, *lines: bytes, timeout: float = 10.0) -> list[dict[str, Any]]:
@@ -283,3 +283,21 @@ def test_status_agrees_with_itself(daemon: Daemon, capsys: Any) -> None:
     assert 50_000 < storage["bitrate_bps"] < 2_000_000
     expected = storage["available_bytes"] * 8 / storage["bitrate_bps"] / 60
     assert abs(storage["minutes_left"] - expected) <= 0.1 + expected * 0.01
+
+
+def test_status_reports_the_announce_led_as_configured(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
+    """`status` describes the lights with the panel's own policy: with a blinking announce
+    LED configured it says so (it used to say "on" while the LED blinked)."""
+    daemon = Daemon(tmp_path, notify_socket, extra="[indicators]\nannounce_blink_hz = 2.0\n")
+    try:
+        assert request(daemon.socket, "login", personnel_number="123456").get("ok", True)
+        assert "error" not in request(daemon.socket, "record_start")
+        lights = request(daemon.socket, "status")["result"]["indicators"]
+        assert lights["record_led"] == "on", lights
+        assert lights["announce_led"] == "blink 0.25 s on / 0.25 s off", lights
+        assert "error" not in request(daemon.socket, "record_stop")
+    finally:
+        code, err = daemon.stop()
+        assert code == 0, err

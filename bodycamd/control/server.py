@@ -33,7 +33,7 @@ from .. import __version__
 from ..config import ControlConfig
 from ..device import Caller, Device
 from ..errors import BodycamError, Refused, StorageError
-from ..indicators import patterns
+from ..indicators import IndicatorPolicy, patterns
 from ..panel import ButtonOutcome
 from ..recorder.component import CaptureComponent
 from ..storage.facade import Storage
@@ -69,6 +69,7 @@ class ControlServer:
         simulator: Simulator | None,
         *,
         stealth_allowed: bool = False,
+        indicator_policy: IndicatorPolicy | None = None,
         uploads: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.socket_path = socket_path
@@ -79,6 +80,8 @@ class ControlServer:
         self._capture = capture
         self._simulator = simulator
         self._stealth_allowed = stealth_allowed
+        # what `status` reports the LEDs doing: the panel's policy
+        self._indicator_policy = indicator_policy or IndicatorPolicy()
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[Any]] = set()  # request clients
         self._reserve: set[asyncio.Task[Any]] = set()  # status-only, when clients are full
@@ -288,7 +291,7 @@ class ControlServer:
 
     def status_result(self) -> dict[str, Any]:
         state = self._device.state
-        lights = patterns(state)
+        lights = patterns(state, self._indicator_policy)
         return {
             "version": __version__,
             "summary": state.summary(),

@@ -35,10 +35,10 @@ from ..camera import EncodedPacket, StreamKind, StreamParams
 from ..clock import clock_synchronised
 from ..config import RecorderConfig, parse_size
 from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
+from ..evidence.writer import SealedSegment
 from ..hop import WorkerThread
 from ..storage.facade import RecordingStorage
 from ..storage.quota import WRITE_BATCH
-from ..evidence.writer import SealedSegment
 from ..storage.spool import SegmentStart, SpoolSegment
 from .preevent import PreEventBuffer
 

@@ -1,9 +1,10 @@
-"""The recorder when the card fails under it: an fsync error or a full filesystem at the seal
-of a segment roll, through the real spool, writer and journal (the failure injected at the
-spool's fsync seam, once, exactly at the seal)."""
+"""The recorder when things fail under it, through the real spool, writer and journal, the
+failure injected once at the spool's fsync seam: an fsync error or a full filesystem at the
+seal of a segment roll, and an exception nobody expects (the capture component survives it)."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 from pathlib import Path
@@ -13,8 +14,12 @@ import pytest
 from bodycamd.camera import StreamKind
 from bodycamd.evidence.chain import ChainLink, assess_chain
 from bodycamd.evidence.reader import scan_segment
+from bodycamd.recorder.component import CaptureComponent
 from bodycamd.recorder.recorder import Recorder
+from hw.camera.synthetic import SyntheticCamera
+from tests.device_rig import CAMERA as RIG_CAMERA
 from tests.recorder.helpers import FPS, decode, decrypt, recorder_config, synthetic_packets
+from tests.recorder.test_capture_component import run_component, wait_for
 from tests.storage.helpers import make_spool, storage_for
 
 THREE_SECONDS, PARAMS = synthetic_packets(3, audio=False)
@@ -22,17 +27,20 @@ THREE_SECONDS, PARAMS = synthetic_packets(3, audio=False)
 
 class Card:
     """The spool's fsync: the real one, except that once armed the next call fails with
-    `armed` (an errno), as a failing SD card does."""
+    `armed`: an errno, as a failing SD card does, or any exception (a bug below the
+    recorder, which it cannot expect)."""
 
     def __init__(self) -> None:
-        self.armed: int | None = None
+        self.armed: int | Exception | None = None
         self.failures = 0
 
     def fsync(self, fd: int) -> None:
         if self.armed is not None:
-            code, self.armed = self.armed, None
+            failure, self.armed = self.armed, None
             self.failures += 1
-            raise OSError(code, os.strerror(code))
+            if isinstance(failure, int):
+                raise OSError(failure, os.strerror(failure))
+            raise failure
         os.fsync(fd)
 
 
@@ -86,3 +94,44 @@ async def test_a_failed_seal_at_a_roll_is_handled_like_a_failed_write(
     assert all(fault.explained for fault in chain.faults), chain.faults
     frames = [len(decode(decrypt(path, keys)[0]).video_pts) for path in paths[1:]]
     assert frames == [FPS, FPS], "nothing lost after the abandoned segment"
+
+
+async def test_an_unexpected_error_stops_the_recording_not_the_capture(tmp_path: Path) -> None:
+    """An exception the recorder does not expect (here raised by the card's fsync at a
+    checkpoint) must not end the capture task, and with it the daemon: the recording stops
+    as `recorder_error`, sealed and readable, the error is audited once and raised as a
+    health flag, and the next recording runs and clears it."""
+    card = Card()
+    spool, keys = make_spool(tmp_path / "state", fsync=card.fsync)
+    changed = asyncio.Event()
+    capture = CaptureComponent(
+        lambda post, fault: SyntheticCamera(RIG_CAMERA, post, fault),
+        storage_for(spool),
+        RIG_CAMERA,
+        recorder_config(),
+        on_change=changed.set,
+    )
+    task = await run_component(capture)
+    recorder = capture.recorder
+    assert recorder is not None
+    first = await recorder.start("123456", "button")
+    await wait_for(lambda: first.segment is not None, changed)
+    card.armed = RuntimeError("a bug below the recorder")  # the next fsync: a checkpoint's
+    await wait_for(lambda: capture.recorder_error is not None, changed)
+    assert recorder.recording is None and recorder.last_stop_reason == "recorder_error"
+    assert capture.recorder_error == "RuntimeError: a bug below the recorder"
+    assert not task.done(), "the capture task carries on"
+    second = await recorder.start("123456", "button")
+    await wait_for(lambda: capture.recorder_error is None, changed)  # its packets record
+    await capture.stop()
+    await task
+    events = [(e.kind, e.fields) for e in spool.journal.events()]
+    errors = [f for kind, f in events if kind == "recorder_error"]
+    assert len(errors) == 1 and errors[0]["recording"] == first.recording_id.hex
+    stops = [(f["recording"], f["reason"]) for kind, f in events if kind == "recording_stop"]
+    assert stops == [
+        (first.recording_id.hex, "recorder_error"),
+        (second.recording_id.hex, "shutdown"),
+    ]
+    row = spool.journal.segments()[0]
+    assert decode(decrypt(spool.layout.root / row.path, keys)[0]).video_pts, "first is sealed"

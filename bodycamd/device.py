@@ -12,6 +12,9 @@ subscribers. Policy, from DESIGN.md §4:
 - logging out while recording: refused (stop first), so no recording loses its officer;
 - logging in while docked (with `session.logout_on_dock`): refused up front (`docked`), not
   accepted and then undone by the dock.
+- a recording cut by a camera fault stays the officer's until it resumes: it is reported as
+  recording, logout waits for it, a stop cancels its resume, and it resumes only for the
+  officer still logged in (`resume_after_camera_fault`; docs/capture.md, "Faults").
 
 Every state-changing request (login, logout, record start/stop, marker, dock, stealth) is
 decided and applied as one step under the device's one lock, the recorder's start and the

@@ -270,11 +270,9 @@ class Recorder:
     async def _guarded(
         self, recording: Recording, segment: SpoolSegment, action: Callable[[], None]
     ) -> Outcome:
-        """Run a blocking operation on `segment` (write, checkpoint or seal): "ok", "full"
-        (quota or filesystem) or "abandoned" (an I/O error). A segment the failure closed is
-        already salvaged as torn (spool.py, audited `segment_abandoned`): the recording's
-        chain goes on from the torn segment's digest, in a new segment at the next
-        keyframe, and the caller decides whether the recording may go on ("full": no)."""
+        """Run a blocking write, checkpoint or seal of `segment`: "ok", "full" (quota or
+        filesystem: the caller stops) or "abandoned" (an I/O error). A segment the failure
+        closed is salvaged (spool.py, audited): the chain goes on from it, in a new one."""
         try:
             await self._io.run(action)
         except QuotaExceeded as exc:
@@ -285,7 +283,7 @@ class Recorder:
             outcome = "abandoned"
         else:
             return "ok"
-        if segment.closed:  # given up: what the last checkpoint vouched for is kept, torn
+        if segment.closed:  # given up, and salvaged as far as the spool could
             if segment.salvaged is not None:
                 recording.prev_digest = segment.salvaged.digest
             if recording.segment is segment:
@@ -340,9 +338,8 @@ class Recorder:
         return True
 
     async def _seal(self, recording: Recording, *, end_of_recording: bool) -> Outcome:
-        """Write out what is muxed and seal the segment, guarded as every write is: an I/O
-        error at the seal (fsync EIO) abandons the segment, salvaged as torn, and the
-        recording goes on in the next one; a full card ("full") is the caller's to stop."""
+        """Write out what is muxed and seal, guarded as every write is (an fsync EIO at the
+        seal abandons the segment; the recording goes on in the next one)."""
         segment, muxer = recording.segment, recording.muxer
         recording.segment, recording.muxer = None, None
         if segment is None or segment.closed:
@@ -373,8 +370,8 @@ class Recorder:
 
     async def _roll(self, recording: Recording, packet: EncodedPacket) -> bool:
         """Seal and start the next segment, unless flash has no room for one: then this
-        segment is the last, flagged so, and the recording stops (storage_full). A seal that
-        fails with an I/O error still rolls: the torn segment is followed by the next one."""
+        segment is the last, flagged so, and the recording stops (storage_full); so does a
+        seal that finds the card full. One abandoned (I/O error) still rolls."""
         muxed = recording.muxer.buffered if recording.muxer is not None else 0
         if not await self._storage.has_room_for_segment(len(recording.pending) + muxed):
             await self._finish("storage_full")

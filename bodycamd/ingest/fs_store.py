@@ -201,7 +201,9 @@ class FilesystemStore(FilesystemRecords):
         chunks: AsyncIterator[bytes],
         expect_sha256: bytes | None,
     ) -> int:
-        opening = asyncio.ensure_future(asyncio.to_thread(self._open_for_append, directory, offset))
+        opening = asyncio.ensure_future(
+            asyncio.to_thread(self._open_for_append, directory, offset)
+        )
         try:
             info, fd = await asyncio.shield(opening)
         except asyncio.CancelledError:

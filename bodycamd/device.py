@@ -12,6 +12,9 @@ subscribers. Policy, from DESIGN.md §4:
 - logging out while recording: refused (stop first), so no recording loses its officer;
 - logging in while docked (with `session.logout_on_dock`): refused up front (`docked`), not
   accepted and then undone by the dock.
+- a recording cut by a camera fault stays the officer's until it resumes: it is reported as
+  recording, logout waits for it, a stop cancels its resume, and it resumes only for the
+  officer still logged in (`resume_after_camera_fault`; docs/capture.md, "Faults").
 
 Every state-changing request (login, logout, record start/stop, marker, dock, stealth) is
 decided and applied as one step under the device's one lock, the recorder's start and the
@@ -52,6 +55,7 @@ from .storage.facade import Storage
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
+RESUME_CANCELLED = "the camera had failed; its recording will not resume"
 
 
 class DockView(Protocol):
@@ -120,6 +124,7 @@ class Device:
         anonymous = policy.allow_anonymous_recording
         self.logged_in.listen(lambda on: capture.want_camera(on or anonymous))
         capture.want_camera(anonymous)
+        capture.resumes.policy = self.resume_after_camera_fault  # under this device's lock
 
     # -- component lifecycle ----------------------------------------------------------------
 
@@ -221,8 +226,9 @@ class Device:
             recorder = self._capture.recorder
             if recorder is None:
                 raise Refused("camera_unavailable", "the camera is not running")
-            if recorder.recording is not None:
-                return recorder.recording.recording_id.hex  # already recording: nothing to do
+            running = recorder.recording or self._capture.resumes.pending
+            if running is not None:  # already recording (or resuming): nothing to do
+                return running.recording_id.hex
             if self._capture.fault is not None:
                 raise Refused("camera_fault", f"camera fault: {self._capture.fault}")
             if self.officer is None:
@@ -243,13 +249,41 @@ class Device:
             self.refresh("record_start")
             return recording.recording_id.hex
 
-    async def record_stop(self, caller: Caller) -> None:
+    async def record_stop(self, caller: Caller) -> str | None:
+        """Stop the recording; during a camera fault, cancel its resume instead (the
+        returned note says so, for the answer; None for a plain stop)."""
         async with self._changing:  # decided and applied as one step
             recorder = self._capture.recorder
+            cancelled = await self._capture.resumes.cancel(
+                "stop_requested", **caller.audit_fields()
+            )
             if recorder is None or recorder.recording is None:
-                raise Refused("not_recording", "not recording")
+                if cancelled is None:
+                    raise Refused("not_recording", "not recording")
+                self.refresh("record_stop")
+                return RESUME_CANCELLED
             await recorder.stop(caller.source, caller.audit_fields())
             self.refresh("record_stop")
+            return None
+
+    async def resume_after_camera_fault(self) -> None:
+        """The capture component's resume policy, once the camera is back (resume.py):
+        under the lock every change takes, resume the cut recording only for the officer
+        who is still logged in (the anonymous-recording rule for none). A stop since the
+        fault has already cancelled it (record_stop); anything else is cancelled here and
+        audited, never resumed for whoever holds the camera now."""
+        async with self._changing:
+            pending = self._capture.resumes.pending
+            if pending is None:
+                return
+            officer = self.officer.personnel_number if self.officer else None
+            if officer != pending.officer:
+                await self._capture.resumes.cancel("officer_changed", officer=officer)
+            elif officer is None and not self._policy.allow_anonymous_recording:
+                await self._capture.resumes.cancel("not_logged_in")
+            else:
+                await self._capture.resumes.resume(self._capture.recorder)
+            self.refresh("record_resume")
 
     async def marker(self, note: str, caller: Caller) -> None:
         async with self._changing:  # decided and applied as one step
@@ -328,13 +362,16 @@ class Device:
 
     def _compute(self) -> DeviceState:
         recorder = self._capture.recorder
-        recording = recorder.recording if recorder else None
+        pending = self._capture.resumes.pending  # cut by a camera fault, still recording
+        recording = (recorder.recording if recorder else None) or pending
         health = set(self._storage.health())
         figures = self._storage.figures()
         if self._capture.fault is not None:
             health.add("camera_fault")
         if self._capture.audio_fault is not None:
             health.add("audio_fault")
+        if self._capture.recorder_error is not None:
+            health.add("recorder_error")
         if not self._clock_synced():
             health.add("clock_unsynced")
         if self._upload_error:
@@ -342,7 +379,7 @@ class Device:
         return dataclasses.replace(
             self.state,
             officer=self.officer.personnel_number if self.officer else None,
-            recording=recorder.state.value if recorder else "idle",
+            recording="recording" if pending else recorder.state.value if recorder else "idle",
             recording_id=recording.recording_id.hex if recording else None,
             recording_seconds=round(recording.duration_s, 1) if recording else 0.0,
             docked=self._docked,
@@ -354,8 +391,10 @@ class Device:
         )
 
     def _is_recording(self) -> bool:
+        """Recording, or resuming one a camera fault cut (no logout until it is stopped)."""
         recorder = self._capture.recorder
-        return recorder is not None and recorder.recording is not None
+        running = recorder is not None and recorder.recording is not None
+        return running or self._capture.resumes.pending is not None
 
     def _recorder_buffering(self, enabled: bool) -> None:
         if self._capture.recorder is not None:

@@ -224,6 +224,10 @@ def table_states() -> list[tuple[str, DeviceState]]:
         ("logged in, buffering (ready)", logged_in),
         ("recording", replace(logged_in, recording="recording")),
         (
+            "recording cut by a camera fault, to resume",
+            replace(logged_in, recording="recording", health=frozenset({"camera_fault"})),
+        ),
+        (
             "recording, stealth allowed and on",
             replace(logged_in, recording="recording", stealth=True),
         ),

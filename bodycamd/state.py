@@ -20,6 +20,7 @@ HEALTH_FLAGS = (
     "storage_full",
     "camera_fault",
     "audio_fault",
+    "recorder_error",  # a recording stopped by an error the recorder did not expect
     "clock_unsynced",
     "battery_low",
     "upload_error",

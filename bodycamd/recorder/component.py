@@ -8,6 +8,16 @@ camera faulty: the open segment is sealed, the backend is stopped and started ag
 exponential backoff, and a recording that was running resumes as a new recording once frames
 flow again. The daemon stays up throughout.
 
+Until then the cut recording is pending (`resumes`, resume.py): still the officer's
+recording, which a stop cancels; whether it resumes is the device's policy to decide.
+
+A packet the recorder fails on with an exception it did not expect (a bug: storage and
+camera faults are handled where they happen) does not end the capture task, which would
+stop the daemon: the recording stops (`recorder_error`), sealed as far as it goes, the error
+is audited and raised as the `recorder_error` health flag until a recording runs again, and
+packets keep flowing. It does not resume by itself: an error that recurs on every packet
+must not loop through new recordings.
+
 The camera runs only while it is wanted (`want_camera`: an officer is logged in, or policy
 allows anonymous recording, or a recording is running): asleep, it costs no CPU, and on a Pi
 the camera module is powered down. The watchdog task starts and stops it, so every start,
@@ -32,6 +42,7 @@ from ..hop import LoopHop, WorkerThread, sleep_unless
 from ..storage.facade import RecordingStorage
 from .channel import PacketChannel
 from .recorder import Recorder
+from .resume import FaultResume
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +86,10 @@ class CaptureComponent:
         self._stopping = asyncio.Event()  # run() ends
         self._closing = asyncio.Event()  # stop() has begun: no more restarts
         self._watchdog: asyncio.Task[None] | None = None
+        # the recording a fault cut, until it resumes; the device sets its policy (resume.py)
+        self.resumes = FaultResume(storage, lambda: self._on_change())
         self.recorder: Recorder | None = None
+        self.recorder_error: str | None = None  # the recorder_error health flag's reason
         self.frames_dropped = 0
         self.restarts = 0
 
@@ -135,6 +149,7 @@ class CaptureComponent:
         except TimeoutError:
             dropped = self._channel.discard()
             log.warning("stopping with %d bytes of footage still queued (not recorded)", dropped)
+        await self.resumes.cancel("shutdown")
         if self.recorder is not None:
             await self.recorder.stop("shutdown")
         await self._io.stop()
@@ -192,8 +207,16 @@ class CaptureComponent:
         channel = self._channel
         while await channel.wait():
             while (packet := channel.pop()) is not None:
-                await self.recorder.handle(packet)
-                channel.done(packet)
+                try:
+                    await self.recorder.handle(packet)
+                except Exception as exc:  # see the module docstring: never the daemon
+                    await self._recorder_failed(exc, packet)
+                else:
+                    if self.recorder_error is not None and self.recorder.recording is not None:
+                        self.recorder_error = None  # a recording runs again
+                        self._on_change()
+                finally:
+                    channel.done(packet)
             for gap in channel.take_gaps():
                 self.frames_dropped += gap.frames
                 log.warning(
@@ -210,6 +233,34 @@ class CaptureComponent:
                     bytes=gap.bytes,
                 )
 
+    async def _recorder_failed(self, exc: Exception, packet: EncodedPacket) -> None:
+        """Stop the recording a packet failed in (`recorder_error`), audit the error once
+        per recording (or once while none runs, so a failure on every packet is not an
+        event per packet) and raise the health flag. Never raises."""
+        assert self.recorder is not None
+        recording = self.recorder.recording
+        first = self.recorder_error is None
+        self.recorder_error = f"{type(exc).__name__}: {exc}"
+        if first or recording is not None:
+            log.error(
+                "recorder failed on a %s packet at %d us",
+                packet.stream.value,
+                packet.pts_us,
+                exc_info=exc,
+            )
+            await self._storage.audit(
+                "recorder_error",
+                error=self.recorder_error,
+                at_us=packet.pts_us,
+                recording=recording.recording_id.hex if recording else None,
+            )
+        if recording is not None:
+            try:  # the recorder dropped the recording first thing: this cannot loop
+                await self.recorder.stop("recorder_error")
+            except Exception:
+                log.exception("sealing the recording after a recorder error failed")
+        self._on_change()
+
     async def _watch(self) -> None:
         """Every tick: act on want_camera, then on a backend error or a stall. While the
         camera sleeps there is no tick at all: only want_camera or stop wakes this task."""
@@ -219,8 +270,7 @@ class CaptureComponent:
             if self._channel.received != self._received_at_tick:  # the camera delivers
                 self._received_at_tick = self._channel.received
                 self._last_packet = self._clock()
-            recording = self.recorder is not None and self.recorder.recording is not None
-            if not (self._wanted or recording):
+            if not (self._wanted or self._recording()):
                 if self._camera is not None or self._fault_reason is not None:
                     await self._sleep_camera()
             elif self._camera is None and self._fault_reason is None:
@@ -231,9 +281,13 @@ class CaptureComponent:
                 await self._recover(self._fault_reason or f"no frames for {stall:g} s")
 
     def _asleep(self) -> bool:
-        recording = self.recorder is not None and self.recorder.recording is not None
         busy = self._camera is not None or self._fault_reason is not None
-        return not (self._wanted or recording or busy)
+        return not (self._wanted or self._recording() or busy)
+
+    def _recording(self) -> bool:
+        """A recording runs, or waits to resume after a camera fault: the camera is needed."""
+        running = self.recorder is not None and self.recorder.recording is not None
+        return running or self.resumes.pending is not None
 
     async def _sleep_camera(self) -> None:
         """Nobody needs frames: camera off (a fault is moot until it is wanted again)."""
@@ -261,15 +315,17 @@ class CaptureComponent:
     async def _recover(self, reason: str) -> None:
         assert self.recorder is not None
         self._set_fault(reason)
-        resume = self.recorder.recording
+        cut = self.recorder.recording
+        if cut is not None:  # still the officer's recording until resumed or cancelled
+            self.resumes.pending = cut
         await self._storage.audit(
             "camera_fault",
             reason=reason,
-            recording=resume.recording_id.hex if resume else None,
+            recording=cut.recording_id.hex if cut else None,
         )
         await self.recorder.stop("camera_fault")
         delay = 1.0
-        while not self._closing.is_set() and self._wanted:
+        while not self._closing.is_set() and (self._wanted or self._recording()):
             self.restarts += 1
             await self._stop_camera()
             self._backend_error = None
@@ -283,15 +339,14 @@ class CaptureComponent:
             if await self._pause(delay):
                 return  # shutting down: still faulty, nothing to resume
             delay = min(delay * 2, BACKOFF_MAX)
-        if self._closing.is_set() or not self._wanted:
-            return
+        if self._closing.is_set() or not (self._wanted or self._recording()):
+            return  # a resume still pending is cancelled by stop()
         self.recorder.params = self._camera.params if self._camera else self.recorder.params
         self._fault_reason = None
         await self._storage.audit("camera_recovered")
         log.info("camera recovered")
         self._on_change()
-        if resume is not None:
-            await self.recorder.start(resume.officer, "resumed_after_camera_fault")
+        await self.resumes.decide(self.recorder)
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -29,12 +29,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..camera import EncodedPacket, StreamKind, StreamParams
 from ..clock import clock_synchronised
 from ..config import RecorderConfig, parse_size
 from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
+from ..evidence.writer import SealedSegment
 from ..hop import WorkerThread
 from ..storage.facade import RecordingStorage
 from ..storage.quota import WRITE_BATCH
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # PyAV (31 MiB resident) is loaded when a segment opens, not 
     from .muxer import MuxState, TsMuxer
 
 log = logging.getLogger(__name__)
+Outcome = Literal["ok", "full", "abandoned"]  # of a guarded segment operation
 
 
 class RecorderState(enum.Enum):
@@ -237,7 +239,7 @@ class Recorder:
 
     async def _flush(
         self, recording: Recording, *, checkpoint: bool = False, final: bool = False
-    ) -> bool:
+    ) -> Outcome:
         """Hand the muxed bytes to the writer in one worker-thread call (one hop per batch,
         not per packet), checkpointing after them when due, and wait for it. What is
         pending lives in RAM only, and never longer than one checkpoint interval."""
@@ -257,33 +259,39 @@ class Recorder:
             if checkpoint:
                 segment.checkpoint()
 
-        outcome = await self._guarded(recording, write)
+        outcome = await self._guarded(recording, segment, write)
         if outcome == "full":
             if not segment.closed:
                 recording.pending[:0] = data  # refused before writing: kept for the seal
             if not final:
                 await self._finish("storage_full")
-        return outcome == "ok"
+        return outcome
 
-    async def _guarded(self, recording: Recording, action: Callable[[], None]) -> str:
-        """Run a blocking segment operation: "ok", "full" (quota or filesystem) or
-        "abandoned" (an I/O error; the segment is already sealed as torn, and recording
-        carries on in a new segment at the next keyframe)."""
+    async def _guarded(
+        self, recording: Recording, segment: SpoolSegment, action: Callable[[], None]
+    ) -> Outcome:
+        """Run a blocking write, checkpoint or seal of `segment`: "ok", "full" (quota or
+        filesystem: the caller stops) or "abandoned" (an I/O error). A segment the failure
+        closed is salvaged (spool.py, audited): the chain goes on from it, in a new one."""
         try:
             await self._io.run(action)
         except QuotaExceeded as exc:
             log.warning("%s", exc)
-            return "full"
+            outcome: Outcome = "full"
         except SegmentAbandoned as exc:
             log.error("%s", exc)
-            segment = recording.segment
-            if segment is not None and segment.salvaged is not None:
+            outcome = "abandoned"
+        else:
+            return "ok"
+        if segment.closed:  # given up, and salvaged as far as the spool could
+            if segment.salvaged is not None:
                 recording.prev_digest = segment.salvaged.digest
-            recording.segment, recording.muxer = None, None
+            if recording.segment is segment:
+                recording.segment, recording.muxer = None, None
             recording.pending.clear()
             recording.segments += 1
-            return "abandoned"
-        return "ok"
+            self._on_change()
+        return outcome
 
     async def _open(self, recording: Recording, packet: EncodedPacket) -> bool:
         """Start the next segment; when flash cannot take one, end the recording (never
@@ -329,35 +337,48 @@ class Recorder:
         self._on_change()  # storage in use changed: a segment is open
         return True
 
-    async def _seal(self, recording: Recording, *, end_of_recording: bool) -> None:
+    async def _seal(self, recording: Recording, *, end_of_recording: bool) -> Outcome:
+        """Write out what is muxed and seal, guarded as every write is (an fsync EIO at the
+        seal abandons the segment; the recording goes on in the next one)."""
         segment, muxer = recording.segment, recording.muxer
         recording.segment, recording.muxer = None, None
         if segment is None or segment.closed:
-            return
+            return "ok"
         if muxer is not None:
             recording.pending += muxer.close()
         if recording.pending:
             recording.segment = segment
-            ok = await self._flush(recording, final=True)
+            outcome = await self._flush(recording, final=True)
             recording.segment = None
-            if not ok or segment.closed:
-                return
-        sealed = await self._io.run(lambda: segment.seal(end_of_recording=end_of_recording))
+            if outcome != "ok":
+                return outcome
+        sealed: list[SealedSegment] = []
+        outcome = await self._guarded(
+            recording,
+            segment,
+            lambda: sealed.append(segment.seal(end_of_recording=end_of_recording)),
+        )
+        if outcome != "ok":
+            return outcome
         if recording.last_us is not None:  # minutes left follow the measured bitrate
             seconds = (recording.last_us - recording.segment_start_us) / 1e6
-            self._storage.observe_footage(sealed.size, seconds)
-        recording.prev_digest = sealed.digest
+            self._storage.observe_footage(sealed[0].size, seconds)
+        recording.prev_digest = sealed[0].digest
         recording.segments += 1
         self._on_change()
+        return "ok"
 
     async def _roll(self, recording: Recording, packet: EncodedPacket) -> bool:
         """Seal and start the next segment, unless flash has no room for one: then this
-        segment is the last, flagged so, and the recording stops (storage_full)."""
+        segment is the last, flagged so, and the recording stops (storage_full); so does a
+        seal that finds the card full. One abandoned (I/O error) still rolls."""
         muxed = recording.muxer.buffered if recording.muxer is not None else 0
         if not await self._storage.has_room_for_segment(len(recording.pending) + muxed):
             await self._finish("storage_full")
             return False
-        await self._seal(recording, end_of_recording=False)
+        if await self._seal(recording, end_of_recording=False) == "full":
+            await self._finish("storage_full")
+            return False
         return await self._open(recording, packet)
 
     async def _finish(self, reason: str, requested_by: dict[str, Any] | None = None) -> None:

@@ -288,6 +288,8 @@ def render(command: str, result: dict[str, Any]) -> str:
         return f"logged in: {result['officer']}"
     if command == "record" and "recording_id" in result:
         return f"recording {result['recording_id'][:8]}"
+    if command == "record" and "note" in result:
+        return str(result["note"])
     if command == "sim":
         return _sim_line(result)
     if command == "stealth":

@@ -270,8 +270,8 @@ class ControlServer:
             case "record_start":
                 return {"recording_id": await device.record_start(caller)}
             case "record_stop":
-                await device.record_stop(caller)
-                return {}
+                note = await device.record_stop(caller)
+                return {"note": note} if note else {}
             case "marker":
                 await device.marker(str(args.get("note", "")), caller)
                 return {}

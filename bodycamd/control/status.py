@@ -31,8 +31,12 @@ HEALTH_REASONS = {
     ),
     "journal_error": "the audit trail could not be written; state changes are refused",
     "clock_unsynced": (
-        "the system clock is not synchronised (no /run/systemd/timesync/synchronized); "
-        "segments are marked as such until it is"
+        "the kernel says the system clock is not synchronised (adjtimex); segments are "
+        "marked as such until timesyncd or chrony synchronises it (`bodycamd doctor`)"
+    ),
+    "recorder_error": (
+        "a recording was stopped by an internal error (audited recorder_error; see the "
+        "daemon log); start a new one"
     ),
 }
 _CAMERA_ACTIVITY = re.compile(r", (RECORDING \d+ s|idle|buffering|recording)$")

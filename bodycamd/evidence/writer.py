@@ -124,6 +124,7 @@ class SegmentWriter:
         self._records = 0
         self._plaintext = 0
         self._checkpoints = 0
+        self._durable = 0  # the file up to here is on flash: the last fsync that returned
         self._pending = bytearray()
         self._out = bytearray(WRITE_RECORDS * fmt.MAX_RECORD)  # encrypted, not yet written
         self._out_used = 0
@@ -173,6 +174,13 @@ class SegmentWriter:
     @property
     def file_size(self) -> int:
         return self._offset
+
+    @property
+    def durable_offset(self) -> int:
+        """How much of the file the last successful fsync made durable (the header, or the
+        end of a checkpoint or of the footer). After a failed write or fsync, nothing past it
+        may be trusted: the salvage cuts the file back to here."""
+        return self._durable
 
     @property
     def buffered_bytes(self) -> int:
@@ -333,6 +341,7 @@ class SegmentWriter:
             self._fsync(self._fd)
             if directory:
                 fsync_directory(self.path.parent)
+            self._durable = self._offset
         except OSError as exc:
             self._abandon()
             raise SegmentAbandoned(

@@ -195,8 +195,11 @@ class Spool:
             return False
         return True
 
-    def salvage(self, part: Path, cause: BaseException) -> SealedSegment | None:
-        """A write or fsync failed: keep what the last checkpoint vouches for, sealed as torn.
+    def salvage(self, part: Path, cause: BaseException, durable: int) -> SealedSegment | None:
+        """A write or fsync failed: keep what the last successful fsync made durable
+        (`durable`, the writer's), sealed as torn. Everything after it is cut first, even a
+        footer that reads back whole: its fsync may be the one that failed, and Linux may
+        have dropped the pages it did not write, so the page cache is no witness of flash.
         On a full filesystem the ballast is released first, so the footer and the journal
         rows have somewhere to go."""
         self.ledger.settle(part, None)
@@ -204,6 +207,9 @@ class Spool:
         if full and self.release_ballast():
             log.warning("filesystem full: released the ballast to seal %s", part.name)
         try:
+            cut = max(0, part.stat().st_size - durable)
+            if cut:
+                os.truncate(part, durable)
             recovered = seal_torn(part, self._device_key, fsync=self._fsync)
         except (OSError, ValueError) as exc:
             log.error("%s: could not seal after failure (%s); left for the next start", part, exc)
@@ -220,7 +226,7 @@ class Spool:
             path=self.layout.relative(part),
             reason=str(cause),
             salvaged=True,
-            bytes_dropped=recovered.bytes_dropped,
+            bytes_dropped=cut + recovered.bytes_dropped,
         )
         try:
             target = self.commit(sealed, torn=True, recovered=True)
@@ -305,7 +311,7 @@ class SpoolSegment:
             result = action()
         except SegmentAbandoned as exc:
             self.closed = True
-            self.salvaged = self._spool.salvage(self.path, exc)
+            self.salvaged = self._spool.salvage(self.path, exc, self._writer.durable_offset)
             cause = exc.__cause__
             if isinstance(cause, OSError) and cause.errno in _FULL:
                 raise QuotaExceeded(

@@ -76,9 +76,11 @@ async def test_a_failed_seal_at_a_roll_is_handled_like_a_failed_write(
     paths = [spool.layout.root / row.path for row in spool.journal.segments()]
     verdicts = [scan_segment(path, keys.device_public) for path in paths]
     first = verdicts[0]
-    # salvaged and journalled: the footer was written before its fsync failed, so what the
-    # salvage reads back may be whole (recovery.py keeps a sealed tail); never a .part left
-    assert first.status in {"complete", "torn"} and first.data_records > 0
+    # salvaged and journalled, cut back to what the last successful fsync made durable: the
+    # footer reads back whole from the page cache, but its fsync is the one that failed, so
+    # it is no proof of flash; sealed torn, never a .part left
+    assert first.status == "torn" and first.sealed_torn and first.data_records > 0
+    assert first.vouched_plaintext < sum(len(p.data) for p in THREE_SECONDS)
     assert not list(spool.layout.root.rglob("*.part"))
     abandoned = [e.fields for e in spool.journal.events() if e.kind == "segment_abandoned"]
     assert len(abandoned) == 1 and abandoned[0]["salvaged"] is True

@@ -273,7 +273,7 @@ def test_status_agrees_with_itself(daemon: Daemon, capsys: Any) -> None:
     assert all(result["health"].values())
     if "clock_unsynced" in result["health"]:
         assert "not synchronised" in result["health"]["clock_unsynced"]
-        assert "clock_unsynced: the system clock is not synchronised" in out
+        assert "clock_unsynced: the kernel says the system clock is not synchronised" in out
     wait_for_footage(sock, 4.5)  # 2 s segments: at least one sealed
     assert request(sock, "record_stop")["ok"]
     storage = request(sock, "storage")["result"]

@@ -4,11 +4,12 @@ real-time synthetic camera, and the Device on top (what the panel and policy tes
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bodycamd.camera import Camera, FaultSink, PacketSink
-from bodycamd.config import CameraConfig, SessionConfig
+from bodycamd.config import CameraConfig, RecorderConfig, SessionConfig
 from bodycamd.device import Device, DockView
 from bodycamd.recorder.component import CameraFactory, CaptureComponent
 from bodycamd.session import SessionPolicy
@@ -39,10 +40,13 @@ async def make_device(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     space: Callable[[Path], FsSpace] = statvfs_space,
     follow_capture: bool = False,
+    recorder: RecorderConfig | None = None,
+    fsync: Callable[[int], None] = os.fsync,
 ) -> tuple[Device, CaptureComponent, Spool]:
     """`follow_capture`: the capture component's changes reach the device, as app.py wires
-    them (its state follows a camera fault); off, the state changes only when asked."""
-    spool, _ = make_spool(tmp_path / "state", quota=quota, space=space)
+    them (its state follows a camera fault); off, the state changes only when asked.
+    `fsync` is the spool's (the bench makes it as slow as an SD card's)."""
+    spool, _ = make_spool(tmp_path / "state", quota=quota, space=space, fsync=fsync)
     storage = storage_for(spool)  # the façade as StorageComponent.start attaches it
     device: Device | None = None
 
@@ -54,7 +58,7 @@ async def make_device(
         camera or (lambda post, fault: SyntheticCamera(CAMERA, post, fault)),
         storage,
         CAMERA,
-        recorder_config(),
+        recorder or recorder_config(),
         sleep=sleep,
         on_change=changed,
     )

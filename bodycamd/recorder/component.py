@@ -240,7 +240,7 @@ class CaptureComponent:
         assert self.recorder is not None
         recording = self.recorder.recording
         first = self.recorder_error is None
-        self.recorder_error = f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}"
         if first or recording is not None:
             log.error(
                 "recorder failed on a %s packet at %d us",
@@ -250,7 +250,7 @@ class CaptureComponent:
             )
             await self._storage.audit(
                 "recorder_error",
-                error=self.recorder_error,
+                error=error,
                 at_us=packet.pts_us,
                 recording=recording.recording_id.hex if recording else None,
             )
@@ -259,6 +259,7 @@ class CaptureComponent:
                 await self.recorder.stop("recorder_error")
             except Exception:
                 log.exception("sealing the recording after a recorder error failed")
+        self.recorder_error = error  # raised once the recording is stopped: one state change
         self._on_change()
 
     async def _watch(self) -> None:

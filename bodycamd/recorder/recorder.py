@@ -28,7 +28,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..camera import EncodedPacket, StreamKind, StreamParams
@@ -41,9 +40,10 @@ from ..storage.facade import RecordingStorage
 from ..storage.quota import WRITE_BATCH
 from ..storage.spool import SegmentStart, SpoolSegment
 from .preevent import PreEventBuffer
+from .recording import Recording
 
 if TYPE_CHECKING:  # PyAV (31 MiB resident) is loaded when a segment opens, not at start-up
-    from .muxer import MuxState, TsMuxer
+    pass
 
 log = logging.getLogger(__name__)
 Outcome = Literal["ok", "full", "abandoned"]  # of a guarded segment operation
@@ -53,31 +53,6 @@ class RecorderState(enum.Enum):
     IDLE = "idle"
     BUFFERING = "buffering"
     RECORDING = "recording"
-
-
-@dataclass
-class Recording:
-    recording_id: uuid.UUID
-    officer: str | None
-    reason: str
-    first_us: int | None = None  # pts of the first packet recorded (pre-event included)
-    last_us: int | None = None
-    segments: int = 0
-    prev_digest: bytes = b"\0" * 32
-    segment: SpoolSegment | None = None
-    muxer: TsMuxer | None = None
-    mux_state: MuxState | None = None  # carried from segment to segment (muxer.py)
-    segment_start_us: int = 0
-    checkpoint_us: int = 0  # footage time of the last checkpoint (or the segment's start)
-    checkpoint_at: float = 0.0  # and its monotonic wall time
-    # muxed, taken from the muxer but not yet written (a refused write, a segment's end)
-    pending: bytearray = field(default_factory=bytearray)
-
-    @property
-    def duration_s(self) -> float:
-        if self.first_us is None or self.last_us is None:
-            return 0.0
-        return (self.last_us - self.first_us) / 1e6
 
 
 class Recorder:
@@ -142,6 +117,8 @@ class Recorder:
         self._last_us = packet.pts_us
         async with self._lock:
             if self.recording is not None:
+                await self._write_backlog(self.recording)
+            if self.recording is not None:
                 await self._record(packet)
             elif self._buffering:
                 self._buffer.add(packet)
@@ -172,16 +149,21 @@ class Recorder:
                 reason,
                 len(pre_event),
             )
+            recording.backlog.extend(pre_event)
             self._on_change()
-            for packet in pre_event:
-                if self.recording is None:
-                    break
-                await self._record(packet)
             return recording
 
     async def stop(self, reason: str, requested_by: dict[str, Any] | None = None) -> None:
         async with self._lock:
+            if self.recording is not None:  # a stop right after the start keeps the pre-event
+                await self._write_backlog(self.recording)
             await self._finish(reason, requested_by)
+
+    async def _write_backlog(self, recording: Recording) -> None:
+        """The pre-event packets, oldest first, until done or the recording ends (a full
+        card: what is left could not be written anyway)."""
+        while recording.backlog and self.recording is recording:
+            await self._record(recording.backlog.popleft())
 
     async def marker(self, note: str, requested_by: dict[str, Any] | None = None) -> None:
         recording = self.recording
@@ -386,6 +368,7 @@ class Recorder:
         if recording is None:
             return
         self.recording = None
+        recording.backlog.clear()  # only after a failure is anything left in it
         try:
             await self._seal(recording, end_of_recording=True)
         finally:

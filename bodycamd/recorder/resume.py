@@ -22,7 +22,8 @@ from typing import Any
 
 from ..errors import QuotaExceeded, StorageError
 from ..storage.facade import RecordingStorage
-from .recorder import Recorder, Recording
+from .recorder import Recorder
+from .recording import Recording
 
 log = logging.getLogger(__name__)
 

@@ -135,6 +135,11 @@ class SyntheticCamera(ThreadedCamera):
             index += 1
         for packet in self._video.encode(None):
             self._emit_video(packet, start_us)
+        if self._audio is not None:  # drained here, not by the collector: an encoder closed
+            # with frames queued logs "frames left in the queue" into whatever captures
+            # libav's log at that moment (a test's decode, once)
+            for packet in self._audio.encode(None):
+                self._post_audio(packet, start_us)
 
     def _emit_video(self, packet: av.Packet[Any], start_us: int) -> None:
         assert packet.pts is not None
@@ -159,16 +164,19 @@ class SyntheticCamera(ThreadedCamera):
             frame.pts = sent
             frame.time_base = Fraction(1, AUDIO_RATE)
             for packet in self._audio.encode(frame):
-                assert packet.pts is not None
-                pts_us = start_us + packet.pts * 1_000_000 // AUDIO_RATE
-                self._post(
-                    EncodedPacket(
-                        StreamKind.AUDIO,
-                        bytes(packet),
-                        True,
-                        pts_us,
-                        size * 1_000_000 // AUDIO_RATE,
-                    )
-                )
+                self._post_audio(packet, start_us)
             sent += size
         return sent
+
+    def _post_audio(self, packet: av.Packet[Any], start_us: int) -> None:
+        assert packet.pts is not None and self._audio is not None
+        size = self._audio.frame_size or 1024
+        self._post(
+            EncodedPacket(
+                StreamKind.AUDIO,
+                bytes(packet),
+                True,
+                start_us + packet.pts * 1_000_000 // AUDIO_RATE,
+                size * 1_000_000 // AUDIO_RATE,
+            )
+        )

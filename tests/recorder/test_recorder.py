@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,38 @@ async def test_pre_event_window(tmp_path: Path) -> None:
     assert first.keyframe
     assert window_start - 1_000_000 <= first.pts_us <= window_start + 1_000_000  # ± one GOP
     assert first.pts_us >= window_start, "nothing older than the window"
+
+
+@pytest.mark.parametrize("then", ["a live packet", "a stop"])
+async def test_start_returns_before_the_pre_event_reaches_flash(tmp_path: Path, then: str) -> None:
+    """`start` decides, audits and returns without writing a byte of footage: the LEDs that
+    tell the person filmed follow it at once, not after seconds of pre-event footage and
+    their fsyncs (on an SD card, 2 s for a 30 s buffer). The next packet, or a stop that
+    comes first, writes the pre-event before anything newer; nothing of it is lost."""
+    packets, params = synthetic_packets(10, audio=False)
+    fsyncs: list[int] = []
+
+    def counted(fd: int) -> None:
+        fsyncs.append(fd)
+        os.fsync(fd)
+
+    spool, keys = make_spool(tmp_path / "state", fsync=counted)
+    recorder = Recorder(storage_for(spool), recorder_config(pre_event_seconds=5.0), params)
+    recorder.set_buffering(True)
+    for packet in packets[:-1]:
+        await recorder.handle(packet)
+    await recorder.start(None, "button")
+    assert fsyncs == [] and list(spool.layout.root.rglob("*.part")) == []
+    if then == "a live packet":
+        await recorder.handle(packets[-1])
+        assert fsyncs, "the pre-event is written before the live packet"
+    await recorder.stop("test")
+    await recorder.close()
+    (row,) = spool.journal.segments()
+    decoded = decode(decrypt(spool.layout.root / row.path, keys)[0])
+    # the 5 s window from its first keyframe (at most one GOP later), every frame after it
+    assert decoded.keyframes[0] and 4 * FPS <= len(decoded.video_pts) <= 5 * FPS + 1
+    assert all(b > a for a, b in itertools.pairwise(decoded.video_pts))
 
 
 async def test_zero_window_starts_at_next_keyframe(tmp_path: Path) -> None:

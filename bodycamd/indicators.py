@@ -84,13 +84,19 @@ class IndicatorPolicy:
         return cls(config.announce_blink_hz, config.reminder_seconds)
 
 
-# (health flag, amber pattern), highest priority first
+# (health flag, amber pattern), highest priority first. Every flag that asks someone to act
+# has one: a flag without a pattern left the green LED saying "all is well" (a rejected
+# segment showed solid green, "all uploaded", in the dock). audio_fault has none: the
+# recording goes on and `status` says it.
 HEALTH_PATTERNS: tuple[tuple[str, Blink], ...] = (
     ("camera_fault", Blink(0.1, 0.1)),
+    ("recorder_error", Blink(0.1, 0.4)),
+    ("journal_error", Blink(0.25, 0.75)),
     ("storage_full", Blink(0.25, 0.25)),
     ("battery_low", Blink(0.1, 1.9)),
     ("storage_low", Blink(1.0, 1.0)),
     ("upload_error", Blink(0.5, 0.2)),
+    ("upload_rejected", Blink(0.5, 1.5)),
     ("clock_unsynced", Blink(0.1, 0.9)),
 )
 

@@ -24,6 +24,7 @@ HEALTH_FLAGS = (
     "clock_unsynced",
     "battery_low",
     "upload_error",
+    "upload_rejected",  # the ingest refused a segment: kept on flash until an operator acts
     "journal_error",  # the audit trail could not be written (storage façade rule)
 )
 

@@ -4,6 +4,7 @@ would be), a virtual clock, the real device, recorder and storage behind it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import threading
 from collections.abc import AsyncIterator
@@ -17,6 +18,8 @@ from bodycamd.config import DockConfig, GpioConfig, IndicatorConfig
 from bodycamd.device import Caller, Device
 from bodycamd.dock import DockComponent
 from bodycamd.indicators import (
+    DARK,
+    SOLID,
     IndicatorDriver,
     IndicatorPolicy,
     indicator_table,
@@ -407,3 +410,14 @@ def test_reminder_tone_while_recording() -> None:
     assert ("buzzer", True) in levels
     driver.render(120.06)
     assert levels[-1] == ("buzzer", False)
+
+
+@pytest.mark.parametrize("flag", ["upload_rejected", "recorder_error", "journal_error"])
+def test_a_flag_that_asks_someone_to_act_never_shows_all_is_well(flag: str) -> None:
+    """Docked with nothing awaiting upload is solid green ("all uploaded"); a segment the
+    ingest refused is not awaiting upload but is not uploaded either, and it showed exactly
+    that. Every such flag turns green off and blinks amber."""
+    docked = DeviceState(officer="1", recording="buffering", docked=True, awaiting_upload=0)
+    assert patterns(docked).status_green == SOLID
+    flagged = patterns(dataclasses.replace(docked, health=frozenset({flag})))
+    assert flagged.status_green == DARK and flagged.status_amber not in (DARK, SOLID)

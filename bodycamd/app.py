@@ -31,7 +31,7 @@ from .session import SessionPolicy
 from .simulator import PanelSimulator
 from .storage import StateLayout, StorageComponent
 from .systemd import Notifier
-from .upload.component import UploadComponent, build_uploader
+from .upload.component import UploadComponent, build_uploader, trusted_receipt_keys
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ def device_name(config: Config) -> str:
 def build_components(config: Config) -> list[Component]:
     layout = StateLayout(config.device.state_dir)
     identity = IdentityComponent(config.evidence, layout)
-    storage = StorageComponent(layout, config.storage, identity, device_name(config))
+    storage = StorageComponent(
+        layout, config.storage, identity, device_name(config), trusted_receipt_keys(config)
+    )
 
     def camera_factory(post: PacketSink, fault: FaultSink) -> Camera:
         return open_camera(config.camera, config.hardware, post, fault)

@@ -58,6 +58,8 @@ def _libc() -> ctypes.CDLL:
 
 
 def _libc_adjtimex(timex: Timex) -> int:
+    """glibc's adjtimex(), which makes the clock_adjtime(CLOCK_REALTIME) system call (the
+    unit's seccomp filter must allow it: systemd/bodycamd.service)."""
     state: int = _libc().adjtimex(ctypes.byref(timex))
     if state < 0:
         error = ctypes.get_errno()

@@ -199,8 +199,9 @@ class Doctor:
                 "clock",
                 f"cannot ask the kernel ({exc.strerror or exc}); every segment would say the "
                 "clock is not synchronised",
-                "a seccomp filter blocks adjtimex(2): the unit must not set ProtectClock= "
-                "and must allow adjtimex (docs/operations.md, the unit's hardening table)",
+                "a seccomp filter blocks the read (adjtimex, which glibc makes as "
+                "clock_adjtime): the unit must not set ProtectClock= and must allow adjtimex, "
+                "clock_adjtime and clock_adjtime64 (docs/operations.md, hardening table)",
             )
             return
         if state.synchronised:

@@ -111,7 +111,8 @@ class _Walk:
             if not self.unvouched_tail or self.footer is not None:
                 raise
             self.tail = (
-                f"unreadable after the last checkpoint, at {exc} (nothing there was vouched for)"
+                f"unreadable after the last valid checkpoint, at {exc}; nothing after that "
+                "checkpoint is kept"
             )
 
     def _records(self) -> Iterator[bytes]:

@@ -255,6 +255,7 @@ class CaptureComponent:
                 recording=recording.recording_id.hex if recording else None,
             )
         if recording is not None:
+            recording.backlog.clear()  # the stop must not write again what just failed
             try:  # the recorder dropped the recording first thing: this cannot loop
                 await self.recorder.stop("recorder_error")
             except Exception:

@@ -155,9 +155,11 @@ class Recorder:
 
     async def stop(self, reason: str, requested_by: dict[str, Any] | None = None) -> None:
         async with self._lock:
-            if self.recording is not None:  # a stop right after the start keeps the pre-event
-                await self._write_backlog(self.recording)
-            await self._finish(reason, requested_by)
+            try:
+                if self.recording is not None:  # a stop right after the start keeps it
+                    await self._write_backlog(self.recording)
+            finally:  # and a failure writing it still ends the recording
+                await self._finish(reason, requested_by)
 
     async def _write_backlog(self, recording: Recording) -> None:
         """The pre-event packets, oldest first, until done or the recording ends (a full

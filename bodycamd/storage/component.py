@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..config import StorageConfig, parse_size
@@ -20,11 +21,14 @@ from ..journal import Journal
 from .facade import Storage
 from .layout import StateLayout
 from .quota import QuotaLedger
-from .reconcile import reconcile
+from .reconcile import TrustedReceipts, reconcile
 from .spool import Spool
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
     from ..identity import IdentityComponent
 
@@ -42,17 +46,22 @@ class StorageComponent:
         config: StorageConfig,
         identity: IdentityComponent,
         device_name: str,
+        receipt_keys: Mapping[str, Ed25519PublicKey] | None = None,
     ) -> None:
         self._stopping = asyncio.Event()
         self.layout = layout
         self._config = config
         self._identity = identity
         self._device_name = device_name
+        # to trust a receipt left in the journal by a crash, as the uploader trusted it
+        self._receipts = TrustedReceipts(receipt_keys or {}, device_name)
         self.storage = Storage(device_name)
 
     async def start(self) -> None:
         spool = await asyncio.to_thread(self._open)
-        report = await asyncio.to_thread(reconcile, spool, self._identity.signing_key())
+        report = await asyncio.to_thread(
+            reconcile, spool, self._identity.signing_key(), self._receipts
+        )
         log.info("storage reconciled: %s", report.summary())
         await asyncio.to_thread(spool.ledger.reconcile, self.layout.segment_files())
         self.storage.attach(spool)

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +30,7 @@ from ..evidence.recovery import (
 from ..evidence.writer import SealedSegment
 from ..fsutil import fsync_directory
 from ..journal import SegmentRow
+from ..receipt import ReceiptInvalid, check_covers, parse_receipt
 from .spool import Spool
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,23 @@ class ReconcileReport:
         return ", ".join(parts) or "nothing to repair"
 
 
-def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileReport:
+@dataclass(frozen=True)
+class TrustedReceipts:
+    """What start-up needs to trust a receipt the journal holds, as the uploader did: the
+    receipt keys of `[upload] receipt_keys` and this device's id. None given (no valid
+    `[upload]`): no receipt is trusted, and every file with one is kept and sent again."""
+
+    keys: Mapping[str, ed25519.Ed25519PublicKey] = field(default_factory=dict)
+    device_id: str = ""
+
+
+def reconcile(
+    spool: Spool,
+    device_key: ed25519.Ed25519PrivateKey,
+    receipts: TrustedReceipts | None = None,
+) -> ReconcileReport:
     report = ReconcileReport()
+    trusted = receipts or TrustedReceipts()
     layout, journal = spool.layout, spool.journal
     public = device_key.public_key()
     failed_opens = _failed_opens(spool)
@@ -121,12 +137,13 @@ def reconcile(spool: Spool, device_key: ed25519.Ed25519PrivateKey) -> ReconcileR
     committed = _committed_receipts(spool)
     for row in journal.segments("sealed", "uploading", "uploaded", "rejected"):
         exists = (layout.root / row.path).exists()
-        if row.receipt is not None and _receipt_key(row) in committed:
+        distrust = None if row.receipt is None else _distrust(row, committed, trusted)
+        if row.receipt is not None and distrust is None:
             # the receipt was checked and committed before the crash: finish the deletion
             spool.delete_local(row, finished_after_restart=True)
             report.deletions_finished.append(row.path)
-        elif row.receipt is not None:
-            _unconfirmed_receipt(spool, row, report)
+        elif distrust is not None:
+            _unconfirmed_receipt(spool, row, report, distrust)
         elif not exists:
             with journal.transaction() as db:
                 journal.set_state(db, row.id, "missing")
@@ -157,10 +174,27 @@ def _committed_receipts(spool: Spool) -> set[tuple[str, str, str]]:
     )
 
 
-def _unconfirmed_receipt(spool: Spool, row: SegmentRow, report: ReconcileReport) -> None:
-    """A receipt no `upload_receipt` event vouches for: nothing is deleted. The row goes back
-    to "sealed" without it, so the segment is uploaded again and deleted only on a receipt
-    the uploader checks itself; the event records what the column held."""
+def _distrust(
+    row: SegmentRow, committed: set[tuple[str, str, str]], trusted: TrustedReceipts
+) -> str | None:
+    """Why the receipt in `row` must not delete its file, or None. The journal's columns
+    are not signed, and a forged audit row is not checked here either (its signature is
+    `audit verify`'s business), so the receipt itself must verify against the trusted
+    receipt keys and cover the row, as it did when the uploader committed it."""
+    if _receipt_key(row) not in committed:
+        return "no upload_receipt event records it"
+    try:
+        receipt = parse_receipt((row.receipt or "").encode(), trusted.keys)
+        check_covers(receipt, digest=row.digest, size=row.size, device_id=trusted.device_id)
+    except ReceiptInvalid as exc:
+        return str(exc)
+    return None
+
+
+def _unconfirmed_receipt(spool: Spool, row: SegmentRow, report: ReconcileReport, why: str) -> None:
+    """A receipt start-up cannot trust (`why`): nothing is deleted. The row goes back to
+    "sealed" without it, so the segment is uploaded again and deleted only on a receipt the
+    uploader checks itself; the event records what the column held and why it was refused."""
     receipt_sha256 = _receipt_key(row)[2]
     with spool.journal.transaction() as db:
         spool.journal.set_state(db, row.id, "sealed", receipt=None)
@@ -170,11 +204,13 @@ def _unconfirmed_receipt(spool: Spool, row: SegmentRow, report: ReconcileReport)
             path=row.path,
             digest=row.digest,
             receipt_sha256=receipt_sha256,
+            reason=why,
         )
     log.error(
-        "%s: the journal holds a receipt that no upload_receipt event records; the segment is "
-        "kept and will be uploaded again",
+        "%s: the journal holds a receipt start-up cannot trust (%s); the segment is kept and "
+        "will be uploaded again",
         row.path,
+        why,
     )
     report.receipts_unconfirmed.append(row.path)
 

@@ -33,8 +33,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from ..errors import QuotaExceeded, SegmentAbandoned, StorageError
 from ..evidence import format as fmt
 from ..evidence.keys import EvidencePublicKey
+from ..evidence.reader import scan_segment
 from ..evidence.recovery import seal_torn
 from ..evidence.writer import (
+    SEALED_SUFFIX,
     SealedSegment,
     SegmentInfo,
     SegmentWriter,
@@ -206,11 +208,19 @@ class Spool:
         full = isinstance(cause.__cause__, OSError) and cause.__cause__.errno in _FULL
         if full and self.release_ballast():
             log.warning("filesystem full: released the ballast to seal %s", part.name)
+        sealed_path = part.with_suffix(SEALED_SUFFIX)
         try:
-            cut = max(0, part.stat().st_size - durable)
-            if cut:
-                os.truncate(part, durable)
-            recovered = seal_torn(part, self._device_key, fsync=self._fsync)
+            if not part.exists() and sealed_path.exists():
+                # the seal renamed it and then its directory fsync failed: the file, footer
+                # fsynced, is whole; committing it makes the rename durable as well
+                verdict, dropped = scan_segment(sealed_path, self._device_key.public_key()), 0
+            else:
+                cut = max(0, part.stat().st_size - durable)
+                if cut:
+                    os.truncate(part, durable)
+                recovered = seal_torn(part, self._device_key, fsync=self._fsync)
+                verdict, dropped = recovered.verdict, cut + recovered.bytes_dropped
+            sealed = SealedSegment.from_verdict(sealed_path, verdict)
         except (OSError, ValueError) as exc:
             log.error("%s: could not seal after failure (%s); left for the next start", part, exc)
             self.audit_quietly(
@@ -220,16 +230,15 @@ class Spool:
                 salvaged=False,
             )
             return None
-        sealed = SealedSegment.from_verdict(recovered.path, recovered.verdict)
         self.audit_quietly(
             "segment_abandoned",
             path=self.layout.relative(part),
             reason=str(cause),
             salvaged=True,
-            bytes_dropped=cut + recovered.bytes_dropped,
+            bytes_dropped=dropped,
         )
         try:
-            target = self.commit(sealed, torn=True, recovered=True)
+            target = self.commit(sealed, torn=verdict.status != "complete", recovered=True)
         except StorageError as exc:  # sealed and durable in spool/: adopted at the next start
             log.error("%s salvaged but not journalled (%s)", sealed.path, exc)
             self.ledger.add(sealed.path)

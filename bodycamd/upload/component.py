@@ -32,6 +32,7 @@ from .settings import UploadSettings, upload_settings
 
 if TYPE_CHECKING:
     import httpx
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from .worker import UploadWorker
 
@@ -222,6 +223,16 @@ class UploadComponent:
         if unsynced:
             log.warning("device clock is %.1f s off the ingest's", -offset)
         self.clock_unsynced.set(unsynced)
+
+
+def trusted_receipt_keys(config: Config) -> dict[str, Ed25519PublicKey]:
+    """The receipt keys of a valid `[upload]` section (start-up trusts a receipt left in the
+    journal by a crash only if it verifies with them); none without one."""
+    try:
+        settings = upload_settings(config)
+    except ConfigError:
+        return {}  # build_uploader logs why; no receipt is trusted meanwhile
+    return dict(settings.receipt_keys) if settings else {}
 
 
 def build_uploader(

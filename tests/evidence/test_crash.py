@@ -152,7 +152,7 @@ def test_garbage_after_the_last_checkpoint_is_the_torn_tail(
     recovered = seal_torn(part, keys.device)
     assert recovered.plaintext_kept == 300_000
     assert recovered.bytes_dropped == size - vouched
-    assert "unreadable after the last checkpoint" in recovered.tail
+    assert "unreadable after the last valid checkpoint" in recovered.tail
     assert recovered.verdict.sealed_torn and recovered.verdict.vouched_plaintext == 300_000
     data, verdict = read_segment(recovered.path, keys.evidence)
     assert len(data) == 300_000 and verdict.sealed_torn

@@ -32,10 +32,13 @@ class Card:
 
     def __init__(self) -> None:
         self.armed: int | Exception | None = None
+        self.skip = 0  # fsyncs that still succeed once armed
         self.failures = 0
 
     def fsync(self, fd: int) -> None:
-        if self.armed is not None:
+        if self.armed is not None and self.skip:
+            self.skip -= 1
+        elif self.armed is not None:
             failure, self.armed = self.armed, None
             self.failures += 1
             if isinstance(failure, int):
@@ -137,3 +140,28 @@ async def test_an_unexpected_error_stops_the_recording_not_the_capture(tmp_path:
     ]
     row = spool.journal.segments()[0]
     assert decode(decrypt(spool.layout.root / row.path, keys)[0]).video_pts, "first is sealed"
+
+
+async def test_a_failure_writing_the_pre_event_still_ends_the_recording(tmp_path: Path) -> None:
+    """The pre-event footage is written by the stop when no packet came first. If that
+    write fails with an error nobody expects, the recording still ends, sealed as far as it
+    went: it used to stay "recording", with the rest of the pre-event queued, and every later
+    stop failed the same way."""
+    card = Card()
+    spool, keys = make_spool(tmp_path / "state", fsync=card.fsync)
+    config = recorder_config(pre_event_seconds=3.0, durability_interval=0.5)
+    recorder = Recorder(storage_for(spool), config, PARAMS, clock=lambda: 0.0)
+    recorder.set_buffering(True)
+    for packet in THREE_SECONDS[:-1]:
+        await recorder.handle(packet)
+    recording = await recorder.start("123456", "button")
+    assert recording.backlog
+    card.armed = RuntimeError("a bug below the recorder")
+    card.skip = 2  # the first fsyncs succeed (the segment exists, footage in it); a later fails
+    with pytest.raises(RuntimeError, match="a bug below the recorder"):
+        await recorder.stop("button")
+    assert recorder.recording is None and recorder.last_stop_reason == "button"
+    await recorder.close()
+    (row,) = spool.journal.segments()
+    verdict = scan_segment(spool.layout.root / row.path, keys.device_public)
+    assert verdict.end_of_recording and verdict.data_records > 0

@@ -147,3 +147,38 @@ def test_an_unreadable_next_segment_gets_no_placeholder(tmp_path: Path) -> None:
     assert reconcile(again, keys.device).rolls_interrupted == []
     assert [row.segment_index for row in again.journal.segments()] == [0]
     assert again.journal.verify(keys.device_public).ok
+
+
+def test_a_seal_whose_directory_fsync_fails_is_kept_whole(
+    spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seal renamed `.part` to `.seg`, then fsyncing the directory failed (the one seam
+    here is the writer's directory fsync; a real EIO cannot be made on this filesystem).
+    The file is whole, its footer fsynced: it is journalled as it is, and the chain goes on
+    from its digest. The salvage used to look for the `.part`, find nothing, and report the
+    segment lost, so the next segment was chained to the one before."""
+    import errno
+
+    import bodycamd.evidence.writer as writer_module
+    from bodycamd.errors import SegmentAbandoned
+
+    segment = spool.open_segment(start(spool))
+    segment.write(DATA)
+    segment.checkpoint()
+
+    def failing(directory: Path) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(writer_module, "fsync_directory", failing)
+    with pytest.raises(SegmentAbandoned):
+        segment.seal(end_of_recording=False)
+    monkeypatch.undo()
+    salvaged = segment.salvaged
+    assert salvaged is not None and salvaged.path.exists()
+    (row,) = spool.journal.segments()
+    assert row.path == spool.layout.relative(salvaged.path) and not row.torn
+    verdict = scan_segment(salvaged.path)
+    assert verdict.status == "complete" and verdict.digest == salvaged.digest
+    assert verdict.plaintext_bytes == len(DATA)
+    abandoned = [e.fields for e in spool.journal.events() if e.kind == "segment_abandoned"]
+    assert abandoned[-1]["salvaged"] is True and abandoned[-1]["bytes_dropped"] == 0

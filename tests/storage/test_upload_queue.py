@@ -13,16 +13,28 @@ from pathlib import Path
 import pytest
 
 from bodycamd.errors import NotAwaitingUpload
-from bodycamd.receipt import ReceiptInvalid
+from bodycamd.receipt import ReceiptInvalid, receipt_key_id
 from bodycamd.storage import SegmentStart, Storage, reconcile
+from bodycamd.storage.reconcile import TrustedReceipts
 from bodycamd.storage.spool import Spool
 from bodycamd.storage.uploads import UploadJob, UploadQueue
 from tests.evidence.helpers import Keys
-from tests.storage.helpers import audit_kinds, make_spool, signed_receipt, storage_for
+from tests.storage.helpers import (
+    RECEIPT_KEY,
+    audit_kinds,
+    make_spool,
+    signed_receipt,
+    storage_for,
+)
 
 DATA = bytes(range(256)) * 2000
 NOW = 1_800_000_000 * 10**9
 URL = "https://ingest.example/files/abc"
+
+# what the daemon hands start-up from [upload] receipt_keys, and the device id the receipts name
+TRUSTED = TrustedReceipts(
+    {receipt_key_id(RECEIPT_KEY.public_key()): RECEIPT_KEY.public_key()}, "test-cam"
+)
 
 
 class PowerCut(Exception):
@@ -167,7 +179,7 @@ async def test_power_cut_between_receipt_and_unlink_finishes_at_the_next_start(
     storage = storage_for(spool)
     after_crash = await first(storage)
     assert after_crash.index == 1  # the receipted segment is never offered for upload again
-    report = reconcile(spool, keys.device)
+    report = reconcile(spool, keys.device, TRUSTED)
     assert report.deletions_finished == [spool.layout.relative(job.path)]
     assert not job.path.exists()
     row = spool.journal.segment(job.segment_id)
@@ -247,3 +259,35 @@ async def test_a_power_cut_before_the_rejection_commits_leaves_neither_state_nor
     assert row is not None and (row.state, row.last_error) == ("sealed", None)
     assert audit_kinds(spool) == kinds
     assert (await first(storage)).segment_id == job.segment_id  # offered again: sent once more
+
+
+async def test_a_forged_receipt_and_audit_row_delete_nothing(
+    rig: tuple[Spool, Keys, Storage], tmp_path: Path
+) -> None:
+    """Someone who can write journal.db adds both the receipt and an `upload_receipt` audit
+    row naming it (unsigned: `audit verify` would say so, but start-up does not run it).
+    The receipt itself must verify with the trusted receipt keys and cover the row, as it
+    did for the uploader: this one does not, so the file stays and is uploaded again."""
+    spool, keys, _ = rig
+    job = await first(storage_for(spool))
+    forged = '{"forged": true}'
+    with spool.journal.transaction() as db:
+        db.execute("UPDATE segments SET receipt = ? WHERE id = ?", (forged, job.segment_id))
+        fields = {
+            "path": spool.layout.relative(job.path),
+            "digest": job.digest,
+            "receipt_sha256": hashlib.sha256(forged.encode()).hexdigest(),
+        }
+        db.execute(
+            "INSERT INTO audit (time_ns, mono_ns, kind, fields, prev_hash, hash, signature) "
+            "VALUES (0, 0, 'upload_receipt', ?, x'00', x'00', x'00')",
+            (json.dumps(fields),),
+        )
+    spool.journal.close()
+
+    spool, _ = make_spool(tmp_path / "state", keys)
+    report = reconcile(spool, keys.device, TRUSTED)
+    assert report.deletions_finished == [] and job.path.exists()
+    assert report.receipts_unconfirmed == [spool.layout.relative(job.path)]
+    event = spool.journal.events()[-1]
+    assert event.kind == "receipt_unconfirmed" and "malformed" in str(event.fields["reason"])

@@ -86,6 +86,10 @@ class QuotaLedger:
         self._since_refresh = 0  # growth that the last free-space reading does not show yet
         self._tracked: tuple[Path, ...] = ()  # the journal's files: counted, never written here
         self._tracked_bytes = 0
+        # space available when footage was last refused: until more than that is free, the
+        # same write would be refused again, so the card is full for the recorder even a
+        # little above SEAL_MARGIN (the flag and the stop reason agree)
+        self._refused_at: int | None = None
         self._lock = threading.RLock()
 
     @property
@@ -138,6 +142,12 @@ class QuotaLedger:
 
     def figures(self) -> StorageFigures:
         available = self.available()
+        with self._lock:
+            # cleared once a batch more than then is free (an upload's deletion; not the
+            # few blocks a fresh statvfs reading finds that the estimate had counted)
+            if self._refused_at is not None and available > self._refused_at + WRITE_BATCH:
+                self._refused_at = None
+            refused = self._refused_at is not None
         minutes = available * 8 / self.bitrate / 60
         return StorageFigures(
             used=self.used,
@@ -145,7 +155,7 @@ class QuotaLedger:
             available=available,
             minutes_left=minutes,
             low=minutes < self._low_minutes,
-            full=available <= SEAL_MARGIN,
+            full=available <= SEAL_MARGIN or refused,
         )
 
     def check_start(self) -> None:
@@ -165,6 +175,8 @@ class QuotaLedger:
         with self._lock:
             growth = self._estimate(new_size) - self._open.get(path, 0)
             refuse = growth > 0 and self.available() - growth < SEAL_MARGIN
+            if refuse:
+                self._refused_at = self.available()
         if refuse:
             raise QuotaExceeded(
                 f"{path.name}: storage full: {self.used // 2**20} MiB used of "

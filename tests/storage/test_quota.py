@@ -125,3 +125,29 @@ def test_sealing_adds_no_more_than_the_writer_says(tmp_path: Path, pending: int)
     sealed = segment.seal(end_of_recording=True)
     assert 0 < sealed.size - before <= bytes_to_seal(pending)
     assert bytes_to_seal(pending) - (sealed.size - before) <= 2 * fmt.MAX_RECORD + 2 * fmt.ALIGN
+
+
+def test_a_refused_write_leaves_the_card_full_until_space_is_freed(tmp_path: Path) -> None:
+    """The recorder stops as storage_full when a write would eat the seal margin, which can
+    happen with a little more than the margin free; the health flag said only storage_low
+    then (and the amber LED showed the wrong pattern). Full now means "the write that was
+    refused would be refused again", until a batch more than then is free."""
+    from bodycamd.storage.quota import SEAL_MARGIN, WRITE_BATCH, allocated
+
+    spool, _ = make_spool(tmp_path / "state", quota="3MiB")
+    ledger = spool.ledger
+    earlier = spool.layout.ready / "earlier.seg"  # footage that an upload will free
+    earlier.write_bytes(b"\0" * (1 << 20))
+    ledger.reconcile([*spool.layout.segment_files(), earlier])
+    available = ledger.available()
+    assert available > SEAL_MARGIN + WRITE_BATCH and not ledger.figures().full
+    part = spool.layout.spool / "open.part"
+    with pytest.raises(QuotaExceeded):
+        ledger.check(part, available - SEAL_MARGIN + WRITE_BATCH // 2)
+    assert ledger.available() > SEAL_MARGIN and ledger.figures().full
+    ledger.refresh()  # a fresh reading of the same space changes nothing
+    assert ledger.figures().full
+    size = allocated(earlier)
+    earlier.unlink()
+    ledger.release(size)
+    assert not ledger.figures().full

@@ -288,10 +288,11 @@ class Device:
     async def marker(self, note: str, caller: Caller) -> None:
         async with self._changing:  # decided and applied as one step
             recorder = self._capture.recorder
-            if recorder is None or recorder.recording is None:
+            cut = self._capture.resumes.pending  # during a camera fault: still theirs
+            if recorder is None or (recorder.recording is None and cut is None):
                 raise Refused("not_recording", "a marker needs a recording")
             self.markers.admit(note, storage_full="storage_full" in self._storage.health())
-            await recorder.marker(note, caller.audit_fields())
+            await recorder.marker(note, caller.audit_fields(), recording=cut)
             self.refresh("marker")
 
     async def set_docked(self, docked: bool, caller: Caller) -> None:

@@ -110,6 +110,8 @@ async def test_the_cut_recording_is_still_the_officers_and_resumes_for_them(
         await r.device.login(NEXT_OFFICER, CONTROL)
     assert login.value.code == "already_logged_in"
     assert await r.device.record_start(CONTROL) == cut  # already recording: nothing to do
+    await r.device.marker("shots fired", CONTROL)  # a marker belongs to the cut recording
+    assert r.events("marker")[-1]["recording"] == cut
     await r.reconnect()
     resumed = r.recorder.recording
     assert resumed is not None and resumed.officer == OFFICER

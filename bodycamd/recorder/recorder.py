@@ -167,8 +167,16 @@ class Recorder:
         while recording.backlog and self.recording is recording:
             await self._record(recording.backlog.popleft())
 
-    async def marker(self, note: str, requested_by: dict[str, Any] | None = None) -> None:
-        recording = self.recording
+    async def marker(
+        self,
+        note: str,
+        requested_by: dict[str, Any] | None = None,
+        *,
+        recording: Recording | None = None,
+    ) -> None:
+        """Audit a marker on the running recording, or on `recording` (one a camera fault
+        cut, to the officer still theirs: resume.py)."""
+        recording = self.recording or recording
         await self._storage.audit(
             "marker",
             note=note,

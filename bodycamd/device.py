@@ -262,8 +262,10 @@ class Device:
                     raise Refused("not_recording", "not recording")
                 self.refresh("record_stop")
                 return RESUME_CANCELLED
-            await recorder.stop(caller.source, caller.audit_fields())
-            self.refresh("record_stop")
+            try:
+                await recorder.stop(caller.source, caller.audit_fields())
+            finally:  # a stop that failed part-way still ended the recording: show it
+                self.refresh("record_stop")
             return None
 
     async def resume_after_camera_fault(self) -> None:

@@ -47,6 +47,7 @@ class ReconcileReport:
     deletions_finished: list[str] = field(default_factory=list)
     rolls_interrupted: list[str] = field(default_factory=list)  # placeholders written
     receipts_unconfirmed: list[str] = field(default_factory=list)  # rows put back for upload
+    receipts_unverifiable: list[str] = field(default_factory=list)  # left: no trusted key
 
     def summary(self) -> str:
         parts = [f"{len(v)} {k.replace('_', ' ')}" for k, v in self.__dict__.items() if v]
@@ -142,6 +143,11 @@ def reconcile(
             # the receipt was checked and committed before the crash: finish the deletion
             spool.delete_local(row, finished_after_restart=True)
             report.deletions_finished.append(row.path)
+        elif row.receipt is not None and not _key_known(row.receipt, trusted):
+            # no key to judge it by (no valid [upload] now, or its key was taken out of
+            # receipt_keys): nothing deleted and nothing undone until a start that has one
+            log.warning("%s: its receipt's key is not among the trusted ones; kept", row.path)
+            report.receipts_unverifiable.append(row.path)
         elif distrust is not None:
             _unconfirmed_receipt(spool, row, report, distrust)
         elif not exists:
@@ -191,13 +197,25 @@ def _distrust(
     return None
 
 
+def _key_known(receipt: str, trusted: TrustedReceipts) -> bool:
+    """Whether the receipt names a key start-up trusts; a receipt too malformed to name one
+    is judged (and refused) like any other bad receipt."""
+    try:
+        key_id = json.loads(receipt)["receipt"]["key_id"]
+    except (ValueError, KeyError, TypeError):
+        return True
+    return isinstance(key_id, str) and key_id in trusted.keys
+
+
 def _unconfirmed_receipt(spool: Spool, row: SegmentRow, report: ReconcileReport, why: str) -> None:
     """A receipt start-up cannot trust (`why`): nothing is deleted. The row goes back to
     "sealed" without it, so the segment is uploaded again and deleted only on a receipt the
     uploader checks itself; the event records what the column held and why it was refused."""
     receipt_sha256 = _receipt_key(row)[2]
     with spool.journal.transaction() as db:
-        spool.journal.set_state(db, row.id, "sealed", receipt=None)
+        spool.journal.set_state(
+            db, row.id, "sealed", receipt=None, upload_url=None, upload_offset=0, next_attempt_ns=0
+        )
         spool.journal.audit_in(
             db,
             "receipt_unconfirmed",

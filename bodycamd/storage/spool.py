@@ -239,7 +239,7 @@ class Spool:
         )
         try:
             target = self.commit(sealed, torn=verdict.status != "complete", recovered=True)
-        except StorageError as exc:  # sealed and durable in spool/: adopted at the next start
+        except (StorageError, OSError) as exc:  # sealed, durable in spool/: adopted at start
             log.error("%s salvaged but not journalled (%s)", sealed.path, exc)
             self.ledger.add(sealed.path)
             return sealed

@@ -209,6 +209,7 @@ async def test_a_receipt_written_into_the_journal_by_hand_deletes_nothing(
     assert job.path.exists()
     row = spool.journal.segment(job.segment_id)
     assert row is not None and row.state == "sealed" and row.receipt is None
+    assert (row.upload_url, row.upload_offset) == (None, 0)  # uploaded again from the start
     event = spool.journal.events()[-1]
     assert event.kind == "receipt_unconfirmed" and event.fields["path"] == row.path
     assert spool.journal.verify(keys.device_public).ok
@@ -291,3 +292,37 @@ async def test_a_forged_receipt_and_audit_row_delete_nothing(
     assert report.receipts_unconfirmed == [spool.layout.relative(job.path)]
     event = spool.journal.events()[-1]
     assert event.kind == "receipt_unconfirmed" and "malformed" in str(event.fields["reason"])
+
+
+async def test_a_receipt_no_configured_key_can_judge_is_left_until_one_can(
+    rig: tuple[Spool, Keys, Storage], tmp_path: Path
+) -> None:
+    """An honest power cut between the receipt's commit and the unlink, then a start without
+    the key that signed it (a broken [upload] section, or the key taken out of
+    receipt_keys): nothing is deleted and nothing undone; the next start that has the key
+    finishes the deletion."""
+    spool, keys, _ = rig
+
+    def cut(point: str) -> None:
+        if point == "receipt_committed":
+            raise PowerCut(point)
+
+    storage = storage_for(spool, crash_point=cut)
+    job = await first(storage)
+    with pytest.raises(PowerCut):
+        await storage.confirm_and_delete(job, *signed_receipt(job.digest, job.size))
+    spool.journal.close()
+
+    spool, _ = make_spool(tmp_path / "state", keys)
+    report = reconcile(spool, keys.device, TrustedReceipts({}, "test-cam"))
+    assert report.receipts_unverifiable == [spool.layout.relative(job.path)]
+    assert report.deletions_finished == [] and report.receipts_unconfirmed == []
+    row = spool.journal.segment(job.segment_id)
+    assert row is not None and row.receipt is not None and job.path.exists()
+    spool.journal.close()
+
+    spool, _ = make_spool(tmp_path / "state", keys)
+    assert reconcile(spool, keys.device, TRUSTED).deletions_finished == [
+        spool.layout.relative(job.path)
+    ]
+    assert not job.path.exists()

@@ -324,3 +324,10 @@ class Journal:
             (state, *columns.values(), segment_id),
         )
         self._segments_touched = True
+
+    def requeue(self, db: sqlite3.Connection, segment_id: int, **columns: Any) -> None:
+        """Back to "sealed", to be uploaded from the start and now: no upload URL (the
+        server's copy is gone or not trusted), offset 0, no wait; `columns` add to it."""
+        self.set_state(
+            db, segment_id, "sealed", upload_url=None, upload_offset=0, next_attempt_ns=0, **columns
+        )

@@ -190,9 +190,7 @@ class SpoolUploadQueue:
                     "(see bodycamctl uploads)",
                 )
             with spool.journal.transaction() as db:
-                spool.journal.set_state(
-                    db, row.id, "sealed", upload_url=None, upload_offset=0, next_attempt_ns=0
-                )
+                spool.journal.requeue(db, row.id)
                 spool.journal.audit_in(
                     db,
                     "upload_retry_requested",

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -138,18 +138,16 @@ def reconcile(
     committed = _committed_receipts(spool)
     for row in journal.segments("sealed", "uploading", "uploaded", "rejected"):
         exists = (layout.root / row.path).exists()
-        distrust = None if row.receipt is None else _distrust(row, committed, trusted)
-        if row.receipt is not None and distrust is None:
-            # the receipt was checked and committed before the crash: finish the deletion
-            spool.delete_local(row, finished_after_restart=True)
-            report.deletions_finished.append(row.path)
-        elif row.receipt is not None and not _key_known(row.receipt, trusted):
-            # no key to judge it by (no valid [upload] now, or its key was taken out of
-            # receipt_keys): nothing deleted and nothing undone until a start that has one
-            log.warning("%s: its receipt's key is not among the trusted ones; kept", row.path)
-            report.receipts_unverifiable.append(row.path)
-        elif distrust is not None:
-            _unconfirmed_receipt(spool, row, report, distrust)
+        if row.receipt is not None:
+            judgement, why = _judge_receipt(row, committed, trusted)
+            if judgement == "trusted":  # checked and committed before the crash: finish
+                spool.delete_local(row, finished_after_restart=True)
+                report.deletions_finished.append(row.path)
+            elif judgement == "no_key":  # nothing deleted, nothing undone until a key is
+                log.warning("%s: receipt kept as it is: %s", row.path, why)
+                report.receipts_unverifiable.append(row.path)
+            else:
+                _unconfirmed_receipt(spool, row, report, why)
         elif not exists:
             with journal.transaction() as db:
                 journal.set_state(db, row.id, "missing")
@@ -180,31 +178,33 @@ def _committed_receipts(spool: Spool) -> set[tuple[str, str, str]]:
     )
 
 
-def _distrust(
+ReceiptJudgement = Literal["trusted", "no_key", "refused"]
+
+
+def _judge_receipt(
     row: SegmentRow, committed: set[tuple[str, str, str]], trusted: TrustedReceipts
-) -> str | None:
-    """Why the receipt in `row` must not delete its file, or None. The journal's columns
-    are not signed, and a forged audit row is not checked here either (its signature is
-    `audit verify`'s business), so the receipt itself must verify against the trusted
-    receipt keys and cover the row, as it did when the uploader committed it."""
+) -> tuple[ReceiptJudgement, str]:
+    """Whether the receipt in `row` may finish its deletion, and why not. The journal's
+    columns are not signed, and a forged audit row is not checked here either (its
+    signature is `audit verify`'s business), so the receipt itself must verify against the
+    trusted receipt keys and cover the row, as it did when the uploader committed it.
+    "no_key": it names a key not configured now (no valid [upload], or the key taken out of
+    receipt_keys), so it can be judged neither way; one too malformed to name a key is
+    judged, and refused, like any other bad receipt."""
+    try:
+        key_id = json.loads(row.receipt or "")["receipt"]["key_id"]
+    except (ValueError, KeyError, TypeError):
+        key_id = None
+    if isinstance(key_id, str) and key_id not in trusted.keys:
+        return "no_key", f"its key {key_id[:64]!r} is not among the trusted receipt keys"
     if _receipt_key(row) not in committed:
-        return "no upload_receipt event records it"
+        return "refused", "no upload_receipt event records it"
     try:
         receipt = parse_receipt((row.receipt or "").encode(), trusted.keys)
         check_covers(receipt, digest=row.digest, size=row.size, device_id=trusted.device_id)
     except ReceiptInvalid as exc:
-        return str(exc)
-    return None
-
-
-def _key_known(receipt: str, trusted: TrustedReceipts) -> bool:
-    """Whether the receipt names a key start-up trusts; a receipt too malformed to name one
-    is judged (and refused) like any other bad receipt."""
-    try:
-        key_id = json.loads(receipt)["receipt"]["key_id"]
-    except (ValueError, KeyError, TypeError):
-        return True
-    return isinstance(key_id, str) and key_id in trusted.keys
+        return "refused", str(exc)
+    return "trusted", ""
 
 
 def _unconfirmed_receipt(spool: Spool, row: SegmentRow, report: ReconcileReport, why: str) -> None:
@@ -213,9 +213,7 @@ def _unconfirmed_receipt(spool: Spool, row: SegmentRow, report: ReconcileReport,
     uploader checks itself; the event records what the column held and why it was refused."""
     receipt_sha256 = _receipt_key(row)[2]
     with spool.journal.transaction() as db:
-        spool.journal.set_state(
-            db, row.id, "sealed", receipt=None, upload_url=None, upload_offset=0, next_attempt_ns=0
-        )
+        spool.journal.requeue(db, row.id, receipt=None)
         spool.journal.audit_in(
             db,
             "receipt_unconfirmed",

@@ -159,10 +159,9 @@ async def test_a_receipt_that_does_not_cover_the_segment_deletes_nothing(
     assert await first(storage) == job  # still queued, unchanged
 
 
-async def test_power_cut_between_receipt_and_unlink_finishes_at_the_next_start(
-    rig: tuple[Spool, Keys, Storage], tmp_path: Path
-) -> None:
-    spool, keys, _ = rig
+async def power_cut_after_the_receipt_commit(spool: Spool) -> UploadJob:
+    """The first queued segment's receipt is committed, then the power goes before the
+    unlink (crash point "receipt_committed"); the journal is closed as the cut leaves it."""
 
     def cut(point: str) -> None:
         if point == "receipt_committed":
@@ -174,6 +173,14 @@ async def test_power_cut_between_receipt_and_unlink_finishes_at_the_next_start(
         await storage.confirm_and_delete(job, *signed_receipt(job.digest, job.size))
     assert job.path.exists()  # the receipt is committed, the file not yet unlinked
     spool.journal.close()
+    return job
+
+
+async def test_power_cut_between_receipt_and_unlink_finishes_at_the_next_start(
+    rig: tuple[Spool, Keys, Storage], tmp_path: Path
+) -> None:
+    spool, keys, _ = rig
+    job = await power_cut_after_the_receipt_commit(spool)
 
     spool, _ = make_spool(tmp_path / "state", keys)
     storage = storage_for(spool)
@@ -302,16 +309,7 @@ async def test_a_receipt_no_configured_key_can_judge_is_left_until_one_can(
     receipt_keys): nothing is deleted and nothing undone; the next start that has the key
     finishes the deletion."""
     spool, keys, _ = rig
-
-    def cut(point: str) -> None:
-        if point == "receipt_committed":
-            raise PowerCut(point)
-
-    storage = storage_for(spool, crash_point=cut)
-    job = await first(storage)
-    with pytest.raises(PowerCut):
-        await storage.confirm_and_delete(job, *signed_receipt(job.digest, job.size))
-    spool.journal.close()
+    job = await power_cut_after_the_receipt_commit(spool)
 
     spool, _ = make_spool(tmp_path / "state", keys)
     report = reconcile(spool, keys.device, TrustedReceipts({}, "test-cam"))
